@@ -1,0 +1,204 @@
+"""Samples as the service sees them, and the validation every source goes through.
+
+Bad input never reaches the learner: each source (gRPC, Kafka JSON, Kafka protobuf) turns its
+records into `Sample`s with `make_sample` (or `sample_from_proto`), which raises `InvalidSample`
+with a bounded `reason` code and a message that says what to fix.
+
+>>> make_sample(features={"x": 1.0}, label="spam", task="classification", max_features=10)
+Sample(features={'x': 1.0}, dense=None, label='spam')
+
+>>> make_sample(features={"x": float("nan")}, label=1, task="classification", max_features=10)
+Traceback (most recent call last):
+...
+lifelong.samples.InvalidSample: non_finite: feature 'x' is nan; send finite numbers only
+
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Literal
+
+import numpy as np
+from lifelong.v1 import lifelong_pb2
+
+Task = Literal["classification", "regression"]
+TASKS: tuple[Task, ...] = ("classification", "regression")
+
+# The bounded reason codes: a metric label and the dead-letter header `lifelong-error-reason`.
+REASONS = (
+    "undecodable",
+    "invalid_schema",
+    "empty_features",
+    "non_finite",
+    "wrong_label_type",
+    "too_many_features",
+    "dense_size_mismatch",
+    "oversized",
+)
+
+Label = str | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One labelled example: named `features` (river's convention) or a float32 `dense` vector
+    in the order of the model's feature names; exactly one of them is set."""
+
+    features: dict[str, float] | None
+    dense: np.ndarray | None
+    label: Label
+
+
+class InvalidSample(ValueError):
+    """A record or request that can never be learned or predicted as sent.
+
+    >>> e = InvalidSample("empty_features", "the sample has no features")
+    >>> e.reason, str(e)
+    ('empty_features', 'empty_features: the sample has no features')
+
+    """
+
+    def __init__(self, reason: str, message: str):
+        if reason not in REASONS:
+            raise ValueError(f"unknown reason code {reason!r}")
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+def validate_features(
+    features: Mapping[str, object] | None,
+    dense: Sequence[float] | np.ndarray | None,
+    *,
+    max_features: int,
+) -> tuple[dict[str, float] | None, np.ndarray | None]:
+    """Check an input given by name or densely (not both); return it as the learner takes it.
+
+    >>> validate_features(None, [1, 2], max_features=2)
+    (None, array([1., 2.], dtype=float32))
+    >>> validate_features({"a": 1, "b": 2}, None, max_features=1)
+    Traceback (most recent call last):
+    ...
+    lifelong.samples.InvalidSample: too_many_features: 2 features, more than max_features=1; \
+send fewer features or raise the server's max_features
+
+    """
+    has_named, has_dense = bool(features), dense is not None and len(dense) > 0
+    if has_named and has_dense:
+        raise InvalidSample(
+            "invalid_schema", "features are given both by name and densely; send one of them"
+        )
+    if not has_named and not has_dense:
+        raise InvalidSample(
+            "empty_features", "no features given; send named features or a dense vector"
+        )
+    n = len(features) if has_named else len(dense)
+    if n > max_features:
+        raise InvalidSample(
+            "too_many_features",
+            f"{n} features, more than max_features={max_features}; "
+            "send fewer features or raise the server's max_features",
+        )
+    if has_dense:
+        return None, dense_vector(dense)
+    named = {}
+    for name, value in features.items():
+        if not isinstance(name, str):
+            raise InvalidSample("invalid_schema", f"feature name {name!r} is not a string")
+        # bool is an int to Python but a mistake in a feature vector.
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise InvalidSample(
+                "invalid_schema", f"feature {name!r} is {value!r}; feature values are numbers"
+            )
+        value = float(value)
+        if not math.isfinite(value):
+            raise InvalidSample(
+                "non_finite", f"feature {name!r} is {value}; send finite numbers only"
+            )
+        named[name] = value
+    return named, None
+
+
+def dense_vector(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """`values` as a float32 vector, rejecting NaN, infinities and numbers beyond float32."""
+    try:
+        with np.errstate(over="ignore"):
+            vector = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise InvalidSample("invalid_schema", f"dense features must be numbers ({e})") from None
+    if vector.ndim != 1:
+        raise InvalidSample("invalid_schema", "dense features must be a flat list of numbers")
+    if not np.isfinite(vector).all():
+        i = int(np.flatnonzero(~np.isfinite(vector))[0])
+        raise InvalidSample(
+            "non_finite",
+            f"dense[{i}] is {values[i]}; send finite numbers within float32 range only",
+        )
+    return vector
+
+
+def validate_label(label: object, *, task: Task) -> Label:
+    """Check that `label` suits the task: text, integer or bool for classification, a finite
+    number for regression.
+
+    >>> validate_label(3, task="regression")
+    3.0
+    >>> validate_label(0.5, task="classification")
+    Traceback (most recent call last):
+    ...
+    lifelong.samples.InvalidSample: wrong_label_type: classification labels are text or integers, \
+got 0.5 (float)
+
+    """
+    if task == "classification":
+        if isinstance(label, str | Integral):  # bool is Integral
+            return label if isinstance(label, str | bool) else int(label)
+        raise InvalidSample(
+            "wrong_label_type",
+            f"classification labels are text or integers, got {label!r} ({type(label).__name__})",
+        )
+    if isinstance(label, bool) or not isinstance(label, Real):
+        raise InvalidSample(
+            "wrong_label_type",
+            f"regression labels are numbers, got {label!r} ({type(label).__name__})",
+        )
+    value = float(label)
+    if not math.isfinite(value):
+        raise InvalidSample("non_finite", f"label is {value}; send a finite number")
+    return value
+
+
+def make_sample(
+    *,
+    features: Mapping[str, object] | None = None,
+    dense: Sequence[float] | np.ndarray | None = None,
+    label: object,
+    task: Task,
+    max_features: int,
+) -> Sample:
+    """Validate one labelled example from any source."""
+    if label is None:
+        raise InvalidSample("invalid_schema", "the sample has no label")
+    named, vector = validate_features(features, dense, max_features=max_features)
+    return Sample(named, vector, validate_label(label, task=task))
+
+
+def label_from_proto(label: lifelong_pb2.Label) -> Label | None:
+    """The Python value of a `lifelong.v1.Label`; None when unset."""
+    kind = label.WhichOneof("value")
+    return None if kind is None else getattr(label, kind)
+
+
+def sample_from_proto(msg: lifelong_pb2.Sample, *, task: Task, max_features: int) -> Sample:
+    """Validate a `lifelong.v1.Sample` (a gRPC request or a protobuf Kafka record)."""
+    return make_sample(
+        features=msg.features.named,
+        dense=msg.features.dense,
+        label=label_from_proto(msg.label),
+        task=task,
+        max_features=max_features,
+    )
