@@ -1,0 +1,188 @@
+"""Prometheus metrics: every series of design.md's catalogue, in one registry per service.
+
+Counters and histograms are updated by the code that does the work (the host, the servicers, the
+Kafka loop) through children resolved once, here. The learner's plasticity statistics are read on
+scrape by `PlasticityCollector`, which copies `ModelHost.stats()` and does no maths of its own.
+
+>>> from prometheus_client import generate_latest
+>>> metrics = ServiceMetrics()
+>>> metrics.rejected("kafka", "non_finite").inc()
+>>> b'lifelong_samples_rejected_total{reason="non_finite",source="kafka"} 1.0' in generate_latest(
+...     metrics.registry)
+True
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from lifelong.samples import REASONS
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from lifelong.host import ModelHost
+
+SOURCES = ("kafka", "grpc", "demo")
+RPCS = ("predict", "predict_batch", "predict_stream")
+
+# Predictions take tens of microseconds to a few milliseconds; learning a sample about as long.
+PREDICT_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0)
+LEARN_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
+
+
+class ServiceMetrics:
+    """The service's metric objects, registered in their own `registry` (so tests and embedded
+    servers can run several side by side).
+
+    Hot paths use the pre-resolved children: `learned(source)`, `rejected(source, reason)`,
+    `predictions[rpc]`, `predict_latency[rpc]`.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        samples_learned = Counter(
+            "lifelong_samples_learned", "Samples learned.", ["source"], registry=r
+        )
+        samples_rejected = Counter(
+            "lifelong_samples_rejected",
+            "Invalid samples (Kafka: sent to the dead-letter topic).",
+            ["source", "reason"],
+            registry=r,
+        )
+        predictions = Counter("lifelong_predictions", "Rows predicted.", ["rpc"], registry=r)
+        predict_latency = Histogram(
+            "lifelong_predict_latency_seconds",
+            "Server time per prediction call.",
+            ["rpc"],
+            buckets=PREDICT_BUCKETS,
+            registry=r,
+        )
+        self.learn_latency = Histogram(
+            "lifelong_learn_latency_seconds",
+            "Learning time per sample (observed once per learned batch, its mean).",
+            buckets=LEARN_BUCKETS,
+            registry=r,
+        )
+        self.kafka_consumer_lag = Gauge(
+            "lifelong_kafka_consumer_lag",
+            "Messages behind the log end, per partition.",
+            ["partition"],
+            registry=r,
+        )
+        self.last_checkpoint_timestamp = Gauge(
+            "lifelong_last_checkpoint_timestamp_seconds",
+            "Unix time of the last checkpoint.",
+            registry=r,
+        )
+        self.checkpoints = Counter("lifelong_checkpoints", "Checkpoints written.", registry=r)
+
+        # Children created up front: the hot paths skip `.labels()`, and every series exists
+        # (at zero) from the first scrape, so rate() works before the first event.
+        self._learned = {s: samples_learned.labels(s) for s in SOURCES}
+        self._rejected = {
+            (s, reason): samples_rejected.labels(s, reason) for s in SOURCES for reason in REASONS
+        }
+        self.predictions = {rpc: predictions.labels(rpc) for rpc in RPCS}
+        self.predict_latency = {rpc: predict_latency.labels(rpc) for rpc in RPCS}
+
+    def learned(self, source: str) -> Counter:
+        """The `lifelong_samples_learned_total` child of `source`."""
+        return self._learned[source]
+
+    def rejected(self, source: str, reason: str) -> Counter:
+        """The `lifelong_samples_rejected_total` child of (`source`, `reason`)."""
+        return self._rejected[source, reason]
+
+    def set_consumer_lag(self, partition: int | str, lag: int) -> None:
+        self.kafka_consumer_lag.labels(str(partition)).set(lag)
+
+    def watch(self, host: ModelHost) -> None:
+        """Export `host`'s learner statistics and serving version on every scrape."""
+        self.registry.register(PlasticityCollector(host))
+
+
+class PlasticityCollector(Collector):
+    """The learner's plasticity statistics and the serving version, read on scrape."""
+
+    def __init__(self, host: ModelHost) -> None:
+        self.host = host
+
+    def describe(self) -> list[Metric]:
+        return []  # families depend on the task and the architecture; collected lazily
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.host.stats()
+        yield GaugeMetricFamily(
+            "lifelong_model_version",
+            "Samples learned by the serving snapshot.",
+            value=self.host.predictor.version,
+        )
+        if self.host.task == "classification":
+            yield GaugeMetricFamily(
+                "lifelong_prequential_accuracy_ratio",
+                "Prequential accuracy over a recent window (classification).",
+                value=stats.prequential_score,
+            )
+        else:
+            yield GaugeMetricFamily(
+                "lifelong_prequential_mae",
+                "Prequential mean absolute error over a recent window (regression).",
+                value=stats.prequential_score,
+            )
+        yield GaugeMetricFamily(
+            "lifelong_prequential_loss",
+            "Prequential log loss (classification) or squared error (regression), recent.",
+            value=stats.prequential_loss,
+        )
+        yield CounterMetricFamily(
+            "lifelong_drifts_detected", "Drift detector alarms.", value=stats.drifts_detected
+        )
+        yield GaugeMetricFamily(
+            "lifelong_gradient_norm",
+            "L2 norm of the last step's gradient over all parameters.",
+            value=stats.gradient_norm,
+        )
+
+        per_layer = {
+            "lifelong_dead_units_ratio": (
+                GaugeMetricFamily,
+                "Hidden units active on none of the last window's inputs.",
+                "dead_fraction",
+            ),
+            "lifelong_dormant_units_ratio": (
+                GaugeMetricFamily,
+                "Hidden units active on under 1% of the last window's inputs.",
+                "dormant_fraction",
+            ),
+            "lifelong_tau_dormant_units_ratio": (
+                GaugeMetricFamily,
+                "Tau-dormant hidden units (ReDo): normalised mean activation <= tau.",
+                "tau_dormant_fraction",
+            ),
+            "lifelong_effective_rank": (
+                GaugeMetricFamily,
+                "Effective rank of the layer's activations over the last window.",
+                "effective_rank",
+            ),
+            "lifelong_layer_width": (GaugeMetricFamily, "Hidden units.", "width"),
+            "lifelong_mean_abs_weight": (
+                GaugeMetricFamily,
+                "Mean absolute incoming weight of the layer.",
+                "mean_abs_weight",
+            ),
+            "lifelong_units_replaced": (
+                CounterMetricFamily,
+                "Units replaced by continual backprop since the start.",
+                "units_replaced",
+            ),
+        }
+        for name, (family, documentation, attribute) in per_layer.items():
+            metric = family(name, documentation, labels=["layer"])
+            for index, layer in enumerate(stats.layers):
+                metric.add_metric([str(index)], getattr(layer, attribute))
+            yield metric
