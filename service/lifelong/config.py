@@ -1,0 +1,341 @@
+"""`Settings`: every service setting with its default and doc, in one dataclass.
+
+Sources, strongest first: command-line flags, environment variables `LIFELONG_<NAME>`, a TOML file
+(`--config path` or `LIFELONG_CONFIG`), the defaults below. docs/configuration.md is generated from
+this module (`lifelong config --markdown`), and a test keeps it in step.
+
+>>> settings = load_settings(environ={"LIFELONG_TASK": "regression"}, flags={"grpc_workers": "4"})
+>>> settings.task, settings.grpc_workers, settings.kafka_topic
+('regression', 4, 'lifelong.samples')
+>>> load_settings(environ={"LIFELONG_TASK": "ranking"})
+Traceback (most recent call last):
+...
+lifelong.config.ConfigError: task: 'ranking' is not one of classification, regression
+
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lifelong.samples import TASKS
+
+ENV_PREFIX = "LIFELONG_"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it and says why."""
+
+
+def doc(help: str, *, choices: tuple = (), minimum: float | None = None) -> dict[str, Any]:
+    """A setting's metadata: its documentation and the checks `Settings` applies."""
+    return {"help": help, "choices": choices, "minimum": minimum}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of a `lifelong serve` process."""
+
+    # -- the model
+    task: str = field(
+        default="classification",
+        metadata=doc("What the model learns: class labels or numbers.", choices=TASKS),
+    )
+    learner: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=doc(
+            "Learner hyper-parameters overriding `LearnerConfig`'s defaults (see below): a "
+            '`[learner]` table in TOML, JSON in the environment and flags (`{"hidden": [64]}`).',
+        ),
+    )
+    # -- gRPC
+    grpc_address: str = field(
+        default="[::]:50051", metadata=doc("Address the gRPC server listens on.")
+    )
+    grpc_workers: int = field(default=8, metadata=doc("Threads serving gRPC calls.", minimum=1))
+    max_request_bytes: int = field(
+        default=4 * 1024 * 1024,
+        metadata=doc(
+            "Largest gRPC request (larger ones fail with RESOURCE_EXHAUSTED) and Kafka record "
+            "(larger ones go to the dead-letter topic as `oversized`).",
+            minimum=1024,
+        ),
+    )
+    max_features: int = field(
+        default=10_000,
+        metadata=doc(
+            "Most features one sample or prediction input may carry (`too_many_features` beyond).",
+            minimum=1,
+        ),
+    )
+    # -- serving snapshot
+    refresh_every_samples: int = field(
+        default=100,
+        metadata=doc(
+            "Publish a new serving snapshot after this many learned samples...",
+            minimum=1,
+        ),
+    )
+    refresh_every_seconds: float = field(
+        default=1.0,
+        metadata=doc(
+            "...or when learned samples have waited this long, whichever comes first.", minimum=0
+        ),
+    )
+    # -- metrics
+    metrics_port: int = field(
+        default=9100,
+        metadata=doc("Port of the Prometheus endpoint `/metrics`; 0 turns it off.", minimum=0),
+    )
+    # -- checkpoints
+    checkpoint_dir: Path | None = field(
+        default=None,
+        metadata=doc(
+            "Directory of checkpoint files (learner state and Kafka offsets); the newest valid one "
+            "is loaded at start. None keeps nothing: each start is a fresh model. Kafka needs it.",
+        ),
+    )
+    checkpoint_every_samples: int = field(
+        default=10_000,
+        metadata=doc("Write a checkpoint after this many learned samples...", minimum=1),
+    )
+    checkpoint_every_seconds: float = field(
+        default=60.0,
+        metadata=doc(
+            "...or this many seconds, whichever comes first (and at shutdown).", minimum=0
+        ),
+    )
+    checkpoint_keep: int = field(
+        default=3, metadata=doc("Checkpoint files kept; older ones are deleted.", minimum=1)
+    )
+    # -- Kafka
+    kafka_bootstrap: str | None = field(
+        default=None,
+        metadata=doc("Kafka bootstrap servers (`host:port,...`). None: learn over gRPC only."),
+    )
+    kafka_topic: str = field(default="lifelong.samples", metadata=doc("Topic of labelled samples."))
+    kafka_group: str = field(
+        default="lifelong", metadata=doc("Consumer group (offsets are committed for lag only).")
+    )
+    dead_letter_topic: str | None = field(
+        default=None, metadata=doc("Topic invalid records go to. None: `<kafka_topic>.dlq`.")
+    )
+    value_format: str = field(
+        default="json",
+        metadata=doc(
+            "Encoding of record values; a record's `content-type` header overrides it "
+            "(`application/json`, `application/x-protobuf`).",
+            choices=("json", "protobuf"),
+        ),
+    )
+    kafka_poll_max_records: int = field(
+        default=500,
+        metadata=doc("Most records per poll, learned as one batch under the lock.", minimum=1),
+    )
+    # -- demo
+    demo: bool = field(
+        default=False,
+        metadata=doc(
+            "Learn an embedded concept-drifting synthetic stream (no broker needed): a first run.",
+        ),
+    )
+    demo_rate: float = field(
+        default=200.0, metadata=doc("Samples per second the demo stream learns.", minimum=0)
+    )
+    # -- logs
+    log_level: str = field(
+        default="INFO",
+        metadata=doc("Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
+    )
+    log_format: str = field(
+        default="text",
+        metadata=doc(
+            "`text` for people, `json` for one JSON object per line.", choices=("text", "json")
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            choices, minimum = f.metadata["choices"], f.metadata["minimum"]
+            if choices and value not in choices:
+                raise ConfigError(
+                    f"{f.name}: {value!r} is not one of {', '.join(map(str, choices))}"
+                )
+            if minimum is not None and not (value >= minimum and math.isfinite(value)):
+                raise ConfigError(f"{f.name}: {value!r} is below the minimum {minimum}")
+        if self.kafka_bootstrap and self.checkpoint_dir is None:
+            raise ConfigError(
+                "kafka_bootstrap is set but checkpoint_dir is not: set a checkpoint directory so "
+                "a restart resumes where the model stopped, learning each record once"
+            )
+        if self.kafka_bootstrap and self.demo:
+            raise ConfigError("demo and kafka_bootstrap exclude each other: pick one stream")
+
+    @property
+    def dead_letter(self) -> str:
+        """The dead-letter topic, default applied."""
+        return self.dead_letter_topic or f"{self.kafka_topic}.dlq"
+
+    def learner_config(self):
+        """A `LearnerConfig` with this file's `learner` overrides."""
+        from lifelong.model import LearnerConfig
+
+        known = {f.name: f for f in dataclasses.fields(LearnerConfig)}
+        unknown = sorted(set(self.learner) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"learner: unknown hyper-parameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(known)}"
+            )
+        # TOML and JSON have lists where LearnerConfig has tuples (e.g. hidden sizes).
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.learner.items()}
+        try:
+            return LearnerConfig(**values)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"learner: {e}") from None
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+TYPES = typing.get_type_hints(Settings)
+
+
+def _base_type(name: str) -> tuple[type, bool]:
+    """The type of setting `name` without `| None`, and whether None is allowed."""
+    hint = TYPES[name]
+    if isinstance(hint, types.UnionType):
+        (base,) = (a for a in typing.get_args(hint) if a is not type(None))
+        return base, True
+    return typing.get_origin(hint) or hint, False
+
+
+def parse_text(name: str, text: str) -> Any:
+    """A setting's value from text (an environment variable or a flag)."""
+    base, optional = _base_type(name)
+    if optional and text.strip().lower() in ("", "none", "null"):
+        return None
+    try:
+        if base is bool:
+            lowered = text.strip().lower()
+            if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(f"{text!r} is not a boolean (true/false)")
+            return lowered in ("1", "true", "yes", "on")
+        if base is dict:
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError("expected a JSON object")
+            return value
+        return base(text)
+    except ValueError as e:
+        raise ConfigError(f"{name}: cannot read {text!r}: {e}") from None
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check a TOML value's type; widen ints to floats and strings to paths."""
+    base, optional = _base_type(name)
+    if value is None and optional:
+        return None
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is Path and isinstance(value, str):
+        return Path(value)
+    if not isinstance(value, base) or (base is int and isinstance(value, bool)):
+        raise ConfigError(f"{name}: expected {base.__name__}, got {value!r}")
+    return value
+
+
+def load_settings(
+    *,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | str | None = None,
+) -> Settings:
+    """Settings from flags (text or typed values; None means not given), the environment, a TOML
+    file and the defaults, strongest first."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        try:
+            with open(config_file, "rb") as file:
+                table = tomllib.load(file)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"config file {config_file}: {e}") from None
+        unknown = sorted(set(table) - set(FIELDS))
+        if unknown:
+            raise ConfigError(f"config file {config_file}: unknown setting(s) {', '.join(unknown)}")
+        values.update({k: _coerce(k, v) for k, v in table.items()})
+    for name in FIELDS:
+        text = environ.get(ENV_PREFIX + name.upper())
+        if text is not None:
+            values[name] = parse_text(name, text)
+    for name, value in (flags or {}).items():
+        if name not in FIELDS:
+            raise ConfigError(f"unknown setting {name}")
+        if value is not None:
+            values[name] = parse_text(name, value) if isinstance(value, str) else value
+    return Settings(**values)
+
+
+def to_toml(settings: Settings) -> str:
+    """`settings` as a TOML file `load_settings` reads back (None settings commented out)."""
+    lines, tables = [], []
+    for name in FIELDS:
+        value = getattr(settings, name)
+        if isinstance(value, dict):
+            tables.append(f"\n[{name}]")
+            tables += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
+        elif value is None:
+            lines.append(f"# {name} =")
+        else:
+            lines.append(f"{name} = {_toml_value(value)}")
+    return "\n".join(lines + tables) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)  # JSON strings and numbers are valid TOML
+
+
+def markdown() -> str:
+    """docs/configuration.md."""
+    out = [
+        "# Configuration",
+        "",
+        "<!-- Generated by `lifelong config --markdown` from service/lifelong/config.py; "
+        "do not edit. -->",
+        "",
+        "Every setting has a default. Sources, strongest first: command-line flags "
+        "(`lifelong serve --grpc-workers 4`), environment variables (`LIFELONG_GRPC_WORKERS=4`), "
+        "a TOML file (`lifelong serve --config lifelong.toml`, or `LIFELONG_CONFIG`), defaults. "
+        "`lifelong config` prints the effective settings as TOML.",
+        "",
+        "| setting | environment | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    defaults = Settings()
+    for name, f in FIELDS.items():
+        help = f.metadata["help"]
+        if f.metadata["choices"]:
+            help += " One of " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."
+        default = getattr(defaults, name)
+        shown = "none" if default is None else f"`{_toml_value(default)}`"
+        if isinstance(default, dict):
+            shown = "`{}`"
+        out.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {shown} | {help} |")
+    return "\n".join(out) + "\n"
