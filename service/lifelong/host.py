@@ -27,7 +27,7 @@ from typing import Any
 
 from lifelong.checkpoint import CheckpointStore
 from lifelong.metrics import ServiceMetrics
-from lifelong.samples import InvalidSample, Sample, Task
+from lifelong.samples import InvalidSample, Sample, Task, dense_size_mismatch
 from river import base
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class ModelHost:
                     elif len(sample.dense) == len(learner.feature_names):
                         learner.learn_dense(sample.dense, sample.label)
                     else:
-                        error = dense_size_mismatch(sample, learner.feature_names)
+                        error = dense_size_mismatch(len(sample.dense), len(learner.feature_names))
                         rejected.append((sample, error))
                         continue
                     learned += 1
@@ -206,11 +206,3 @@ class ModelHost:
         self.metrics.last_checkpoint_timestamp.set(timestamp)
         log.info("checkpoint %s: %d samples learned, offsets %s", path, samples_learned, offsets)
         return CheckpointInfo(path, samples_learned, offsets, timestamp)
-
-
-def dense_size_mismatch(sample: Sample, feature_names: Sequence[str]) -> InvalidSample:
-    return InvalidSample(
-        "dense_size_mismatch",
-        f"dense has {len(sample.dense)} values but the model has {len(feature_names)} features "
-        "(ModelInfo.feature_names); send exactly that many, or named features to add new ones",
-    )

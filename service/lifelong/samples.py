@@ -87,22 +87,12 @@ def validate_features(
 send fewer features or raise the server's max_features
 
     """
-    has_named, has_dense = bool(features), dense is not None and len(dense) > 0
-    if has_named and has_dense:
-        raise InvalidSample(
-            "invalid_schema", "features are given both by name and densely; send one of them"
-        )
-    if not has_named and not has_dense:
-        raise InvalidSample(
-            "empty_features", "no features given; send named features or a dense vector"
-        )
-    n = len(features) if has_named else len(dense)
-    if n > max_features:
-        raise InvalidSample(
-            "too_many_features",
-            f"{n} features, more than max_features={max_features}; "
-            "send fewer features or raise the server's max_features",
-        )
+    if features is not None and not isinstance(features, Mapping):
+        raise InvalidSample("invalid_schema", "named features must map names to numbers")
+    if isinstance(dense, str | bytes | Mapping):
+        raise InvalidSample("invalid_schema", "dense features must be a list of numbers")
+    has_dense = dense is not None and len(dense) > 0
+    check_shape(len(features or ()), len(dense) if has_dense else 0, max_features=max_features)
     if has_dense:
         return None, dense_vector(dense)
     named = {}
@@ -121,6 +111,33 @@ send fewer features or raise the server's max_features
             )
         named[name] = value
     return named, None
+
+
+def check_shape(n_named: int, n_dense: int, *, max_features: int) -> None:
+    """Check that an input has features by name or densely, not both, and not too many."""
+    if n_named and n_dense:
+        raise InvalidSample(
+            "invalid_schema", "features are given both by name and densely; send one of them"
+        )
+    if not n_named and not n_dense:
+        raise InvalidSample(
+            "empty_features", "no features given; send named features or a dense vector"
+        )
+    if n_named + n_dense > max_features:
+        raise InvalidSample(
+            "too_many_features",
+            f"{n_named + n_dense} features, more than max_features={max_features}; "
+            "send fewer features or raise the server's max_features",
+        )
+
+
+def dense_size_mismatch(size: int, n_features: int) -> InvalidSample:
+    """The error for a dense input whose size is not the model's feature count."""
+    return InvalidSample(
+        "dense_size_mismatch",
+        f"dense has {size} values but the model has {n_features} features "
+        "(ModelInfo.feature_names); send exactly that many, or named features to add new ones",
+    )
 
 
 def dense_vector(values: Sequence[float] | np.ndarray) -> np.ndarray:
