@@ -1,0 +1,239 @@
+"""Plasticity statistics of a hidden layer, streamed over tumbling windows of examples.
+
+Definitions (Dohare et al. 2024; ReDo: Sokar et al. 2023; effective rank: Roy & Vetterli 2007), for
+the post-activation values h (one row per example, one column per unit) of n examples:
+
+- dead fraction: units with h > 0 on none of the n examples;
+- dormant fraction: units with h > 0 on fewer than `below` · n of them;
+- τ-dormant fraction: units with s_i = mean|h_i| / (mean_j mean|h_j| + 1e-9) <= τ;
+- effective rank: exp(H(p)), p = sigma / sum(sigma) for the singular values sigma of the
+  (uncentred) n-by-width activation matrix, with 0 · log 0 = 0; 0 for an all-zero matrix.
+
+The batch functions compute these from a matrix; `LayerTelemetry` computes the same numbers without
+keeping the examples, from per-unit counts and sums and the uncentred second-moment sum S = Σ h hᵀ,
+whose eigenvalues are the squared singular values.
+
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "LayerTelemetry",
+    "dead_fraction",
+    "dormant_fraction",
+    "effective_rank",
+    "tau_dormant_fraction",
+]
+
+_KEYS = ("dead_fraction", "dormant_fraction", "tau_dormant_fraction", "effective_rank")
+_REDO_EPS = 1e-9  # ReDo's guard against a layer whose units are all silent
+
+
+def _dead(active: torch.Tensor) -> float:
+    """Fraction of units whose count of h > 0 is zero."""
+    return int((active == 0).sum()) / active.numel()
+
+
+def _dormant(active: torch.Tensor, n: int, below: float) -> float:
+    """Fraction of units with h > 0 on a fraction of the examples < `below`."""
+    return int((active.to(torch.float64) / n < below).sum()) / active.numel()
+
+
+def _tau_dormant(abs_sum: torch.Tensor, n: int, tau: float) -> float:
+    """Fraction of units whose mean |h|, relative to the layer's average of it, is <= `tau`."""
+    mean_abs = abs_sum / n
+    score = mean_abs / (mean_abs.mean() + _REDO_EPS)
+    return int((score <= tau).sum()) / abs_sum.numel()
+
+
+def _entropy_rank(sigma: torch.Tensor) -> float:
+    """exp of the entropy of the normalised singular values; 0 if they are all zero."""
+    total = sigma.sum()
+    if total <= 0:
+        return 0.0
+    p = sigma / total
+    p = p[p > 0]  # 0 · log 0 = 0
+    return math.exp(-float((p * p.log()).sum()))
+
+
+def dead_fraction(H: torch.Tensor) -> float:
+    """Fraction of the columns of `H` (n, width) with no positive entry.
+
+    >>> dead_fraction(torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
+    0.5
+
+    """
+    return _dead((H > 0).sum(0))
+
+
+def dormant_fraction(H: torch.Tensor, below: float = 0.01) -> float:
+    """Fraction of the columns of `H` (n, width) positive on fewer than `below` · n rows.
+
+    >>> H = torch.zeros(100, 2)
+    >>> H[0, 0] = 1.0
+    >>> H[:5, 1] = 1.0
+    >>> dormant_fraction(H, below=0.02)
+    0.5
+
+    """
+    return _dormant((H > 0).sum(0), len(H), below)
+
+
+def tau_dormant_fraction(H: torch.Tensor, tau: float = 0.1) -> float:
+    """Fraction of the columns of `H` (n, width) that are τ-dormant in the sense of ReDo.
+
+    >>> tau_dormant_fraction(torch.tensor([[1.0, 1.0, 0.05]]), tau=0.1)
+    0.3333333333333333
+
+    """
+    return _tau_dormant(H.abs().to(torch.float64).sum(0), len(H), tau)
+
+
+def effective_rank(H: torch.Tensor) -> float:
+    """Effective rank of `H` (n, width), from its singular values (not mean-centred).
+
+    Equal singular values give their number:
+
+    >>> round(effective_rank(torch.eye(3, 5)), 6)
+    3.0
+
+    """
+    return _entropy_rank(torch.linalg.svdvals(H.to(torch.float64)))
+
+
+class LayerTelemetry:
+    """Dead, dormant and τ-dormant fractions and effective rank of one hidden layer, streamed.
+
+    Examples are accumulated over tumbling windows of `window` examples; `stats` describes the
+    last completed window (before the first completes: the examples so far). Per example this
+    costs an outer product into a width-by-width sum and two per-unit sums; once per window an
+    eigendecomposition of that sum.
+
+    Parameters
+    ----------
+    width
+        Number of units of the layer.
+    window
+        Number of examples per window.
+    tau
+        ReDo's threshold on a unit's relative mean |h|.
+    dormant_below
+        A unit active (h > 0) on fewer than this fraction of a window's examples is dormant.
+
+    Examples
+    --------
+    >>> import torch
+    >>> telemetry = LayerTelemetry(width=3, window=4)
+    >>> for _ in range(2):
+    ...     telemetry.observe(torch.tensor([1.0, 0.0, 0.0]))
+    ...     telemetry.observe(torch.tensor([0.0, 1.0, 0.0]))
+    >>> stats = telemetry.stats()
+    >>> stats["dead_fraction"], stats["dormant_fraction"], stats["tau_dormant_fraction"]
+    (0.3333333333333333, 0.3333333333333333, 0.3333333333333333)
+    >>> round(stats["effective_rank"], 6)
+    2.0
+
+    """
+
+    def __init__(
+        self, width: int, window: int = 1000, tau: float = 0.1, dormant_below: float = 0.01
+    ) -> None:
+        if width < 1 or window < 1:
+            raise ValueError("width and window must be positive")
+        self.width = width
+        self.window = window
+        self.tau = tau
+        self.dormant_below = dormant_below
+        # Sums over the current window; float64 so the small eigenvalues of S survive summation.
+        self._n = 0
+        self._active = torch.zeros(width, dtype=torch.int64)
+        self._abs_sum = torch.zeros(width, dtype=torch.float64)
+        self._gram = torch.zeros(width, width, dtype=torch.float64)
+        self._last: dict[str, float] | None = None  # stats of the last completed window
+
+    def observe(self, h: torch.Tensor) -> None:
+        """Add the post-activation values of one example, (width,), or of a sequence, (n, width)."""
+        if h.dim() == 1:
+            x = h.to(torch.float64)
+            self._gram.addr_(x, x)
+            self._active.add_(x > 0)
+            self._abs_sum.add_(x.abs())
+            self._n += 1
+            if self._n == self.window:
+                self._close_window()
+            return
+        start = 0
+        while start < len(h):
+            # A sequence may straddle windows: each part goes to its own window.
+            x = h[start : start + self.window - self._n].to(torch.float64)
+            self._gram.addmm_(x.T, x)
+            self._active.add_((x > 0).sum(0))
+            self._abs_sum.add_(x.abs().sum(0))
+            self._n += len(x)
+            start += len(x)
+            if self._n == self.window:
+                self._close_window()
+
+    def stats(self) -> dict[str, float]:
+        """Statistics of the last completed window (or of the examples so far; zeros if none)."""
+        if self._last is not None:
+            return dict(self._last)
+        return self._window_stats()
+
+    def _window_stats(self) -> dict[str, float]:
+        n = self._n
+        if n == 0:
+            return dict.fromkeys(_KEYS, 0.0)
+        # S is symmetric positive semi-definite; rounding can make tiny eigenvalues negative.
+        sigma = torch.linalg.eigvalsh(self._gram).clamp(min=0).sqrt()
+        return {
+            "dead_fraction": _dead(self._active),
+            "dormant_fraction": _dormant(self._active, n, self.dormant_below),
+            "tau_dormant_fraction": _tau_dormant(self._abs_sum, n, self.tau),
+            "effective_rank": _entropy_rank(sigma),
+        }
+
+    def _close_window(self) -> None:
+        self._last = self._window_stats()
+        self._n = 0
+        self._active.zero_()
+        self._abs_sum.zero_()
+        self._gram.zero_()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The window's sums and the last completed window's statistics, as tensors."""
+        last = self._last or {}
+        return {
+            "n": torch.tensor(self._n, dtype=torch.int64),
+            "active": self._active.clone(),
+            "abs_sum": self._abs_sum.clone(),
+            "gram": self._gram.clone(),
+            "has_last": torch.tensor(self._last is not None, dtype=torch.int64),
+            "last": torch.tensor([last.get(k, 0.0) for k in _KEYS], dtype=torch.float64),
+        }
+
+    def load_state_dict(self, d: dict[str, torch.Tensor]) -> None:
+        """Restore what `state_dict` returned, for a layer of the same width and window."""
+        n = int(d["n"])
+        shapes = {
+            "active": (self.width,),
+            "abs_sum": (self.width,),
+            "gram": (self.width, self.width),
+            "last": (len(_KEYS),),
+        }
+        for key, shape in shapes.items():
+            if tuple(d[key].shape) != shape:
+                raise ValueError(f"{key} has shape {tuple(d[key].shape)}, expected {shape}")
+        if not 0 <= n < self.window:
+            raise ValueError(f"{n} examples in the current window, window is {self.window}")
+        self._n = n
+        self._active.copy_(d["active"])
+        self._abs_sum.copy_(d["abs_sum"])
+        self._gram.copy_(d["gram"])
+        self._last = (
+            dict(zip(_KEYS, d["last"].tolist(), strict=True)) if int(d["has_last"]) else None
+        )
