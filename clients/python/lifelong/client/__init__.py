@@ -1,0 +1,50 @@
+"""Torch-free Python client for the Lifelong gRPC API (``lifelong.v1``).
+
+>>> from lifelong.client import LifelongClient, NotReadyError
+>>> client = LifelongClient("localhost:50051", timeout=0.5, retries=2)  # connects lazily
+>>> client.close()
+"""
+
+from lifelong.client._client import LifelongClient
+from lifelong.client.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    LifelongError,
+    NotReadyError,
+    ProtocolError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from lifelong.client.results import (
+    BatchPrediction,
+    CheckpointResult,
+    FeatureValues,
+    LabelValue,
+    LayerStats,
+    LearnStreamResult,
+    ModelInfo,
+    PlasticityStats,
+    Prediction,
+    Task,
+)
+
+__all__ = [
+    "BatchPrediction",
+    "CheckpointResult",
+    "DeadlineExceededError",
+    "FeatureValues",
+    "InvalidArgumentError",
+    "LabelValue",
+    "LayerStats",
+    "LearnStreamResult",
+    "LifelongClient",
+    "LifelongError",
+    "ModelInfo",
+    "NotReadyError",
+    "PlasticityStats",
+    "Prediction",
+    "ProtocolError",
+    "ResourceExhaustedError",
+    "Task",
+    "UnavailableError",
+]

@@ -1,0 +1,297 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+from lifelong.client.convert import (
+    batch_from_proto,
+    checkpoint_from_proto,
+    features_to_proto,
+    learn_stream_result_from_proto,
+    model_info_from_proto,
+    prediction_from_proto,
+    sample_to_proto,
+    stats_from_proto,
+)
+from lifelong.client.errors import ProtocolError, error_from_rpc, status_code
+from lifelong.client.results import (
+    BatchPrediction,
+    CheckpointResult,
+    FeatureValues,
+    LabelValue,
+    LearnStreamResult,
+    ModelInfo,
+    PlasticityStats,
+    Prediction,
+)
+from lifelong.v1 import lifelong_pb2 as pb
+from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
+
+_T = TypeVar("_T")
+
+_FIRST_BACKOFF = 0.05  # seconds; doubles per retry
+_MAX_BACKOFF = 1.0
+
+
+class LifelongClient:
+    """Predictions from, and samples for, a Lifelong server. Thread-safe: share one per process.
+
+    Unary calls time out after ``timeout`` seconds (``None``: never) unless the call passes its
+    own; streams have no deadline unless given one. With ``retries``, idempotent calls
+    (``predict``, ``predict_batch``, ``model_info``, ``stats``) are retried on UNAVAILABLE with
+    a short exponential backoff, within the same deadline. Failures raise ``LifelongError``
+    subclasses (see ``lifelong.client.errors``).
+
+    Example, against a server on localhost:50051::
+
+        with LifelongClient("localhost:50051") as client:
+            client.learn({"x1": 0.3, "x2": -1.0}, "spam")
+            prediction = client.predict({"x1": 0.3, "x2": -1.0})
+            print(prediction.label, prediction.probabilities, prediction.model_version)
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = 1.0,
+        channel: grpc.Channel | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        retries: int = 0,
+    ) -> None:
+        """Connect to ``target`` ("host:port"), over TLS if ``credentials`` are given.
+
+        Pass ``channel`` to use one you configured (``target`` then only names the server in
+        error messages); the client does not close a channel it did not open.
+        """
+        if channel is not None and credentials is not None:
+            raise ValueError("pass credentials or a channel, not both")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self._target = target
+        self._timeout = timeout
+        self._retries = retries
+        self._owns_channel = channel is None
+        if channel is None:
+            channel = (
+                grpc.secure_channel(target, credentials)
+                if credentials is not None
+                else grpc.insecure_channel(target)
+            )
+        self._channel = channel
+        self._prediction = pb_grpc.PredictionServiceStub(channel)
+        self._learning = pb_grpc.LearningServiceStub(channel)
+        self._model = pb_grpc.ModelServiceStub(channel)
+        self._admin = pb_grpc.AdminServiceStub(channel)
+
+    def close(self) -> None:
+        """Close the channel if the client opened it."""
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # Predictions
+
+    def predict(self, features: FeatureValues, *, timeout: float | None = None) -> Prediction:
+        """Predict one example: a dict of named features, or dense values in feature order."""
+        request = pb.PredictRequest(features=features_to_proto(features))
+        response = self._call("Predict", self._prediction.Predict, request, timeout, retry=True)
+        return prediction_from_proto(response.prediction, response.model_version)
+
+    def predict_batch(
+        self, rows: Sequence[FeatureValues], *, timeout: float | None = None
+    ) -> BatchPrediction:
+        """Predict several examples with one model version; one prediction per row, in order."""
+        request = pb.PredictBatchRequest(examples=[features_to_proto(row) for row in rows])
+        response = self._call(
+            "PredictBatch", self._prediction.PredictBatch, request, timeout, retry=True
+        )
+        self._check_count("PredictBatch", len(response.predictions), len(request.examples))
+        return batch_from_proto(response.predictions, response.model_version)
+
+    def predict_stream(
+        self, batches: Iterable[Sequence[FeatureValues]], *, timeout: float | None = None
+    ) -> Iterator[BatchPrediction]:
+        """Predict batches over one long-lived stream; yields one answer per batch, in order.
+
+        ``batches`` is consumed lazily by gRPC as answers are read, so it may be endless.
+        ``timeout`` bounds the whole stream (default: no deadline). If ``batches`` raises,
+        the answers to the batches before it are yielded, then its exception is re-raised.
+        """
+        sent: deque[tuple[int, int]] = deque()  # (request_id, rows), appended by gRPC's thread
+        guard = _RequestGuard()
+
+        def requests() -> Iterator[pb.PredictStreamRequest]:
+            # Ids start at 1: an answer that forgot to echo its id (0) never matches.
+            for request_id, rows in enumerate(batches, start=1):
+                request = pb.PredictStreamRequest(
+                    request_id=request_id, examples=[features_to_proto(row) for row in rows]
+                )
+                sent.append((request_id, len(request.examples)))
+                yield request
+
+        responses = self._prediction.PredictStream(guard.wrap(requests()), timeout=timeout)
+        try:
+            for response in responses:
+                if not sent:
+                    raise self._protocol_error(
+                        "PredictStream", f"answer {response.request_id} to no pending request"
+                    )
+                request_id, rows = sent.popleft()
+                if response.request_id != request_id:
+                    raise self._protocol_error(
+                        "PredictStream",
+                        f"answer has request_id {response.request_id}, expected {request_id}",
+                    )
+                self._check_count("PredictStream", len(response.predictions), rows)
+                yield batch_from_proto(response.predictions, response.model_version)
+        except grpc.RpcError as err:
+            raise error_from_rpc(err, "PredictStream", self._target) from err
+        finally:
+            responses.cancel()  # no-op when finished; ends the call if the caller stops early
+        guard.reraise()
+
+    # Learning
+
+    def learn(
+        self, features: FeatureValues, label: LabelValue, *, timeout: float | None = None
+    ) -> int:
+        """Learn one labelled example; returns the samples learned after it. Never retried."""
+        request = pb.LearnRequest(sample=sample_to_proto(features, label))
+        response = self._call("Learn", self._learning.Learn, request, timeout, retry=False)
+        return response.samples_learned
+
+    def learn_stream(
+        self,
+        samples: Iterable[tuple[FeatureValues, LabelValue]],
+        *,
+        timeout: float | None = None,
+    ) -> LearnStreamResult:
+        """Learn ``(features, label)`` pairs in order over one stream.
+
+        ``timeout`` bounds the whole stream (default: no deadline). If ``samples`` raises (or
+        holds an unconvertible pair), the stream ends there; the exception is re-raised with a
+        note of how many samples before it were learned.
+        """
+        guard = _RequestGuard()
+        requests = (
+            pb.LearnStreamRequest(sample=sample_to_proto(features, label))
+            for features, label in samples
+        )
+        try:
+            response = self._learning.LearnStream(guard.wrap(requests), timeout=timeout)
+        except grpc.RpcError as err:
+            raise error_from_rpc(err, "LearnStream", self._target) from err
+        result = learn_stream_result_from_proto(response)
+        if guard.error is not None:
+            guard.error.add_note(
+                f"LearnStream: the {result.samples_accepted} samples before it were learned"
+            )
+        guard.reraise()
+        return result
+
+    # Model and admin
+
+    def model_info(self, *, timeout: float | None = None) -> ModelInfo:
+        """Task, feature names (the dense order), classes, version and learner configuration."""
+        response = self._call(
+            "GetModelInfo", self._model.GetModelInfo, pb.GetModelInfoRequest(), timeout, retry=True
+        )
+        return model_info_from_proto(response)
+
+    def stats(self, *, timeout: float | None = None) -> PlasticityStats:
+        """The learner's plasticity statistics and prequential quality."""
+        response = self._call(
+            "GetPlasticityStats",
+            self._model.GetPlasticityStats,
+            pb.GetPlasticityStatsRequest(),
+            timeout,
+            retry=True,
+        )
+        return stats_from_proto(response)
+
+    def checkpoint(self, *, timeout: float | None = None) -> CheckpointResult:
+        """Ask the server to write a checkpoint now."""
+        response = self._call(
+            "Checkpoint", self._admin.Checkpoint, pb.CheckpointRequest(), timeout, retry=False
+        )
+        return checkpoint_from_proto(response)
+
+    # Plumbing
+
+    def _call(
+        self,
+        method: str,
+        rpc: grpc.UnaryUnaryMultiCallable,
+        request: Any,
+        timeout: float | None,
+        *,
+        retry: bool,
+    ) -> Any:
+        """Make a unary call, retrying UNAVAILABLE if ``retry``; all attempts share one deadline."""
+        timeout = self._timeout if timeout is None else timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempt = 0
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            try:
+                return rpc(request, timeout=remaining)
+            except grpc.RpcError as err:
+                # Jitter spreads the retries of many clients after a server restart.
+                delay = min(_FIRST_BACKOFF * 2**attempt, _MAX_BACKOFF) * random.uniform(0.5, 1)
+                retryable = (
+                    retry
+                    and attempt < self._retries
+                    and status_code(err) == grpc.StatusCode.UNAVAILABLE
+                    and (deadline is None or time.monotonic() + delay < deadline)
+                )
+                if not retryable:
+                    raise error_from_rpc(err, method, self._target) from err
+                time.sleep(delay)
+                attempt += 1
+
+    def _check_count(self, method: str, answered: int, asked: int) -> None:
+        if answered != asked:
+            raise self._protocol_error(method, f"{answered} predictions for {asked} rows")
+
+    def _protocol_error(self, method: str, problem: str) -> ProtocolError:
+        message = f"{method} on {self._target} broke the API contract: {problem}"
+        return ProtocolError(message, grpc.StatusCode.INTERNAL, problem)
+
+
+class _RequestGuard:
+    """Catches an exception raised while producing a stream's requests.
+
+    gRPC pulls requests on its own thread and, if that raises, only logs it and cancels the
+    call; the guard ends the stream cleanly instead and hands the exception to the caller.
+    """
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+
+    def wrap(self, requests: Iterator[_T]) -> Iterator[_T]:
+        try:
+            yield from requests
+        except Exception as err:  # re-raised on the caller's thread by reraise()
+            self.error = err
+
+    def reraise(self) -> None:
+        if self.error is not None:
+            raise self.error

@@ -1,0 +1,181 @@
+"""Conversions between plain Python values and the ``lifelong.v1`` protobuf messages.
+
+Torch- and numpy-free, so the server can reuse them (e.g. for ``Label``).
+
+>>> features_to_proto({"x1": 0.5}).named["x1"]
+0.5
+>>> list(features_to_proto([0.5, -1.0]).dense)
+[0.5, -1.0]
+>>> label_from_proto(label_to_proto("spam")), label_from_proto(label_to_proto(True))
+('spam', 1)
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from collections.abc import Iterable, Mapping
+
+from lifelong.client.results import (
+    BatchPrediction,
+    CheckpointResult,
+    FeatureValues,
+    LabelValue,
+    LayerStats,
+    LearnStreamResult,
+    ModelInfo,
+    PlasticityStats,
+    Prediction,
+    Task,
+)
+from lifelong.v1 import lifelong_pb2 as pb
+
+_TASKS: dict[int, Task] = {
+    pb.TASK_CLASSIFICATION: "classification",
+    pb.TASK_REGRESSION: "regression",
+}
+
+
+def features_to_proto(features: FeatureValues) -> pb.Features:
+    """A mapping becomes ``Features.named``; a sequence or 1-D array becomes ``Features.dense``.
+
+    >>> features_to_proto((1, 2.5))
+    dense: 1
+    dense: 2.5
+    <BLANKLINE>
+    """
+    if isinstance(features, Mapping):
+        try:
+            return pb.Features(named=features)
+        except TypeError as err:
+            raise TypeError(_first_bad(features.items(), str)) from err
+    if isinstance(features, str | bytes):
+        # Both are iterable, and bytes would silently become a vector of small integers.
+        kind = type(features).__name__
+        raise TypeError(f"features must be a mapping or a sequence of numbers, not {kind}")
+    try:
+        return pb.Features(dense=features)
+    except TypeError as err:
+        raise TypeError(_first_bad(enumerate(features), int)) from err
+
+
+def _first_bad(items: Iterable[tuple[object, object]], key_type: type) -> str:
+    """Say which entry is not ``name (or index) -> number``, so the caller can fix it."""
+    for key, value in items:
+        if not isinstance(key, key_type):
+            return f"feature name {key!r} is not a str"
+        if not isinstance(value, numbers.Real):
+            return f"feature {key!r} is {value!r}, not a number"
+    return "a feature value is not a number"  # a one-shot iterator was consumed by the first try
+
+
+def features_from_proto(features: pb.Features) -> dict[str, float] | list[float]:
+    """The named features as a dict, or the dense ones as a list.
+
+    >>> features_from_proto(features_to_proto({"x1": 0.5}))
+    {'x1': 0.5}
+    """
+    if features.named and features.dense:
+        raise ValueError("features are given both by name and as a dense vector; give one")
+    return list(features.dense) if features.dense else dict(features.named)
+
+
+def label_to_proto(label: LabelValue) -> pb.Label:
+    """``str`` → ``text``, ``int``/``bool`` → ``integer``, ``float`` → ``number``.
+
+    Numpy scalars work too (``numbers.Integral``/``numbers.Real``). ``bool`` has no field of its
+    own: ``True`` comes back as ``1``, which equals and hashes like ``True``.
+
+    >>> label_to_proto(3)
+    integer: 3
+    <BLANKLINE>
+    """
+    if isinstance(label, str):
+        return pb.Label(text=label)
+    if isinstance(label, numbers.Integral):
+        return pb.Label(integer=int(label))
+    if isinstance(label, numbers.Real):
+        return pb.Label(number=float(label))
+    raise TypeError(f"a label is a str, int, bool or float, not {type(label).__name__}")
+
+
+def label_from_proto(label: pb.Label) -> LabelValue:
+    """The label's value; ``ValueError`` if none is set.
+
+    >>> label_from_proto(pb.Label(number=0.5))
+    0.5
+    """
+    field = label.WhichOneof("value")
+    if field is None:
+        raise ValueError("the label has no value")
+    return getattr(label, field)
+
+
+def sample_to_proto(features: FeatureValues, label: LabelValue) -> pb.Sample:
+    """A labelled example (also the protobuf encoding of a Kafka record)."""
+    return pb.Sample(features=features_to_proto(features), label=label_to_proto(label))
+
+
+def prediction_from_proto(prediction: pb.Prediction, model_version: int) -> Prediction:
+    """The prediction, with probabilities most probable first whatever order they arrived in."""
+    pairs = ((label_from_proto(p.label), p.probability) for p in prediction.probabilities)
+    return Prediction(
+        label=label_from_proto(prediction.label),
+        probabilities=dict(sorted(pairs, key=lambda pair: -pair[1])),  # stable: ties keep order
+        model_version=model_version,
+    )
+
+
+def batch_from_proto(predictions: Iterable[pb.Prediction], model_version: int) -> BatchPrediction:
+    """Predictions of one model version, in order."""
+    return BatchPrediction(
+        predictions=tuple(prediction_from_proto(p, model_version) for p in predictions),
+        model_version=model_version,
+    )
+
+
+def learn_stream_result_from_proto(response: pb.LearnStreamResponse) -> LearnStreamResult:
+    return LearnStreamResult(
+        samples_accepted=response.samples_accepted, samples_learned=response.samples_learned
+    )
+
+
+def model_info_from_proto(response: pb.GetModelInfoResponse) -> ModelInfo:
+    """Model description; an empty ``config_json`` gives ``config == {}``."""
+    return ModelInfo(
+        task=_TASKS.get(response.task, "unspecified"),
+        feature_names=tuple(response.feature_names),
+        classes=tuple(label_from_proto(label) for label in response.classes),
+        samples_learned=response.samples_learned,
+        model_version=response.model_version,
+        config=json.loads(response.config_json) if response.config_json else {},
+    )
+
+
+def stats_from_proto(response: pb.GetPlasticityStatsResponse) -> PlasticityStats:
+    layers = tuple(
+        LayerStats(
+            layer=layer.layer,
+            width=layer.width,
+            dead_fraction=layer.dead_fraction,
+            dormant_fraction=layer.dormant_fraction,
+            tau_dormant_fraction=layer.tau_dormant_fraction,
+            effective_rank=layer.effective_rank,
+            mean_abs_weight=layer.mean_abs_weight,
+            units_replaced=layer.units_replaced,
+        )
+        for layer in response.layers
+    )
+    return PlasticityStats(
+        layers=layers,
+        gradient_norm=response.gradient_norm,
+        mean_abs_weight=response.mean_abs_weight,
+        prequential_score=response.prequential_score,
+        prequential_loss=response.prequential_loss,
+        drifts_detected=response.drifts_detected,
+        samples_learned=response.samples_learned,
+    )
+
+
+def checkpoint_from_proto(response: pb.CheckpointResponse) -> CheckpointResult:
+    return CheckpointResult(path=response.path, samples_learned=response.samples_learned)

@@ -1,0 +1,100 @@
+"""What the client returns: small frozen dataclasses of plain Python values.
+
+>>> p = Prediction(label="spam", probabilities={"spam": 0.9, "ham": 0.1}, model_version=7)
+>>> p.label, next(iter(p.probabilities))
+('spam', 'spam')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+LabelValue: TypeAlias = str | int | float
+"""A class (str or int; bool is sent as int) or a regression target (float)."""
+
+FeatureValues: TypeAlias = Mapping[str, float] | Iterable[float]
+"""Features by name, or dense values (sequence, 1-D array) in ``ModelInfo.feature_names`` order."""
+
+Task: TypeAlias = Literal["classification", "regression", "unspecified"]
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One prediction.
+
+    ``label`` is the most probable class (classification) or the predicted number (regression).
+    ``probabilities`` holds every known class, most probable first (empty for regression).
+    ``model_version`` is the number of samples the model had learned when it answered.
+    """
+
+    label: LabelValue
+    probabilities: dict[LabelValue, float]
+    model_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPrediction:
+    """Predictions for a batch, one per row and in row order, all from one model version."""
+
+    predictions: tuple[Prediction, ...]
+    model_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class LearnStreamResult:
+    """Samples of the stream that were learned, and samples the model has learned in all."""
+
+    samples_accepted: int
+    samples_learned: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the served model knows; ``config`` is the learner configuration parsed from JSON."""
+
+    task: Task
+    feature_names: tuple[str, ...]
+    classes: tuple[LabelValue, ...]
+    samples_learned: int
+    model_version: int
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerStats:
+    """Plasticity statistics of one hidden layer (``layer`` 0 is nearest the input)."""
+
+    layer: int
+    width: int
+    dead_fraction: float
+    dormant_fraction: float
+    tau_dormant_fraction: float
+    effective_rank: float
+    mean_abs_weight: float
+    units_replaced: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlasticityStats:
+    """Learner health: per-layer statistics, gradient and weight sizes, prequential quality.
+
+    ``prequential_score`` is accuracy (classification) or mean absolute error (regression).
+    """
+
+    layers: tuple[LayerStats, ...]
+    gradient_norm: float
+    mean_abs_weight: float
+    prequential_score: float
+    prequential_loss: float
+    drifts_detected: int
+    samples_learned: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointResult:
+    """Where the server wrote the checkpoint, and how many samples it holds."""
+
+    path: str
+    samples_learned: int
