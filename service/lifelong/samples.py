@@ -23,6 +23,7 @@ from numbers import Integral, Real
 from typing import Literal
 
 import numpy as np
+from lifelong.client.convert import label_from_proto
 from lifelong.v1 import lifelong_pb2
 
 Task = Literal["classification", "regression"]
@@ -204,18 +205,16 @@ def make_sample(
     return Sample(named, vector, validate_label(label, task=task))
 
 
-def label_from_proto(label: lifelong_pb2.Label) -> Label | None:
-    """The Python value of a `lifelong.v1.Label`; None when unset."""
-    kind = label.WhichOneof("value")
-    return None if kind is None else getattr(label, kind)
-
-
 def sample_from_proto(msg: lifelong_pb2.Sample, *, task: Task, max_features: int) -> Sample:
     """Validate a `lifelong.v1.Sample` (a gRPC request or a protobuf Kafka record)."""
+    try:
+        label = label_from_proto(msg.label)
+    except ValueError:
+        label = None  # make_sample says what is missing
     return make_sample(
         features=msg.features.named,
         dense=msg.features.dense,
-        label=label_from_proto(msg.label),
+        label=label,
         task=task,
         max_features=max_features,
     )
