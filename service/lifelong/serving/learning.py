@@ -1,0 +1,62 @@
+"""`lifelong.v1.LearningService`: samples over gRPC, learned through the host (source "grpc").
+
+Every sample is validated first; an invalid one is counted, never learned, and fails the call
+with INVALID_ARGUMENT saying what to fix. In a stream, the samples before it stay learned (each
+is learned once, on arrival) and the message says how many there were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+from lifelong.host import ModelHost
+from lifelong.samples import InvalidSample, sample_from_proto
+from lifelong.v1 import lifelong_pb2 as pb
+from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
+
+SOURCE = "grpc"
+
+
+class LearningServicer(pb_grpc.LearningServiceServicer):
+    def __init__(self, host: ModelHost, *, max_features: int) -> None:
+        self.host = host
+        self.max_features = max_features
+
+    def _learn(self, sample: pb.Sample) -> None:
+        """Learn one sample; raise `InvalidSample` if it cannot be."""
+        rejected: list[InvalidSample] = []
+        try:
+            valid = sample_from_proto(sample, task=self.host.task, max_features=self.max_features)
+        except InvalidSample as e:
+            self.host.metrics.rejected(SOURCE, e.reason).inc()
+            raise
+        # The dense size is checked by the host, against the model as it is at the sample's turn.
+        self.host.learn([valid], source=SOURCE, on_rejected=lambda _, e: rejected.append(e))
+        if rejected:
+            raise rejected[0]
+
+    def Learn(self, request: pb.LearnRequest, context) -> pb.LearnResponse:
+        try:
+            self._learn(request.sample)
+        except InvalidSample as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        return pb.LearnResponse(samples_learned=self.host.samples_learned)
+
+    def LearnStream(
+        self, request_iterator: Iterator[pb.LearnStreamRequest], context
+    ) -> pb.LearnStreamResponse:
+        accepted = 0
+        for request in request_iterator:
+            try:
+                self._learn(request.sample)
+            except InvalidSample as e:
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"sample {accepted} of the stream (counting from 0): {e}; "
+                    f"the {accepted} before it were learned",
+                )
+            accepted += 1
+        return pb.LearnStreamResponse(
+            samples_accepted=accepted, samples_learned=self.host.samples_learned
+        )

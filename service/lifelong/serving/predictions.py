@@ -1,0 +1,128 @@
+"""`lifelong.v1.PredictionService`: predictions from the host's current snapshot.
+
+A call reads `host.predictor` once (no lock) and answers every row from that snapshot, as one
+matrix through the network, so a batch has one `model_version`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+import grpc
+import numpy as np
+from lifelong.client.convert import label_to_proto
+from lifelong.host import ModelHost
+from lifelong.samples import InvalidSample
+from lifelong.serving.inputs import features_matrix
+from lifelong.v1 import lifelong_pb2 as pb
+from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
+
+
+class SnapshotView:
+    """What answering from one snapshot needs, built once per snapshot rather than per call."""
+
+    __slots__ = ("classes", "columns", "predictor")
+
+    def __init__(self, predictor) -> None:
+        self.predictor = predictor
+        self.columns = {name: j for j, name in enumerate(predictor.feature_names)}
+        self.classes = [label_to_proto(c) for c in getattr(predictor, "classes", ())]
+
+
+class NotReady(Exception):
+    """The snapshot cannot answer yet (nothing learned)."""
+
+
+class PredictionServicer(pb_grpc.PredictionServiceServicer):
+    def __init__(self, host: ModelHost, *, max_features: int) -> None:
+        self.host = host
+        self.max_features = max_features
+        self.classification = host.task == "classification"
+        self._view = SnapshotView(host.predictor)
+        self._count = host.metrics.predictions
+        self._latency = host.metrics.predict_latency
+
+    def _current(self) -> SnapshotView:
+        predictor = self.host.predictor
+        view = self._view
+        if view.predictor is not predictor:
+            # Threads racing here build equal views; the last one stays. No lock needed.
+            view = self._view = SnapshotView(predictor)
+        return view
+
+    def predict(self, view: SnapshotView, rows: Sequence[pb.Features]) -> list[pb.Prediction]:
+        """Predictions for `rows` from `view`'s snapshot, as one batch."""
+        if view.predictor.version == 0 or (self.classification and not view.classes):
+            raise NotReady(
+                "the model has learned nothing yet, so it knows no class"
+                if self.classification
+                else "the model has learned nothing yet"
+            )
+        if not rows:
+            return []
+        X = features_matrix(rows, view.columns, max_features=self.max_features)
+        if not self.classification:
+            return [
+                pb.Prediction(label=pb.Label(number=y))
+                for y in view.predictor.predict_dense(X).tolist()
+            ]
+        proba = view.predictor.predict_proba_dense(X)
+        order = np.argsort(-proba, axis=1, kind="stable")  # most probable first; ties keep order
+        sorted_proba = np.take_along_axis(proba, order, axis=1).tolist()
+        classes = view.classes
+        return [
+            pb.Prediction(
+                label=classes[js[0]],
+                probabilities=[
+                    pb.ClassProbability(label=classes[j], probability=p)
+                    for j, p in zip(js, ps, strict=True)
+                ],
+            )
+            for js, ps in zip(order.tolist(), sorted_proba, strict=True)
+        ]
+
+    def _answer(
+        self, rpc: str, rows: Sequence[pb.Features], context, where: str = ""
+    ) -> tuple[list[pb.Prediction], int]:
+        """Predictions and their model version, or the call aborted with a status saying why."""
+        view = self._current()
+        try:
+            predictions = self.predict(view, rows)
+        except InvalidSample as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{where}{e}")
+        except NotReady as e:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{where}{e}; learn samples first")
+        self._count[rpc].inc(len(rows))
+        return predictions, view.predictor.version
+
+    def Predict(self, request: pb.PredictRequest, context) -> pb.PredictResponse:
+        start = time.perf_counter()
+        (prediction,), version = self._answer("predict", (request.features,), context)
+        response = pb.PredictResponse(prediction=prediction, model_version=version)
+        self._latency["predict"].observe(time.perf_counter() - start)
+        return response
+
+    def PredictBatch(self, request: pb.PredictBatchRequest, context) -> pb.PredictBatchResponse:
+        start = time.perf_counter()
+        predictions, version = self._answer("predict_batch", request.examples, context)
+        response = pb.PredictBatchResponse(predictions=predictions, model_version=version)
+        self._latency["predict_batch"].observe(time.perf_counter() - start)
+        return response
+
+    def PredictStream(
+        self, request_iterator: Iterator[pb.PredictStreamRequest], context
+    ) -> Iterator[pb.PredictStreamResponse]:
+        """Each message is a batch; a bad one ends the stream with its status (grpc has one
+        status per call), naming its request_id."""
+        latency = self._latency["predict_stream"]
+        for request in request_iterator:
+            start = time.perf_counter()
+            predictions, version = self._answer(
+                "predict_stream", request.examples, context, f"request_id {request.request_id}: "
+            )
+            response = pb.PredictStreamResponse(
+                request_id=request.request_id, predictions=predictions, model_version=version
+            )
+            latency.observe(time.perf_counter() - start)
+            yield response

@@ -1,0 +1,68 @@
+"""The gRPC server: the four lifelong.v1 services, standard health checking and reflection.
+
+Health (`grpc.health.v1.Health`) answers SERVING for "" and every service once started, and
+NOT_SERVING from the start of shutdown. Reflection lets `grpcurl` list and call the services
+without the .proto files.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from lifelong.config import Settings
+from lifelong.host import ModelHost
+from lifelong.serving.learning import LearningServicer
+from lifelong.serving.model import AdminServicer, ModelServicer
+from lifelong.serving.predictions import PredictionServicer
+from lifelong.v1 import lifelong_pb2 as pb
+from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
+
+
+class GrpcServer:
+    """The server for `host`, bound to `settings.grpc_address` (see `port`), not yet started."""
+
+    def __init__(self, host: ModelHost, settings: Settings) -> None:
+        self.server = grpc.server(
+            ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
+            options=[
+                ("grpc.max_receive_message_length", settings.max_request_bytes),
+                # A second server on the same port must fail, not silently share the traffic.
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        limits = {"max_features": settings.max_features}
+        pb_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(host, **limits), self.server
+        )
+        pb_grpc.add_LearningServiceServicer_to_server(LearningServicer(host, **limits), self.server)
+        pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(host), self.server)
+        pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(host), self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        try:
+            self.port = self.server.add_insecure_port(settings.grpc_address)
+        except RuntimeError as e:
+            raise OSError(f"cannot listen for gRPC on {settings.grpc_address}: {e}") from None
+        self.address = settings.grpc_address
+
+    def start(self) -> None:
+        self.server.start()
+        for service in ("", *SERVICES):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gRPC listening on %s (port %d)", self.address, self.port)
+
+    def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, refuse new calls, give running ones `grace` seconds."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
