@@ -81,8 +81,9 @@ class ModelHost:
         self._predictor = learner.snapshot()
         self._published_at = time.monotonic()
         self._unpublished = 0
+        self._offsets_version = 0  # bumped when offsets move, even if no sample was learned
         self._checkpointed_at = time.monotonic()
-        self._checkpointed_samples = learner.samples_learned
+        self._checkpointed = (learner.samples_learned, 0)  # (samples, offsets version)
         self.metrics.watch(self)
 
     @property
@@ -132,6 +133,7 @@ class ModelHost:
                     learned += 1
                 if offsets:  # only once the whole batch is in the state
                     self._offsets.update(offsets)
+                    self._offsets_version += 1
             finally:
                 elapsed = time.perf_counter() - start
                 self._unpublished += learned
@@ -177,10 +179,12 @@ class ModelHost:
         return self._learner.config
 
     def checkpoint_due(self, every_samples: int, every_seconds: float) -> bool:
-        """Whether `every_samples` samples or `every_seconds` seconds passed since the last
-        checkpoint (and anything was learned since)."""
-        behind = self._learner.samples_learned - self._checkpointed_samples
-        return behind > 0 and (
+        """Whether the state changed since the last checkpoint and `every_samples` samples or
+        `every_seconds` seconds passed since it."""
+        samples, offsets_version = self._checkpointed
+        behind = self._learner.samples_learned - samples
+        changed = behind > 0 or self._offsets_version != offsets_version
+        return changed and (
             behind >= every_samples or time.monotonic() - self._checkpointed_at >= every_seconds
         )
 
@@ -197,11 +201,12 @@ class ModelHost:
                 state = self._learner.to_bytes()
                 offsets = dict(self._offsets)
                 samples_learned = self._learner.samples_learned
+                taken = (samples_learned, self._offsets_version)
                 taken_at = time.monotonic()
             timestamp = time.time()
             path = self.checkpoints.save(state, offsets, samples_learned)
             self._checkpointed_at = taken_at
-            self._checkpointed_samples = samples_learned
+            self._checkpointed = taken
         self.metrics.checkpoints.inc()
         self.metrics.last_checkpoint_timestamp.set(timestamp)
         log.info("checkpoint %s: %d samples learned, offsets %s", path, samples_learned, offsets)
