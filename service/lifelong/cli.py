@@ -1,9 +1,126 @@
-"""The `lifelong` command."""
+"""The `lifelong` command.
+
+    lifelong serve [--config F] [--demo] [--grpc-address A] ...   run the service
+    lifelong predict --target host:port --features '{"x0": 0.2}'  ask a running server
+    lifelong stats --target host:port                             its plasticity statistics
+    lifelong config [--markdown]                                  effective settings (or docs)
+
+Heavy imports (torch, grpc) happen inside the subcommand that needs them, so `--help` is quick.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import version
+
+from lifelong.config import FIELDS, ConfigError, Settings, base_type, load_settings
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]  # the exit status
+
+
+def settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--config` and one flag per setting (`--grpc-workers`, `--demo/--no-demo`, ...)."""
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file")
+    flags = parser.add_argument_group("settings (override LIFELONG_* variables and the file)")
+    for name, f in FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        help = f.metadata["help"].replace("%", "%%")
+        if base_type(name)[0] is bool:
+            flags.add_argument(flag, action=argparse.BooleanOptionalAction, help=help)
+        else:
+            flags.add_argument(flag, metavar=name.split("_")[-1].upper(), help=help)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        flags={name: getattr(args, name) for name in FIELDS}, config_file=args.config
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    from lifelong.app import App, configure_logging
+
+    settings = settings_from(args)
+    configure_logging(settings)
+    return App(settings).run()
+
+
+def config(args: argparse.Namespace) -> int:
+    if args.markdown:
+        from lifelong.config import markdown
+
+        print(markdown(), end="")
+    else:
+        from lifelong.config import to_toml
+
+        print(to_toml(settings_from(args)), end="")
+    return 0
+
+
+def config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--markdown", action="store_true", help="print docs/configuration.md instead"
+    )
+    settings_arguments(parser)
+
+
+def client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default="localhost:50051", help="server host:port")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds")
+
+
+def predict_arguments(parser: argparse.ArgumentParser) -> None:
+    client_arguments(parser)
+    parser.add_argument(
+        "--features",
+        required=True,
+        help='JSON: named features {"x0": 0.2} or a dense list [0.2, 0.7]',
+    )
+
+
+def predict(args: argparse.Namespace) -> int:
+    try:
+        features = json.loads(args.features)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--features is not JSON: {e}") from None
+    return _ask(args, lambda client: client.predict(features))
+
+
+def stats(args: argparse.Namespace) -> int:
+    return _ask(args, lambda client: client.stats())
+
+
+def _ask(args: argparse.Namespace, call: Callable) -> int:
+    """Print `call(client)`'s answer as JSON, or the server's reason for failing."""
+    from lifelong.client import LifelongClient, LifelongError
+
+    try:
+        with LifelongClient(args.target, timeout=args.timeout) as client:
+            answer = call(client)
+    except LifelongError as e:
+        print(f"lifelong {args.command}: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(dataclasses.asdict(answer), indent=2, default=str))
+    return 0
+
+
+# Every subcommand of `lifelong`; add one with an entry here.
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "serve": Subcommand("run the service", settings_arguments, serve),
+    "predict": Subcommand("ask a running server for a prediction", predict_arguments, predict),
+    "stats": Subcommand("a running server's plasticity statistics", client_arguments, stats),
+    "config": Subcommand("print the effective settings as TOML", config_arguments, config),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -12,11 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve predictions from a neural network that never stops learning.",
     )
     parser.add_argument("--version", action="version", version=f"lifelong {version('lifelong')}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in SUBCOMMANDS.items():
+        command.arguments(commands.add_parser(name, help=command.help, description=command.help))
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        status = SUBCOMMANDS[args.command].run(args)
+    except (ConfigError, OSError) as e:  # a bad setting, a port in use, ...
+        sys.exit(f"lifelong {args.command}: {e}")
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -150,7 +150,8 @@ class Settings:
         ),
     )
     demo_rate: float = field(
-        default=200.0, metadata=doc("Samples per second the demo stream learns.", minimum=0)
+        default=200.0,
+        metadata=doc("Samples per second the demo stream learns; 0: as fast as it can.", minimum=0),
     )
     # -- logs
     log_level: str = field(
@@ -181,6 +182,8 @@ class Settings:
             )
         if self.kafka_bootstrap and self.demo:
             raise ConfigError("demo and kafka_bootstrap exclude each other: pick one stream")
+        if self.demo and self.task != "classification":
+            raise ConfigError("the demo stream is a classification stream: leave task unset")
 
     @property
     def dead_letter(self) -> str:
@@ -210,7 +213,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 TYPES = typing.get_type_hints(Settings)
 
 
-def _base_type(name: str) -> tuple[type, bool]:
+def base_type(name: str) -> tuple[type, bool]:
     """The type of setting `name` without `| None`, and whether None is allowed."""
     hint = TYPES[name]
     if isinstance(hint, types.UnionType):
@@ -221,7 +224,7 @@ def _base_type(name: str) -> tuple[type, bool]:
 
 def parse_text(name: str, text: str) -> Any:
     """A setting's value from text (an environment variable or a flag)."""
-    base, optional = _base_type(name)
+    base, optional = base_type(name)
     if optional and text.strip().lower() in ("", "none", "null"):
         return None
     try:
@@ -242,7 +245,7 @@ def parse_text(name: str, text: str) -> Any:
 
 def _coerce(name: str, value: Any) -> Any:
     """Check a TOML value's type; widen ints to floats and strings to paths."""
-    base, optional = _base_type(name)
+    base, optional = base_type(name)
     if value is None and optional:
         return None
     if base is float and isinstance(value, int) and not isinstance(value, bool):

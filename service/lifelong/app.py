@@ -1,0 +1,177 @@
+"""Wiring: settings -> learner (newest checkpoint, or fresh) -> host -> gRPC, /metrics and the
+streams that learn; graceful shutdown.
+
+Shutdown (SIGTERM, SIGINT, or `App.stop`): health turns NOT_SERVING and the gRPC server stops
+accepting calls, giving running ones a grace period; the learning threads finish their current
+batch (the Kafka loop then checkpoints and commits its offsets); a final checkpoint is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+from lifelong import demo
+from lifelong.checkpoint import CheckpointStore
+from lifelong.config import ConfigError, Settings
+from lifelong.host import ModelHost
+from lifelong.metrics import ServiceMetrics
+from lifelong.serving import GrpcServer
+from prometheus_client import disable_created_metrics, start_http_server
+
+log = logging.getLogger(__name__)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the traceback, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        formatter = JsonFormatter()
+        formatter.converter = time.gmtime
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+
+
+def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
+    """The learner and its offsets from the newest checkpoint, or a fresh learner."""
+    from lifelong.model import LifelongClassifier, LifelongRegressor, load
+
+    checkpoint = checkpoints.load_latest() if checkpoints else None
+    if checkpoint is None:
+        model = LifelongClassifier if settings.task == "classification" else LifelongRegressor
+        log.info("starting a fresh %s model", settings.task)
+        return model(settings.learner_config()), {}
+    learner = load(checkpoint.learner_state)
+    kind = "classification" if isinstance(learner, LifelongClassifier) else "regression"
+    if kind != settings.task:
+        raise ConfigError(
+            f"{checkpoint.path} holds a {kind} model but task is {settings.task}: "
+            "set the task it was trained for, or use another checkpoint_dir"
+        )
+    log.info(
+        "resuming from %s: %d samples learned (its learner settings apply)",
+        checkpoint.path,
+        checkpoint.samples_learned,
+    )
+    return learner, checkpoint.offsets
+
+
+class App:
+    """One `lifelong serve` process. `start()`, then `stop()` (or `run()`, which waits for a
+    signal)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        self.checkpoints = (
+            CheckpointStore(settings.checkpoint_dir, settings.checkpoint_keep)
+            if settings.checkpoint_dir
+            else None
+        )
+        learner, offsets = load_learner(settings, self.checkpoints)
+        self.host = ModelHost(
+            learner,
+            checkpoints=self.checkpoints,
+            offsets=offsets,
+            refresh_every_samples=settings.refresh_every_samples,
+            refresh_every_seconds=settings.refresh_every_seconds,
+            metrics=self.metrics,
+        )
+        self.grpc = GrpcServer(self.host, settings)
+        self.stopping = threading.Event()  # tells the learning threads to finish
+        self.done = threading.Event()  # a signal arrived, or a learning thread failed
+        self.failed = False
+        self._threads: list[threading.Thread] = []
+        self._metrics_server = None
+
+    def start(self) -> None:
+        settings = self.settings
+        if settings.metrics_port:
+            disable_created_metrics()  # `_created` series only double the scrape
+            try:
+                self._metrics_server, _ = start_http_server(
+                    settings.metrics_port, registry=self.metrics.registry
+                )
+            except OSError as e:
+                raise OSError(f"cannot serve metrics on port {settings.metrics_port}: {e}") from e
+            log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
+        self.grpc.start()
+        if settings.kafka_bootstrap:
+            from lifelong import ingest
+
+            self._spawn("kafka", ingest.run, self.host, settings, self.stopping)
+        elif settings.demo:
+            self._spawn("demo", demo.run, self.host, settings.demo_rate, self.stopping)
+        self._spawn("housekeeping", self._housekeeping)
+
+    def _spawn(self, name: str, target: Callable, *args) -> None:
+        def guarded() -> None:
+            try:
+                target(*args)
+            except Exception:
+                log.exception("%s thread failed; shutting down", name)
+                self.failed = True
+                self.done.set()
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _housekeeping(self) -> None:
+        """Publish snapshots whose samples waited too long; checkpoint when due, unless the
+        Kafka loop does (its checkpoints must come before its offset commits)."""
+        s = self.settings
+        checkpointing = self.checkpoints is not None and not s.kafka_bootstrap
+        while not self.stopping.wait(min(s.refresh_every_seconds, 1.0) or 0.1):
+            self.host.refresh()
+            if checkpointing and self.host.checkpoint_due(
+                s.checkpoint_every_samples, s.checkpoint_every_seconds
+            ):
+                try:
+                    self.host.checkpoint()
+                except OSError:  # e.g. a full disk: keep serving, try again when next due
+                    log.exception("checkpoint failed")
+
+    def run(self) -> int:
+        """Start, serve until SIGTERM or SIGINT, stop; the exit status."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda signum, _: self._on_signal(signum))
+        self.start()
+        self.done.wait()
+        self.stop()
+        return 1 if self.failed else 0
+
+    def _on_signal(self, signum: int) -> None:
+        log.info("%s: shutting down", signal.Signals(signum).name)
+        self.done.set()
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.grpc.stop(grace)
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join()
+        if self.checkpoints is not None and self.host.checkpoint_due(1, float("inf")):
+            self.host.checkpoint()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        log.info("stopped after %d samples learned", self.host.samples_learned)
