@@ -1,0 +1,180 @@
+"""Prequential score and loss with a fading factor, and a drift detector on the error stream.
+
+Each sample is predicted before it is learned, so its error is an honest test error. Recent
+performance is the fading-factor prequential average of Gama, Sebastião & Rodrigues (2013, "On
+evaluating stream learning algorithms"): for per-sample values L_i and fading factor a,
+
+    S_i = L_i + a S_(i-1),   N_i = 1 + a N_(i-1),   average_i = S_i / N_i.
+
+Score: accuracy (L = 1 if the prediction is right) or mean absolute error. Loss: log loss,
+-log p(y), p clipped to [1e-15, 1 - 1e-15] like river, or squared error.
+
+Drift: river's ADWIN (Bifet & Gavaldà 2007) on the 0/1 error, or on the absolute error divided by
+the standard deviation of the targets seen so far: ADWIN's bound assumes values of order one, and
+on raw errors of order 1e-3 it never fires.
+
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import warnings
+from typing import Any
+
+import river
+from river import drift
+
+__all__ = ["PrequentialMonitor"]
+
+_TASKS = ("classification", "regression")
+_P_MIN = 1e-15  # the clip of river's log losses: a confident mistake costs 34.5, not infinity
+
+
+class PrequentialMonitor:
+    """Recent prequential score and loss of a learner, and drifts of its error.
+
+    Parameters
+    ----------
+    task
+        "classification" or "regression".
+    fading
+        Fading factor a of the averages; they weigh roughly the last 1 / (1 - a) samples.
+    delta
+        ADWIN's confidence: smaller values give fewer false alarms and later detections.
+
+    Attributes
+    ----------
+    drifts_detected
+        Number of times the detector fired.
+
+    Examples
+    --------
+    >>> monitor = PrequentialMonitor("classification", fading=0.5)
+    >>> monitor.update("a", "a", {"a": 0.8, "b": 0.2})
+    False
+    >>> monitor.update("b", "a", {"a": 0.6, "b": 0.4})
+    False
+    >>> monitor.score  # (0 + 0.5 * 1) / (1 + 0.5)
+    0.3333333333333333
+    >>> round(monitor.loss, 4)  # (-log 0.4 + 0.5 * -log 0.8) / (1 + 0.5)
+    0.6852
+
+    """
+
+    def __init__(self, task: str, fading: float = 0.999, delta: float = 0.002) -> None:
+        if task not in _TASKS:
+            raise ValueError(f"task must be one of {_TASKS}, not {task!r}")
+        if not 0 < fading <= 1:
+            raise ValueError("fading must be in (0, 1]")
+        self.task = task
+        self.fading = fading
+        self.delta = delta
+        self.drifts_detected = 0
+        # Plain floats rather than river's EWMean: that is an exponential moving average seeded with
+        # the first value, not Gama's S / N, and its state lives in Rust, out of reach of JSON.
+        self._weight = 0.0
+        self._score_sum = 0.0
+        self._loss_sum = 0.0
+        # Running mean and sum of squared deviations of the targets (Welford), for the error scale.
+        self._target_n = 0
+        self._target_mean = 0.0
+        self._target_m2 = 0.0
+        self._detector = drift.ADWIN(delta=delta)
+
+    @property
+    def score(self) -> float:
+        """Recent accuracy or mean absolute error; 0 before any sample."""
+        return self._score_sum / self._weight if self._weight else 0.0
+
+    @property
+    def loss(self) -> float:
+        """Recent log loss or squared error; 0 before any sample."""
+        return self._loss_sum / self._weight if self._weight else 0.0
+
+    def update(self, y_true: Any, y_pred: Any, proba: dict[Any, float] | None = None) -> bool:
+        """Account for one prediction made before learning `y_true`; True if a drift is detected.
+
+        For classification, `proba` maps labels to probabilities (a missing label has
+        probability 0); without it the prediction counts as certain of `y_pred`.
+        """
+        if self.task == "classification":
+            error = float(y_pred != y_true)
+            p = proba.get(y_true, 0.0) if proba is not None else 1.0 - error
+            score, loss = 1.0 - error, -math.log(min(max(p, _P_MIN), 1.0 - _P_MIN))
+            scale = 1.0
+        else:
+            error = abs(y_true - y_pred)
+            score, loss = error, error * error
+            scale = self._observe_target(y_true)
+        self._weight = 1.0 + self.fading * self._weight
+        self._score_sum = score + self.fading * self._score_sum
+        self._loss_sum = loss + self.fading * self._loss_sum
+        if scale == 0:  # the targets so far are all equal: no scale to judge errors by
+            return False
+        self._detector.update(error / scale)
+        if self._detector.drift_detected:
+            self.drifts_detected += 1
+            return True
+        return False
+
+    def _observe_target(self, y: float) -> float:
+        """Add `y` to the running mean and variance of the targets; return their std."""
+        self._target_n += 1
+        delta = y - self._target_mean
+        self._target_mean += delta / self._target_n
+        self._target_m2 += delta * (y - self._target_mean)
+        return math.sqrt(self._target_m2 / self._target_n)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Complete state as JSON-serialisable numbers, strings and booleans."""
+        return {
+            "task": self.task,
+            "fading": self.fading,
+            "delta": self.delta,
+            "drifts_detected": self.drifts_detected,
+            "weight": self._weight,
+            "score_sum": self._score_sum,
+            "loss_sum": self._loss_sum,
+            "target_n": self._target_n,
+            "target_mean": self._target_mean,
+            "target_m2": self._target_m2,
+            "detector": {
+                # ADWIN's buckets live in river's Rust extension; its own serialisation (bincode)
+                # is the only complete view of them. It is private to river, hence the version.
+                "river": river.__version__,
+                "drift_detected": self._detector.drift_detected,
+                "adwin": base64.b64encode(self._detector._helper.__getstate__()).decode("ascii"),
+            },
+        }
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned, into a monitor built with the same arguments.
+
+        Saved by another version of river, the detector's state cannot be trusted: the detector
+        starts afresh (with a warning), as after a drift; the averages are kept.
+        """
+        for key in ("task", "fading", "delta"):
+            if d[key] != getattr(self, key):
+                raise ValueError(
+                    f"saved with {key}={d[key]!r}, this monitor has {getattr(self, key)!r}"
+                )
+        self.drifts_detected = int(d["drifts_detected"])
+        self._weight = float(d["weight"])
+        self._score_sum = float(d["score_sum"])
+        self._loss_sum = float(d["loss_sum"])
+        self._target_n = int(d["target_n"])
+        self._target_mean = float(d["target_mean"])
+        self._target_m2 = float(d["target_m2"])
+        self._detector = drift.ADWIN(delta=self.delta)
+        saved = d["detector"]
+        if saved["river"] != river.__version__:
+            warnings.warn(
+                f"drift detector saved by river {saved['river']}, this is {river.__version__}: "
+                "it starts afresh",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        self._detector._helper.__setstate__(base64.b64decode(saved["adwin"]))
+        self._detector._drift_detected = bool(saved["drift_detected"])  # resets on the next update
