@@ -61,6 +61,8 @@ def test_json_ignores_unknown_keys():
         (b'"text"', "invalid_schema"),
         (b'{"features": [1, 2], "label": "x"}', "invalid_schema"),
         (b'{"dense": {"a": 1}, "label": "x"}', "invalid_schema"),
+        (b'{"dense": 5, "label": "x"}', "invalid_schema"),
+        (b'{"features": 5, "label": "x"}', "invalid_schema"),
         (b'{"features": {"a": "1"}, "label": "x"}', "invalid_schema"),
         (b'{"features": {"a": 1}}', "invalid_schema"),
         (b'{"features": {"a": 1}, "dense": [1], "label": "x"}', "invalid_schema"),
