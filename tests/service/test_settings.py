@@ -1,0 +1,100 @@
+"""Settings: precedence, parsing, validation, and the generated configuration docs."""
+
+import doctest
+from pathlib import Path
+
+import pytest
+from lifelong import config
+from lifelong.cli import main
+from lifelong.config import ConfigError, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_are_valid_and_documented():
+    settings = Settings()
+    assert settings.task == "classification"
+    assert settings.kafka_bootstrap is None
+    assert settings.dead_letter == "lifelong.samples.dlq"
+    for field in config.FIELDS.values():
+        assert field.metadata["help"], field.name
+
+
+def test_flags_beat_environment_beat_file_beat_defaults(tmp_path):
+    file = tmp_path / "lifelong.toml"
+    file.write_text('grpc_workers = 2\nmax_features = 20\nkafka_topic = "from-file"\n')
+    environ = {"LIFELONG_GRPC_WORKERS": "3", "LIFELONG_MAX_FEATURES": "30"}
+    settings = load_settings(flags={"grpc_workers": "4"}, environ=environ, config_file=file)
+    assert settings.grpc_workers == 4  # flag
+    assert settings.max_features == 30  # environment
+    assert settings.kafka_topic == "from-file"  # file
+    assert settings.kafka_group == "lifelong"  # default
+
+
+def test_config_file_from_the_environment(tmp_path):
+    file = tmp_path / "lifelong.toml"
+    file.write_text('task = "regression"\n[learner]\nhidden = [8]\n')
+    settings = load_settings(environ={"LIFELONG_CONFIG": str(file)})
+    assert settings.task == "regression"
+    assert settings.learner == {"hidden": [8]}
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"LIFELONG_TASK": "ranking"}, "task: 'ranking' is not one of classification, regression"),
+        ({"LIFELONG_GRPC_WORKERS": "many"}, "grpc_workers: cannot read 'many'"),
+        ({"LIFELONG_GRPC_WORKERS": "0"}, "grpc_workers: 0 is below the minimum 1"),
+        ({"LIFELONG_REFRESH_EVERY_SECONDS": "nan"}, "refresh_every_seconds"),
+        ({"LIFELONG_DEMO": "perhaps"}, "demo: cannot read 'perhaps'"),
+        ({"LIFELONG_LEARNER": "[64]"}, "learner: cannot read '[64]': expected a JSON object"),
+        ({"LIFELONG_VALUE_FORMAT": "avro"}, "value_format: 'avro' is not one of json, protobuf"),
+        ({"LIFELONG_KAFKA_BOOTSTRAP": "localhost:9092"}, "checkpoint_dir is not"),
+        ({"LIFELONG_DEMO": "true", "LIFELONG_TASK": "regression"}, "demo stream"),
+    ],
+)
+def test_bad_settings_say_what_is_wrong(environ, message):
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ=environ)
+    assert message in str(error.value)
+
+
+def test_bad_config_file(tmp_path):
+    file = tmp_path / "lifelong.toml"
+    file.write_text("grpc_wokers = 2\n")
+    with pytest.raises(ConfigError, match=r"unknown setting.*grpc_wokers"):
+        load_settings(environ={}, config_file=file)
+    file.write_text('grpc_workers = "two"\n')
+    with pytest.raises(ConfigError, match="grpc_workers: expected int"):
+        load_settings(environ={}, config_file=file)
+    with pytest.raises(ConfigError, match="config file"):
+        load_settings(environ={}, config_file=tmp_path / "missing.toml")
+
+
+def test_printed_settings_read_back(tmp_path, capsys, monkeypatch):
+    for name in config.FIELDS:
+        monkeypatch.delenv("LIFELONG_" + name.upper(), raising=False)
+    monkeypatch.delenv("LIFELONG_CONFIG", raising=False)
+    argv = ["config", "--grpc-workers", "3", "--checkpoint-dir", str(tmp_path), "--demo"]
+    argv += ["--learner", '{"hidden": [8, 8]}']
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 0
+    file = tmp_path / "printed.toml"
+    file.write_text(capsys.readouterr().out)
+    settings = load_settings(environ={}, config_file=file)
+    assert settings == Settings(
+        grpc_workers=3, checkpoint_dir=tmp_path, demo=True, learner={"hidden": [8, 8]}
+    )
+
+
+def test_configuration_docs_are_generated_from_the_settings():
+    committed = (ROOT / "docs" / "configuration.md").read_text()
+    assert committed == config.markdown(), "run: lifelong config --markdown > docs/configuration.md"
+
+
+@pytest.mark.parametrize("module", ["config", "samples", "metrics", "demo", "serving.inputs"])
+def test_docstring_examples(module):
+    imported = __import__(f"lifelong.{module}", fromlist=["_"])
+    result = doctest.testmod(imported)
+    assert result.failed == 0 and result.attempted > 0
