@@ -51,10 +51,10 @@ class LifelongClient:
 
     Example, against a server on localhost:50051::
 
-        with LifelongClient("localhost:50051") as client:
-            client.learn({"x1": 0.3, "x2": -1.0}, "spam")
+        with LifelongClient("localhost:50051", retries=2) as client:
             prediction = client.predict({"x1": 0.3, "x2": -1.0})
             print(prediction.label, prediction.probabilities, prediction.model_version)
+            client.learn({"x1": 0.3, "x2": -1.0}, "spam")
     """
 
     def __init__(
@@ -239,7 +239,7 @@ class LifelongClient:
     def _call(
         self,
         method: str,
-        rpc: grpc.UnaryUnaryMultiCallable,
+        rpc: grpc.UnaryUnaryMultiCallable[Any, Any],
         request: Any,
         timeout: float | None,
         *,
