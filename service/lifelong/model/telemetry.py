@@ -150,18 +150,22 @@ class LayerTelemetry:
         self.dormant_below = dormant_below
         # Sums over the current window; float64 so the small eigenvalues of S survive summation.
         self._n = 0
-        self._active = torch.zeros(width, dtype=torch.int64)
-        self._abs_sum = torch.zeros(width, dtype=torch.float64)
         self._gram = torch.zeros(width, width, dtype=torch.float64)
+        # Per-unit sums, |h| and 1[h > 0], as one tensor so one op adds an example to both.
+        self._unit_sums = torch.zeros(2, width, dtype=torch.float64)
+        self._abs_sum, self._active = self._unit_sums
+        self._scratch = torch.zeros(2, width, dtype=torch.float64)
         self._last: dict[str, float] | None = None  # stats of the last completed window
 
     def observe(self, h: torch.Tensor) -> None:
         """Add the post-activation values of one example, (width,), or of a sequence, (n, width)."""
         if h.dim() == 1:
-            x = h.to(torch.float64)
+            x, positive = self._scratch
+            x.copy_(h)
             self._gram.addr_(x, x)
-            self._active.add_(x > 0)
-            self._abs_sum.add_(x.abs())
+            torch.gt(x, 0, out=positive)
+            x.abs_()
+            self._unit_sums.add_(self._scratch)
             self._n += 1
             if self._n == self.window:
                 self._close_window()
@@ -200,8 +204,7 @@ class LayerTelemetry:
     def _close_window(self) -> None:
         self._last = self._window_stats()
         self._n = 0
-        self._active.zero_()
-        self._abs_sum.zero_()
+        self._unit_sums.zero_()
         self._gram.zero_()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -209,7 +212,7 @@ class LayerTelemetry:
         last = self._last or {}
         return {
             "n": torch.tensor(self._n, dtype=torch.int64),
-            "active": self._active.clone(),
+            "active": self._active.to(torch.int64),
             "abs_sum": self._abs_sum.clone(),
             "gram": self._gram.clone(),
             "has_last": torch.tensor(self._last is not None, dtype=torch.int64),
