@@ -17,6 +17,7 @@ lifelong.config.ConfigError: task: 'ranking' is not one of classification, regre
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -192,7 +193,7 @@ class Settings:
 
     def learner_config(self):
         """A `LearnerConfig` with this file's `learner` overrides."""
-        from lifelong.model import LearnerConfig
+        from lifelong.model.config import LearnerConfig
 
         known = {f.name: f for f in dataclasses.fields(LearnerConfig)}
         unknown = sorted(set(self.learner) - set(known))
@@ -201,10 +202,8 @@ class Settings:
                 f"learner: unknown hyper-parameter(s) {', '.join(unknown)}; "
                 f"known: {', '.join(known)}"
             )
-        # TOML and JSON have lists where LearnerConfig has tuples (e.g. hidden sizes).
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.learner.items()}
         try:
-            return LearnerConfig(**values)
+            return LearnerConfig(**self.learner)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"learner: {e}") from None
 
@@ -341,4 +340,38 @@ def markdown() -> str:
         if isinstance(default, dict):
             shown = "`{}`"
         out.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {shown} | {help} |")
+    out += [
+        "",
+        "## Learner hyper-parameters",
+        "",
+        "Keys of `learner` (from `lifelong.model.LearnerConfig`). A model resumed from a "
+        "checkpoint keeps the hyper-parameters it was created with.",
+        "",
+        "| key | default | meaning |",
+        "|---|---|---|",
+    ]
+    out += [f"| {names} | {defaults} | {help} |" for names, defaults, help in learner_parameters()]
     return "\n".join(out) + "\n"
+
+
+def learner_parameters() -> list[tuple[str, str, str]]:
+    """(keys, defaults, meaning) rows from `LearnerConfig`'s numpydoc "Parameters" section."""
+    from lifelong.model.config import LearnerConfig
+
+    defaults = LearnerConfig().to_dict()
+    section = inspect.getdoc(LearnerConfig).split("----------\n", 1)[1]
+    rows: list[tuple[str, str, str]] = []
+    for line in section.splitlines():
+        if line and not line.startswith(" "):  # "name, name": the keys one description covers
+            names = [n.strip() for n in line.split(",")]
+            rows.append((names, []))
+        elif line.strip() and rows:
+            rows[-1][1].append(line.strip())
+    return [
+        (
+            ", ".join(f"`{n}`" for n in names),
+            ", ".join(f"`{_toml_value(defaults[n])}`" for n in names),
+            " ".join(text).replace("|", "\\|"),  # a table cell
+        )
+        for names, text in rows
+    ]
