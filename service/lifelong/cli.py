@@ -4,6 +4,7 @@
     lifelong predict --target host:port --features '{"x0": 0.2}'  ask a running server
     lifelong stats --target host:port                             its plasticity statistics
     lifelong config [--markdown]                                  effective settings (or docs)
+    lifelong produce --topic T --stream drifting --count 20000    feed a Kafka topic
 
 Heavy imports (torch, grpc) happen inside the subcommand that needs them, so `--help` is quick.
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 
 from lifelong.config import FIELDS, ConfigError, Settings, base_type, load_settings
+from lifelong.ingest import produce
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "predict": Subcommand("ask a running server for a prediction", predict_arguments, predict),
     "stats": Subcommand("a running server's plasticity statistics", client_arguments, stats),
     "config": Subcommand("print the effective settings as TOML", config_arguments, config),
+    "produce": Subcommand(
+        "feed a synthetic stream or a CSV file into a Kafka topic",
+        produce.arguments,
+        produce.command,
+    ),
 }
 
 
