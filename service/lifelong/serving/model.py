@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import grpc
@@ -19,7 +18,7 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     def __init__(self, host: ModelHost) -> None:
         self.host = host
         # The learner's configuration never changes while serving.
-        self.config_json = json.dumps(dataclasses.asdict(host.config()), default=str)
+        self.config_json = json.dumps(host.config().to_dict())
 
     def GetModelInfo(self, request, context) -> pb.GetModelInfoResponse:
         predictor = self.host.predictor
