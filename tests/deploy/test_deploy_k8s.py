@@ -1,0 +1,164 @@
+"""deploy/k8s, validated offline: `kubectl kustomize` renders it, kubeconform checks every object
+against the Kubernetes v1.32.4 OpenAPI schemas (strict: unknown fields fail) and the ServiceMonitor
+against the Prometheus Operator's CRD, then against tests/deploy/k8s_policy (what docs/deploy.md
+promises: one replica, a checkpoint claim, native gRPC probes, non-root, limits, scrape
+annotations). The ConfigMap's settings load with the service's own settings code."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+from deploy_support import K8S, K8S_SCHEMAS, POLICY, binary, fetched, missing, run
+from lifelong.config import load_settings
+
+SCHEMA_LOCATION = "{{ .ResourceKind }}{{ .KindSuffix }}.json"
+
+
+@pytest.fixture(scope="module")
+def kubectl() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        missing("kubectl is not installed (it renders the kustomization offline)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def kubeconform() -> Path:
+    return binary("kubeconform")
+
+
+@pytest.fixture(scope="module")
+def schemas() -> Path:
+    return fetched("k8s-schemas", K8S_SCHEMAS / ".complete").parent
+
+
+def render(kubectl: str, directory: Path) -> str:
+    result = run(kubectl, "kustomize", directory)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def validate(kubeconform: Path, manifests: str, location: Path, *extra: str):
+    return run(
+        kubeconform, "-strict", "-summary", *extra,
+        "-schema-location", f"{location}/{SCHEMA_LOCATION}", "-",
+        input=manifests,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def base(kubectl) -> str:
+    return render(kubectl, K8S)
+
+
+@pytest.fixture(scope="module")
+def with_servicemonitor(kubectl, tmp_path_factory) -> str:
+    """The base with `components: [servicemonitor]` enabled, as docs/deploy.md says."""
+    copy = tmp_path_factory.mktemp("k8s") / "k8s"
+    shutil.copytree(K8S, copy)
+    kustomization = copy / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text() + "\ncomponents:\n  - servicemonitor\n")
+    return render(kubectl, copy)
+
+
+def kinds(manifests: str) -> list[str]:
+    return re.findall(r"^kind: (\w+)$", manifests, re.M)
+
+
+def test_base_renders_the_expected_objects(base):
+    assert sorted(kinds(base)) == sorted(
+        ["Namespace", "ConfigMap", "ConfigMap", "Service", "Service", "StatefulSet"]
+    )
+    assert "ServiceMonitor" not in kinds(base)  # optional: needs the operator's CRDs
+    assert len(re.findall(r"^  namespace: lifelong$", base, re.M)) == 5  # all but the Namespace
+
+
+def test_base_is_valid_kubernetes(base, kubeconform, schemas):
+    result = validate(kubeconform, base, schemas)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid: 6, Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
+
+
+def test_servicemonitor_component_is_valid(with_servicemonitor, kubeconform, schemas):
+    assert "ServiceMonitor" in kinds(with_servicemonitor)
+    result = validate(kubeconform, with_servicemonitor, schemas)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid: 7, Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
+    monitor = with_servicemonitor[with_servicemonitor.index("kind: ServiceMonitor") :]
+    assert "namespace: lifelong" in monitor and "port: metrics" in monitor
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        (("readinessProbe:", "readinessProbes:"), "additional properties 'readinessProbes'"),
+        (("port: 50051\n", 'port: "50051"\n'), "want integer"),
+    ],
+    ids=["misspelt-field", "probe-port-as-string"],
+)
+def test_the_schemas_catch_mistakes(base, kubeconform, schemas, change, complaint):
+    broken = base.replace(*change)
+    assert broken != base
+    result = validate(kubeconform, broken, schemas)
+    assert result.returncode != 0
+    assert complaint in result.stdout
+
+
+def test_the_schemas_do_not_check_quantity_syntax(base, kubeconform, schemas):
+    """A known limit, pinned so nobody relies on it: a quantity is any string to the OpenAPI
+    schema ("lots" passes here); only the API server parses it."""
+    result = validate(kubeconform, base.replace("storage: 2Gi", "storage: lots"), schemas)
+    assert result.returncode == 0
+
+
+def test_policy(base, kubeconform):
+    """tests/deploy/k8s_policy: the promises of docs/deploy.md, as JSON schemas."""
+    result = validate(kubeconform, base, POLICY, "-ignore-missing-schemas")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid: 3, Invalid: 0" in result.stdout  # the StatefulSet and both Services
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        (("runAsNonRoot: true", "runAsNonRoot: false"), "runAsNonRoot"),
+        (("grpc:\n            port: 50051", "tcpSocket:\n            port: 50051"), "grpc"),
+        (("replicas: 1", "replicas: 2"), "replicas"),
+        (('    prometheus.io/scrape: "true"', '    prometheus.io/scrape: "false"'), "scrape"),
+    ],
+    ids=["root", "tcp-probe", "two-replicas", "no-scrape"],
+)
+def test_policy_catches_regressions(base, kubeconform, change, complaint):
+    """Each change, made to the StatefulSet (the last occurrence in the rendered manifests), is
+    caught."""
+    old, new = change
+    head, found, tail = base.rpartition(old)
+    broken = head + new + tail if found else base
+    assert broken != base
+    result = validate(kubeconform, broken, POLICY, "-ignore-missing-schemas")
+    assert result.returncode != 0
+    assert complaint in result.stdout
+
+
+def test_configmap_settings_load_in_the_service():
+    """lifelong.toml and the env literals are settings `lifelong serve` accepts, with the
+    StatefulSet's own variables on top."""
+    kustomization = (K8S / "kustomization.yaml").read_text()
+    literals = dict(re.findall(r"^\s*- (LIFELONG_\w+)=(\S*)$", kustomization, re.M))
+    assert "LIFELONG_KAFKA_BOOTSTRAP" in literals
+    statefulset = (K8S / "statefulset.yaml").read_text()
+    env = dict(re.findall(r"- name: (LIFELONG_\w+)\n\s+value: \"?([^\"\n]+)\"?", statefulset))
+    assert env["LIFELONG_CONFIG"] == "/etc/lifelong/lifelong.toml"
+    assert "mountPath: /etc/lifelong\n" in statefulset
+    environ = {**literals, **{k: v for k, v in env.items() if k != "LIFELONG_CONFIG"}}
+    settings = load_settings(environ=environ, config_file=K8S / "lifelong.toml")
+    settings.learner_config()  # the [learner] table is valid too
+    assert str(settings.checkpoint_dir) == "/var/lib/lifelong"
+    assert settings.metrics_port == 9100
+    assert settings.grpc_address.endswith(":50051")
+    table = tomllib.loads((K8S / "lifelong.toml").read_text())
+    assert table["checkpoint_dir"] == "/var/lib/lifelong"
