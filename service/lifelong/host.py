@@ -111,9 +111,9 @@ class ModelHost:
     ) -> int:
         """Learn `samples` in order and record `offsets` with them; return how many were learned.
 
-        A dense sample whose size differs from the model's feature count at its turn is rejected
-        (counted, and passed to `on_rejected`), never learned: the count can grow within a batch,
-        so only the writer can check it.
+        A dense sample shorter than the model's feature list at its turn is rejected (counted,
+        and passed to `on_rejected`), never learned: the list can grow within a batch, so only
+        the writer can check it. Values beyond the list are new features.
         """
         learner = self._learner
         rejected: list[tuple[Sample, InvalidSample]] = []
@@ -124,7 +124,7 @@ class ModelHost:
                 for sample in samples:
                     if sample.features is not None:
                         learner.learn_one(sample.features, sample.label)
-                    elif len(sample.dense) == len(learner.feature_names):
+                    elif len(sample.dense) >= len(learner.feature_names):
                         learner.learn_dense(sample.dense, sample.label)
                     else:
                         error = dense_size_mismatch(len(sample.dense), len(learner.feature_names))

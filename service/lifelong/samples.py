@@ -133,11 +133,12 @@ def check_shape(n_named: int, n_dense: int, *, max_features: int) -> None:
 
 
 def dense_size_mismatch(size: int, n_features: int) -> InvalidSample:
-    """The error for a dense input whose size is not the model's feature count."""
+    """The error for a dense input shorter than the model's feature list. (Longer is fine: when
+    learned, the values beyond it are new features; when predicting, they are ignored.)"""
     return InvalidSample(
         "dense_size_mismatch",
         f"dense has {size} values but the model has {n_features} features "
-        "(ModelInfo.feature_names); send exactly that many, or named features to add new ones",
+        "(ModelInfo.feature_names); send a value for each, in that order",
     )
 
 

@@ -33,6 +33,6 @@ def test_grpcurl_lists_and_calls_the_services(grpcurl, serve):
     answer = json.loads(
         grpcurl_call(grpcurl, served, "-d", request, "lifelong.v1.PredictionService/Predict")
     )
-    assert answer["modelVersion"] == "30"  # uint64 is a string in protobuf's JSON
+    assert answer["model_version"] == "30"  # uint64 is a string in protobuf JSON
     assert answer["prediction"]["label"]["text"] in ("above", "below")
     assert len(answer["prediction"]["probabilities"]) == 2

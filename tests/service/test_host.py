@@ -36,21 +36,23 @@ def test_snapshot_published_after_refresh_every_seconds():
     assert not host.refresh(), "nothing new to publish"
 
 
-def test_dense_samples_of_the_wrong_size_are_rejected_at_their_turn():
-    host = ModelHost(small_learner())
+def test_dense_samples_too_short_are_rejected_at_their_turn():
+    host = ModelHost(small_learner(), refresh_every_samples=1)
     rejected = []
     batch = [
-        Sample(None, np.zeros(2, np.float32), "a"),  # the model knows no feature yet
-        Sample({"x0": 1.0, "x1": 2.0}, None, "a"),
-        Sample(None, np.array([1.0, 2.0], np.float32), "b"),  # now it knows two
+        Sample({"x0": 1.0}, None, "a"),
+        Sample(None, np.array([1.0, 2.0], np.float32), "b"),  # a second feature, named "1"
+        Sample(None, np.array([1.0], np.float32), "b"),  # too short now
+        Sample({"x0": 1.0}, None, "a"),
     ]
     learned = host.learn(batch, source="kafka", on_rejected=lambda s, e: rejected.append((s, e)))
-    assert learned == 2
-    assert [(s is batch[0], e.reason) for s, e in rejected] == [(True, "dense_size_mismatch")]
+    assert learned == 3
+    assert [(s is batch[2], e.reason) for s, e in rejected] == [(True, "dense_size_mismatch")]
+    assert host.predictor.feature_names == ("x0", "1")
     registry = host.metrics.registry
     labels = {"source": "kafka", "reason": "dense_size_mismatch"}
     assert registry.get_sample_value("lifelong_samples_rejected_total", labels) == 1
-    assert registry.get_sample_value("lifelong_samples_learned_total", {"source": "kafka"}) == 2
+    assert registry.get_sample_value("lifelong_samples_learned_total", {"source": "kafka"}) == 3
 
 
 def test_checkpoint_holds_state_offsets_and_count(tmp_path):

@@ -35,9 +35,13 @@ CASES = {
         predict(pb.Features(named={"x0": 1}, dense=[1, 2])),
         "both by name and densely",
     ),
-    "predict dense of the wrong size": (
-        predict(pb.Features(dense=[1, 2, 3])),
-        "dense has 3 values but the model has 2 features",
+    "predict dense too short": (
+        predict(pb.Features(dense=[1])),
+        "dense has 1 values but the model has 2 features",
+    ),
+    "predict dense with nan beyond the known features": (
+        predict(pb.Features(dense=[1, 2, NAN])),
+        "dense[2] is nan",
     ),
     "predict dense with nan": (predict(pb.Features(dense=[1, NAN])), "dense[1] is nan"),
     "predict too many features": (
@@ -46,7 +50,7 @@ CASES = {
     ),
     "batch with one bad row": (
         ("PredictBatch", pb.PredictBatchRequest(examples=[named(x0=1), named(x0=NAN)])),
-        "examples[1]: non_finite",
+        "non_finite: examples[1]: feature 'x0' is nan",
     ),
     "learn without label": (learn(named(x0=1), None), "no label"),
     "learn without features": (learn(None, TEXT), "no features given"),
@@ -55,9 +59,9 @@ CASES = {
         "classification labels are text or integers, got 0.5",
     ),
     "learn nan": (learn(named(x0=NAN), TEXT), "non_finite: feature 'x0' is nan"),
-    "learn dense of the wrong size": (
-        learn(pb.Features(dense=[1, 2, 3]), TEXT),
-        "dense_size_mismatch: dense has 3 values but the model has 2 features",
+    "learn dense too short": (
+        learn(pb.Features(dense=[1]), TEXT),
+        "dense_size_mismatch: dense has 1 values but the model has 2 features",
     ),
     "learn too many features": (
         learn(named(**{f"f{i}": 1.0 for i in range(MAX_FEATURES + 1)}), TEXT),

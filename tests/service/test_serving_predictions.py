@@ -51,7 +51,10 @@ def test_every_prediction_carries_the_snapshots_version(serve):
         pb.PredictBatchRequest(examples=[pb.Features(named={"x0": 1.0}), dense])
     )
     assert batch.model_version == 50
-    assert batch.predictions[0] == batch.predictions[1] == single.prediction
+    for prediction in batch.predictions:  # equal up to float32 rounding in the batched product
+        assert prediction.label == single.prediction.label
+        expected = [p.probability for p in probabilities]
+        assert [p.probability for p in prediction.probabilities] == pytest.approx(expected)
 
     requests = [pb.PredictStreamRequest(request_id=i, examples=[dense] * i) for i in (3, 1, 0)]
     answers = list(served.predictions.PredictStream(iter(requests)))

@@ -1,7 +1,8 @@
 """Prediction inputs: a batch of `lifelong.v1.Features` as one float32 matrix for a snapshot.
 
-The checks are `lifelong.samples`' rules; unlike learning, a name the model does not know is
-ignored (it has no weights for it) and a name it knows but the input lacks is 0.
+The checks are `lifelong.samples`' rules; unlike learning, a name the model does not know, or a
+dense value beyond its feature list, is ignored (it has no weights for it), and a name it knows
+but the input lacks is 0.
 
 >>> from lifelong.v1 import lifelong_pb2 as pb
 >>> rows = [pb.Features(named={"b": 2.0, "new": 9.0}), pb.Features(dense=[1.0, 3.0])]
@@ -17,7 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from lifelong.samples import InvalidSample, check_shape, dense_size_mismatch
+from lifelong.samples import InvalidSample, check_shape, dense_size_mismatch, dense_vector
 from lifelong.v1 import lifelong_pb2 as pb
 
 
@@ -36,9 +37,11 @@ def features_matrix(
             try:
                 check_shape(len(named), len(dense), max_features=max_features)
                 if dense:
-                    if len(dense) != n_features:
+                    if len(dense) < n_features:
                         raise dense_size_mismatch(len(dense), n_features)
-                    X[i] = dense
+                    if len(dense) > n_features:
+                        dense_vector(dense)  # the ignored values are checked all the same
+                    X[i] = dense[:n_features]
                     continue
                 for name, value in named.items():
                     j = columns.get(name)
