@@ -26,6 +26,7 @@ POLICY = Path(__file__).resolve().parent / "k8s_policy"
 CACHE = Path(os.environ.get("LIFELONG_CACHE", ROOT / ".cache"))
 KUBERNETES_VERSION = "v1.32.4"  # as tools/fetch.sh
 K8S_SCHEMAS = CACHE / "k8s-schemas" / KUBERNETES_VERSION
+K8S_SCHEMAS_STAMP = K8S_SCHEMAS / ".recipe-2"  # as SCHEMAS_RECIPE in tools/fetch.sh
 
 # Missing validators skip their tests with the reason, unless this is set (CI): then they fail.
 REQUIRE_TOOLS = os.environ.get("LIFELONG_REQUIRE_DEPLOY_TOOLS", "") not in ("", "0")

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from deploy_support import K8S, K8S_SCHEMAS, POLICY, binary, fetched, missing, run
+from deploy_support import ALERTS, K8S, K8S_SCHEMAS_STAMP, POLICY, binary, fetched, missing, run
 from lifelong.config import load_settings
 
 SCHEMA_LOCATION = "{{ .ResourceKind }}{{ .KindSuffix }}.json"
@@ -33,7 +33,7 @@ def kubeconform() -> Path:
 
 @pytest.fixture(scope="module")
 def schemas() -> Path:
-    return fetched("k8s-schemas", K8S_SCHEMAS / ".complete").parent
+    return fetched("k8s-schemas", K8S_SCHEMAS_STAMP).parent
 
 
 def render(kubectl: str, directory: Path) -> str:
@@ -162,3 +162,26 @@ def test_configmap_settings_load_in_the_service():
     assert settings.grpc_address.endswith(":50051")
     table = tomllib.loads((K8S / "lifelong.toml").read_text())
     assert table["checkpoint_dir"] == "/var/lib/lifelong"
+
+
+def prometheus_rule() -> str:
+    """The PrometheusRule docs/deploy.md builds from alerts.yml (Prometheus Operator)."""
+    header = (
+        "apiVersion: monitoring.coreos.com/v1\n"
+        "kind: PrometheusRule\n"
+        "metadata: {name: lifelong, namespace: lifelong, labels: {release: prometheus}}\n"
+        "spec:\n"
+    )
+    return header + "".join("  " + line for line in ALERTS.read_text().splitlines(True))
+
+
+def test_alerts_wrapped_as_a_prometheus_rule_are_valid(kubeconform, schemas):
+    """The documented one-liner (header + alerts.yml indented under spec) makes a valid
+    PrometheusRule for the operator's CRD."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    assert "kind: PrometheusRule" in doc and "sed 's/^/  /' deploy/prometheus/alerts.yml" in doc
+    result = validate(kubeconform, prometheus_rule(), schemas)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid: 1, Invalid: 0" in result.stdout
+    broken = prometheus_rule().replace("        expr:", "        exprr:", 1)
+    assert validate(kubeconform, broken, schemas).returncode != 0

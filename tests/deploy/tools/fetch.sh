@@ -9,7 +9,7 @@
 #                                       validates against the compose-spec schema, no engine needed
 #   k8s-schemas     k8s-schemas/v1.32.4 kubeconform schemas made from the Kubernetes v1.32.4 OpenAPI
 #                                       (k8s.io/kubernetes module, pinned h1: hash) and the Prometheus
-#                                       Operator's ServiceMonitor CRD (v0.85.0)
+#                                       Operator's ServiceMonitor and PrometheusRule CRDs (v0.85.0)
 #
 #   tests/deploy/tools/fetch.sh [TOOL...]     (no TOOL: all of them; each skipped when present)
 #
@@ -31,6 +31,8 @@ KUBERNETES_VERSION=v1.32.4
 # hash is pinned here (GONOSUMDB for it alone, then compared).
 KUBERNETES_MODULE_SUM="h1:fRZeSjwVE+dMMSS7Qi6LxOOKpVL+1CPAT/b1Cuo4kns="
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+# Bump when the schemas' recipe changes: caches made by an older recipe are rebuilt.
+SCHEMAS_RECIPE=2
 
 log() { printf '\033[1m[deploy-tools]\033[0m %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -89,7 +91,7 @@ fetch_docker_compose() {
 
 fetch_k8s_schemas() {
     local out="$CACHE/k8s-schemas/$KUBERNETES_VERSION"
-    [ -f "$out/.complete" ] && return
+    [ -f "$out/.recipe-$SCHEMAS_RECIPE" ] && return
     log "Kubernetes $KUBERNETES_VERSION OpenAPI -> kubeconform schemas in $out"
     local sum dir
     sum="$(GONOSUMDB=k8s.io/kubernetes GOFLAGS=-mod=mod \
@@ -99,9 +101,11 @@ fetch_k8s_schemas() {
     rm -rf "$out"
     "$PYTHON" "$HERE/openapi2jsonschema.py" "$dir/api/openapi-spec/swagger.json" "$out"
     dir="$(go_module_field "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" Dir)"
-    "$PYTHON" "$HERE/openapi2jsonschema.py" --crd \
-        "$dir/jsonnet/prometheus-operator/servicemonitors-crd.json" "$out"
-    touch "$out/.complete"
+    for crd in servicemonitors prometheusrules; do
+        "$PYTHON" "$HERE/openapi2jsonschema.py" --crd \
+            "$dir/jsonnet/prometheus-operator/$crd-crd.json" "$out"
+    done
+    touch "$out/.recipe-$SCHEMAS_RECIPE"
 }
 
 tools=("$@")
