@@ -1,0 +1,150 @@
+"""`LearnerConfig`: every hyper-parameter of the learner, with its default.
+
+The config is frozen and hashable; sweep it with `dataclasses.replace`, store it with
+`to_dict` / `from_dict` (JSON-able).
+
+>>> from dataclasses import replace
+>>> cfg = LearnerConfig(hidden=[32], plasticity=["l2_init", "cbp"])
+>>> cfg.hidden, cfg.plasticity
+((32,), ('cbp', 'l2_init'))
+>>> replace(cfg, plasticity=()).plasticity  # plain backprop: the control
+()
+>>> LearnerConfig.from_dict(cfg.to_dict()) == cfg
+True
+
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+PLASTICITY_METHODS = ("cbp", "shrink_perturb", "l2_init")
+OPTIMIZERS = ("sgd", "adam")
+ACTIVATIONS = ("relu",)
+CBP_UTILITIES = ("contribution", "adaptable_contribution")
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Hyper-parameters of `LifelongClassifier` and `LifelongRegressor`.
+
+    Parameters
+    ----------
+    hidden
+        Widths of the hidden layers; `()` is a linear model.
+    activation
+        Hidden activation. Only "relu": the dead/dormant unit statistics assume it.
+    optimizer
+        "sgd" (with `momentum`) or "adam" (`adam_beta1`, `adam_beta2`, `adam_eps`).
+    lr
+        Step size, for one example at a time.
+    plasticity
+        Any subset of "cbp" (continual backprop), "shrink_perturb", "l2_init"; empty is plain
+        backprop, the control.
+    cbp_replacement_rate, cbp_maturity_threshold, cbp_decay_rate, cbp_utility
+        Continual backprop's rho, m and eta (Dohare et al. 2024), and its utility: "contribution"
+        (|outgoing weights| x |h - mean h|) or "adaptable_contribution" (also divided by the mean
+        |incoming weight|, the variant the reference code uses on permuted MNIST).
+    shrink, perturb_std
+        Shrink and perturb, after every step: θ ← (1 - shrink) θ + N(0, perturb_std²).
+    l2_init_strength
+        λ of the penalty λ‖θ - θ₀‖² toward the initial weights.
+    standardize
+        Standardise inputs by their running mean and variance (the regression target always is).
+    telemetry_window
+        Examples per window of the streamed dead/dormant/effective-rank statistics.
+    seed
+        Seeds the learner's only random generator (initialisation, unit replacement, noise).
+
+    """
+
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    plasticity: tuple[str, ...] = ("cbp",)
+    cbp_replacement_rate: float = 1e-4
+    cbp_maturity_threshold: int = 100
+    cbp_decay_rate: float = 0.99
+    cbp_utility: str = "contribution"
+    shrink: float = 1e-5
+    perturb_std: float = 1e-5
+    l2_init_strength: float = 1e-4
+    standardize: bool = True
+    telemetry_window: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # Lists (TOML, JSON, command lines) become tuples; method order does not matter.
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "plasticity", tuple(sorted(set(self.plasticity))))
+        self._validate()
+
+    def _validate(self) -> None:
+        if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in self.hidden):
+            raise ValueError(f"hidden must be positive integers, got {self.hidden}")
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("cbp_utility", self.cbp_utility, CBP_UTILITIES)
+        unknown = set(self.plasticity) - set(PLASTICITY_METHODS)
+        if unknown:
+            raise ValueError(
+                f"unknown plasticity method(s) {sorted(unknown)}; known: {PLASTICITY_METHODS}"
+            )
+        _in_range("lr", self.lr, 0.0, math.inf, low_open=True)
+        for name in ("momentum", "adam_beta1", "adam_beta2", "cbp_decay_rate", "shrink"):
+            _in_range(name, getattr(self, name), 0.0, 1.0, high_open=True)
+        for name in ("adam_eps", "perturb_std", "l2_init_strength", "cbp_replacement_rate"):
+            _in_range(name, getattr(self, name), 0.0, math.inf)
+        for name in ("cbp_maturity_threshold", "telemetry_window", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.telemetry_window < 1:
+            raise ValueError("telemetry_window must be at least 1")
+        if not isinstance(self.standardize, bool):
+            raise ValueError(f"standardize must be true or false, got {self.standardize!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-able values (tuples become lists)."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LearnerConfig:
+        return cls(**values)
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _in_range(
+    name: str,
+    value: object,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > low if low_open else value >= low)
+        and (value < high if high_open else value <= high)
+    )
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
