@@ -1,0 +1,605 @@
+"""River estimators that never stop learning, and the frozen `Predictor` they serve from.
+
+`LifelongClassifier` and `LifelongRegressor` learn one example at a time, in order, once, and
+keep nothing of it but what it changed: parameters, optimizer state, scaler statistics,
+continual backprop's per-unit statistics, telemetry sums and the random generator.
+
+Each example is first predicted, for the prequential score and the drift detector, then learned
+(test-then-train). New feature names widen the input layer and new classes the output layer,
+with zero weights, so what was learned is kept; until the first example is learned the network
+is still at its random initialisation and grows into it instead (Kaiming-uniform).
+
+>>> from river import datasets, evaluate, metrics
+>>> model = LifelongClassifier(LearnerConfig(hidden=(16,), seed=1))
+>>> accuracy = evaluate.progressive_val_score(datasets.Phishing(), model, metrics.Accuracy())
+>>> accuracy.get() > 0.8
+True
+>>> model.classes, model.samples_learned
+((True, False), 1250)
+>>> snapshot = model.snapshot()
+>>> snapshot.version
+1250
+
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import torch
+from lifelong.model import state
+from lifelong.model.config import LearnerConfig
+from lifelong.model.network import Network, forward_batch, one_thread
+from lifelong.model.optim import make_optimizer
+from lifelong.model.plasticity import ContinualBackprop, L2Init, ShrinkPerturb
+from lifelong.model.prequential import PrequentialMonitor
+from lifelong.model.scaler import Standardizer, TargetScaler
+from lifelong.model.telemetry import LayerTelemetry
+from river import base
+
+FEATURE_NAME_TYPES = (str, int)
+LABEL_TYPES = (str, int, bool)
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """One hidden layer, over the last completed telemetry window."""
+
+    width: int
+    dead_fraction: float  # units with h > 0 on none of the window's inputs
+    dormant_fraction: float  # units active on < 1% of the window's inputs
+    tau_dormant_fraction: float  # ReDo: E|h_i| / mean_j E|h_j| <= tau
+    effective_rank: float  # Roy & Vetterli on the window's (uncentred) activations
+    mean_abs_weight: float  # mean |W| of the layer's incoming weights
+    units_replaced: int  # by continual backprop, since the start
+
+
+@dataclass(frozen=True)
+class PlasticityStats:
+    layers: tuple[LayerStats, ...]
+    gradient_norm: float  # L2 norm of the last step's gradient over all parameters
+    mean_abs_weight: float  # over all parameters
+    prequential_score: float  # accuracy (classification) or MAE (regression), recent (fading)
+    prequential_loss: float  # log loss / squared error, recent (fading)
+    drifts_detected: int
+    drift_in_last_window: bool  # within the last `telemetry_window` examples
+    samples_learned: int
+
+
+class Predictor:
+    """Predictions from fixed weights: what `snapshot()` returns for serving.
+
+    It shares nothing with the learner (weights, feature index, classes and scaler statistics
+    are copies), so it can be read from any number of threads while the learner goes on.
+    A feature it does not know is ignored (its weight would be zero); a known feature missing
+    from `x` counts as its mean.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        weights: list[np.ndarray],
+        biases: list[np.ndarray],
+        feature_index: dict[Hashable, int],
+        feature_names: tuple[Hashable, ...],
+        classes: tuple[Any, ...],
+        scaler: Standardizer | None,
+        target: TargetScaler | None,
+        version: int,
+    ) -> None:
+        self.task = task
+        self._weights = weights
+        self._biases = biases
+        self._index = feature_index
+        self.feature_names = feature_names
+        self.classes = classes
+        self._scaler = scaler
+        self._target = target
+        self.version = version
+
+    def predict_proba_one(self, x: dict) -> dict[Any, float]:
+        """Probability of each known class; `{}` before any class is known."""
+        self._classifier_only()
+        if not self.classes:
+            return {}
+        return dict(zip(self.classes, self._proba(self._row(x))[0].tolist(), strict=True))
+
+    def predict_one(self, x: dict) -> Any:
+        """The most probable class (None before any), or the regression estimate."""
+        if self.task == "regression":
+            return float(self._regress(self._row(x))[0])
+        if not self.classes:
+            return None
+        return self.classes[int(np.argmax(self._outputs(self._row(x))[0]))]
+
+    def predict_proba_dense(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_classes) probabilities for the rows of `X` (n, n_features), columns in the
+        order of `classes`."""
+        self._classifier_only()
+        return self._proba(self._rows(X))
+
+    def predict_dense(self, X: np.ndarray) -> np.ndarray:
+        """Most probable class (an object array; None before any class) or regression estimate
+        (float64) for each row of `X`."""
+        Z = self._rows(X)
+        if self.task == "regression":
+            return self._regress(Z)
+        labels = np.empty(len(Z), dtype=object)
+        if self.classes:
+            labels[:] = [self.classes[k] for k in np.argmax(self._outputs(Z), axis=1).tolist()]
+        return labels
+
+    def _classifier_only(self) -> None:
+        if self.task != "classification":
+            raise TypeError("a regressor has no class probabilities; use predict_one / _dense")
+
+    def _row(self, x: dict) -> np.ndarray:
+        index = self._index
+        columns, values = [], []
+        for name, value in x.items():
+            i = index.get(name)
+            if i is not None:
+                columns.append(i)
+                values.append(value)
+        z = np.zeros((1, len(self.feature_names)), dtype=np.float32)
+        if columns:
+            raw = numbers(values)
+            z[0, columns] = self._scaler.transform(raw, columns) if self._scaler else raw
+        return z
+
+    def _rows(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        n = len(self.feature_names)
+        if X.ndim != 2 or X.shape[1] < n:
+            raise ValueError(
+                f"X must be (rows, {n}) in the order of feature_names, got shape {X.shape}"
+            )
+        X = X[:, :n]  # columns beyond the known features have no weights yet
+        return self._scaler.transform(X) if self._scaler else X.astype(np.float32)
+
+    def _outputs(self, Z: np.ndarray) -> np.ndarray:
+        return forward_batch(self._weights, self._biases, Z)[-1]
+
+    def _proba(self, Z: np.ndarray) -> np.ndarray:
+        logits = self._outputs(Z).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True, initial=-np.inf) if logits.size else 0.0
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
+
+    def _regress(self, Z: np.ndarray) -> np.ndarray:
+        out = self._outputs(Z)[:, 0].astype(np.float64)
+        return self._target.mean + self._target.std * out
+
+
+class _Lifelong:
+    """What both learners share; the task-specific part is `_learn`."""
+
+    _task: str
+
+    def __init__(self, config: LearnerConfig | None = None) -> None:
+        self.config = config if config is not None else LearnerConfig()
+        cfg = self.config
+        self._generator = torch.Generator().manual_seed(cfg.seed)
+        n_outputs = 1 if self._task == "regression" else 0
+        self._network = net = Network(cfg.hidden, n_outputs, self._generator)
+        self._optimizer = make_optimizer(net, cfg)
+        methods = set(cfg.plasticity)
+        self._l2 = L2Init(net, cfg.l2_init_strength) if "l2_init" in methods else None
+        self._sp = (
+            ShrinkPerturb(net, cfg.shrink, cfg.perturb_std) if "shrink_perturb" in methods else None
+        )
+        self._cbp = (
+            ContinualBackprop(
+                net,
+                cfg.cbp_replacement_rate,
+                cfg.cbp_maturity_threshold,
+                cfg.cbp_decay_rate,
+                cfg.cbp_utility,
+            )
+            if "cbp" in methods
+            else None
+        )
+        self._scaler = Standardizer() if cfg.standardize else None
+        self._telemetry = [LayerTelemetry(w, window=cfg.telemetry_window) for w in cfg.hidden]
+        self._monitor = PrequentialMonitor(self._task)
+        self._index: dict[Hashable, int] = {}
+        self._names: list[Hashable] = []
+        self._names_tuple: tuple[Hashable, ...] = ()
+        self.samples_learned = 0
+        self._last_drift = -1  # samples_learned when the detector last fired
+        self._live: Predictor | None = None  # predictions from the live weights
+
+    @property
+    def feature_names(self) -> tuple[Hashable, ...]:
+        """Known features, in the order of the input layer (and of dense vectors)."""
+        return self._names_tuple
+
+    # -- learning ------------------------------------------------------------------------------
+
+    def learn_one(self, x: dict, y: Any) -> None:
+        """Learn one example, after predicting it for the prequential statistics."""
+        y, k = self._label(y)
+        raw, present = self._features(x)
+        self._learn_threaded(raw, present, y, k)
+
+    def learn_dense(self, x: np.ndarray | Sequence[float], y: Any) -> None:
+        """`learn_one` for a vector in the order of `feature_names`. Values beyond them are new
+        features, named by their position ("20", "21", ...)."""
+        y, k = self._label(y)
+        raw = numbers(x)
+        if raw.ndim != 1:
+            raise ValueError(f"a dense example is one vector, got shape {raw.shape}")
+        n = len(self._names)
+        if len(raw) < n:
+            raise ValueError(f"got {len(raw)} values, the model has {n} features")
+        if len(raw) > n:
+            self._add_features([str(i) for i in range(n, len(raw))])
+        self._learn_threaded(raw, None, y, k)
+
+    def _learn_threaded(self, raw: np.ndarray, present: np.ndarray | None, y: Any, k: int) -> None:
+        if torch.get_num_threads() == 1:
+            self._learn(raw, present, y, k)
+        else:
+            with one_thread():
+                self._learn(raw, present, y, k)
+
+    def _learn(self, raw: np.ndarray, present: np.ndarray | None, y: Any, k: int) -> None:
+        raise NotImplementedError
+
+    def _label(self, y: Any) -> tuple[Any, int]:
+        raise NotImplementedError
+
+    def _standardize(self, raw: np.ndarray, present: np.ndarray | None) -> None:
+        """The example's inputs into the network."""
+        if self._scaler is not None:
+            self._scaler.learn_transform(raw, self._network.input, present)
+        else:
+            self._network.input[...] = raw  # a missing feature is 0
+
+    def _update(self, drift: bool) -> None:
+        """Backward, step and plasticity, once `network.d_output` holds dLoss/dOutputs."""
+        net = self._network
+        net.backward()
+        if self._l2 is not None:
+            self._l2.add_gradient()
+        self._optimizer.step()
+        if self._sp is not None:
+            self._sp.step()
+        if self._cbp is not None:
+            self._cbp.step()
+        for telemetry, h in zip(self._telemetry, net.hidden_tensors, strict=True):
+            telemetry.observe(h)
+        self.samples_learned += 1
+        if drift:
+            self._last_drift = self.samples_learned
+
+    # -- features ------------------------------------------------------------------------------
+
+    def _features(self, x: dict) -> tuple[np.ndarray, np.ndarray | None]:
+        """x's values as float64 in input order, and the indices present (None: all)."""
+        names = self._names
+        if len(x) == len(names):
+            try:
+                values = [x[name] for name in names]
+            except KeyError:
+                pass  # other names: some new, some missing
+            else:
+                return numbers(values), None
+        values = numbers(list(x.values()))
+        new = [name for name in x if name not in self._index]
+        if new:
+            self._add_features(new)
+        present = np.fromiter((self._index[name] for name in x), dtype=np.intp, count=len(x))
+        raw = np.zeros(len(self._names))
+        raw[present] = values
+        return raw, present if len(present) < len(raw) else None
+
+    def _add_features(self, names: list[Hashable]) -> None:
+        for name in names:
+            if type(name) not in FEATURE_NAME_TYPES:
+                raise TypeError(f"feature names must be str or int, got {name!r}")
+            if name in self._index:
+                raise ValueError(f"feature {name!r} exists already")
+        start = len(self._names)
+        self._index.update((name, start + i) for i, name in enumerate(names))
+        self._names.extend(names)
+        self._names_tuple = tuple(self._names)
+        self._network.grow_inputs(len(names), initialise=self.samples_learned == 0)
+        if self._scaler is not None:
+            self._scaler.grow(len(names))
+        self._live = None
+
+    # -- predicting ----------------------------------------------------------------------------
+
+    def _predictor(self) -> Predictor:
+        """A `Predictor` on the live weights and statistics (no copies; rebuilt on growth)."""
+        if self._live is None:
+            weights, biases = self._network.weights()
+            self._live = Predictor(
+                self._task,
+                weights,
+                biases,
+                self._index,
+                self._names_tuple,
+                tuple(getattr(self, "_classes", ())),
+                self._scaler,
+                getattr(self, "_target", None),
+                version=-1,
+            )
+        return self._live
+
+    def predict_dense(self, X: np.ndarray) -> np.ndarray:
+        return self._predictor().predict_dense(X)
+
+    def snapshot(self) -> Predictor:
+        """A frozen copy for serving; `.version` is `samples_learned`."""
+        weights, biases = self._network.weights()
+        target = getattr(self, "_target", None)
+        return Predictor(
+            self._task,
+            [W.copy() for W in weights],
+            [b.copy() for b in biases],
+            dict(self._index),
+            self._names_tuple,
+            tuple(getattr(self, "_classes", ())),
+            self._scaler.copy() if self._scaler is not None else None,
+            target.copy() if target is not None else None,
+            version=self.samples_learned,
+        )
+
+    # -- statistics and state ------------------------------------------------------------------
+
+    def stats(self) -> PlasticityStats:
+        net = self._network
+        weights = net.mean_abs_weights()
+        replaced = self._cbp.replaced if self._cbp is not None else [0] * len(self._telemetry)
+        layers = tuple(
+            LayerStats(
+                width=t.width,
+                **t.stats(),
+                mean_abs_weight=weights[i],
+                units_replaced=replaced[i],
+            )
+            for i, t in enumerate(self._telemetry)
+        )
+        window = self.config.telemetry_window
+        return PlasticityStats(
+            layers=layers,
+            gradient_norm=net.gradient_norm(),
+            mean_abs_weight=net.mean_abs_parameter(),
+            prequential_score=self._monitor.score,
+            prequential_loss=self._monitor.loss,
+            drifts_detected=self._monitor.drifts_detected,
+            drift_in_last_window=self._last_drift >= 0
+            and self.samples_learned - self._last_drift < window,
+            samples_learned=self.samples_learned,
+        )
+
+    def to_bytes(self) -> bytes:
+        """The complete state (safetensors with JSON metadata; no pickle): `load` continues
+        bit for bit where this learner is."""
+        return state.dumps(self)
+
+    def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, layout = self._network.state_dict()
+        tensors = {f"network.{k}": v.clone() for k, v in tensors.items()}
+        meta: dict[str, Any] = {
+            "config": self.config.to_dict(),
+            "layout": layout,
+            "features": list(self._names),
+            "samples_learned": self.samples_learned,
+            "last_drift": self._last_drift,
+            "prequential": self._monitor.state_dict(),
+        }
+        if self._scaler is not None:
+            for k, v in self._scaler.state_dict().items():
+                tensors[f"scaler.{k}"] = torch.from_numpy(v.copy())
+        if self._cbp is not None:
+            arrays, meta["cbp"] = self._cbp.state_dict()
+            for k, v in arrays.items():
+                tensors[f"cbp.{k}"] = torch.from_numpy(v.copy())
+        for i, telemetry in enumerate(self._telemetry):
+            for k, v in telemetry.state_dict().items():
+                tensors[f"telemetry.{i}.{k}"] = v
+        tensors["generator"] = self._generator.get_state()
+        return tensors, meta
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        names = meta["features"]
+        if len(names) != meta["layout"]["sizes"][0]:
+            raise ValueError("the state's feature names do not match its input layer")
+        self._names = []
+        self._index = {}
+        self._add_features(names)
+        self._network.load_state_dict(_prefixed(tensors, "network."), meta["layout"])
+        if self._scaler is not None:
+            self._scaler.load_state_dict(
+                {k: v.numpy() for k, v in _prefixed(tensors, "scaler.").items()}
+            )
+        if self._cbp is not None:
+            arrays = {k: v.numpy() for k, v in _prefixed(tensors, "cbp.").items()}
+            self._cbp.load_state_dict(arrays, meta["cbp"])
+        for i, telemetry in enumerate(self._telemetry):
+            telemetry.load_state_dict(_prefixed(tensors, f"telemetry.{i}."))
+        self._monitor.load_state_dict(meta["prequential"])
+        self._generator.set_state(tensors["generator"])
+        self.samples_learned = int(meta["samples_learned"])
+        self._last_drift = int(meta["last_drift"])
+        self._live = None
+
+
+class LifelongClassifier(_Lifelong, base.Classifier):
+    """A classifier that learns forever: softmax over the classes seen so far.
+
+    Labels are `str`, `int` or `bool` (NumPy integers and booleans are converted); `True` and
+    `1` are equal in Python, so one model cannot have both.
+
+    >>> model = LifelongClassifier(LearnerConfig(hidden=(8,), seed=0))
+    >>> model.predict_proba_one({"x": 1.0})
+    {}
+    >>> for _ in range(50):
+    ...     model.learn_one({"x": 1.0}, "spam")
+    ...     model.learn_one({"x": -1.0}, "ham")
+    >>> model.predict_one({"x": 0.9}), model.classes
+    ('spam', ('spam', 'ham'))
+    >>> model.learn_one({"x": 1.0}, 0.5)
+    Traceback (most recent call last):
+    ...
+    TypeError: a class label must be a str, int or bool, got float 0.5
+
+    """
+
+    _task = "classification"
+
+    def __init__(self, config: LearnerConfig | None = None) -> None:
+        super().__init__(config)
+        self._classes: list[Any] = []
+        self._class_index: dict[Any, int] = {}
+
+    @property
+    def _multiclass(self) -> bool:
+        return True
+
+    @property
+    def classes(self) -> tuple[Any, ...]:
+        """Known classes, in the order of the output layer."""
+        return tuple(self._classes)
+
+    def _label(self, y: Any) -> tuple[Any, int]:
+        """The label as a Python value, and its output (-1 for a new class)."""
+        if type(y) not in LABEL_TYPES:
+            if isinstance(y, np.bool_):
+                y = bool(y)
+            elif isinstance(y, np.integer):
+                y = int(y)
+            elif isinstance(y, str):
+                y = str(y)
+            else:
+                raise TypeError(
+                    f"a class label must be a str, int or bool, got {type(y).__name__} {y!r}"
+                )
+        k = self._class_index.get(y, -1)
+        if k >= 0 and type(self._classes[k]) is not type(y):
+            raise TypeError(f"label {y!r} is equal to class {self._classes[k]!r} of another type")
+        return y, k
+
+    def _add_class(self, y: Any) -> int:
+        k = len(self._classes)
+        self._classes.append(y)
+        self._class_index[y] = k
+        self._network.grow_outputs(1, initialise=self.samples_learned == 0)
+        self._live = None
+        return k
+
+    def _learn(self, raw: np.ndarray, present: np.ndarray | None, y: Any, k: int) -> None:
+        net = self._network
+        self._standardize(raw, present)
+        proba = _softmax(net.forward().tolist())
+        if proba:
+            y_pred = self._classes[proba.index(max(proba))]
+            drift = self._monitor.update(y, y_pred, dict(zip(self._classes, proba, strict=True)))
+        else:
+            drift = self._monitor.update(y, None, {})
+        if k < 0:
+            k = self._add_class(y)
+            proba = _softmax(net.forward().tolist())
+        d = net.d_output  # cross-entropy: softmax - one-hot
+        d[...] = proba
+        d[k] -= 1.0
+        self._update(drift)
+
+    def predict_proba_one(self, x: dict) -> dict[Any, float]:
+        return self._predictor().predict_proba_one(x)
+
+    def predict_one(self, x: dict) -> Any:
+        return self._predictor().predict_one(x)
+
+    def predict_proba_dense(self, X: np.ndarray) -> np.ndarray:
+        return self._predictor().predict_proba_dense(X)
+
+    def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, meta = super()._state()
+        meta["classes"] = list(self._classes)  # JSON keeps str, int and bool apart
+        return tensors, meta
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        for y in meta["classes"]:
+            self._add_class(self._label(y)[0])
+        super()._restore(tensors, meta)
+
+
+class LifelongRegressor(_Lifelong, base.Regressor):
+    """A regressor that learns forever, on the standardised target (squared error).
+
+    >>> model = LifelongRegressor(LearnerConfig(hidden=(8,), seed=0))
+    >>> for i in range(300):
+    ...     model.learn_one({"x": i % 3}, 100.0 + 10.0 * (i % 3))
+    >>> round(model.predict_one({"x": 2}))
+    120
+
+    """
+
+    _task = "regression"
+
+    def __init__(self, config: LearnerConfig | None = None) -> None:
+        super().__init__(config)
+        self._target = TargetScaler()
+
+    def _label(self, y: Any) -> tuple[float, int]:
+        if isinstance(y, bool | np.bool_) or not isinstance(y, Real):
+            raise TypeError(f"a regression target must be a number, got {type(y).__name__} {y!r}")
+        y = float(y)
+        if not math.isfinite(y):
+            raise ValueError(f"a regression target must be finite, got {y}")
+        return y, 0
+
+    def _learn(self, raw: np.ndarray, present: np.ndarray | None, y: float, k: int) -> None:
+        net = self._network
+        self._standardize(raw, present)
+        out = float(net.forward()[0])
+        drift = self._monitor.update(y, self._target.inverse(out))
+        self._target.learn(y)
+        net.d_output[0] = 2.0 * (out - self._target.transform(y))  # d/dout (out - y)²
+        self._update(drift)
+
+    def predict_one(self, x: dict) -> float:
+        return self._predictor().predict_one(x)
+
+    def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, meta = super()._state()
+        meta["target"] = self._target.state_dict()
+        return tensors, meta
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        super()._restore(tensors, meta)
+        self._target.load_state_dict(meta["target"])
+
+
+def numbers(values: Any) -> np.ndarray:
+    """`values` as a float64 array, checked finite."""
+    try:
+        raw = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"feature values must be numbers, got {values!r}") from None
+    if not np.isfinite(raw).all():
+        raise ValueError(f"feature values must be finite, got {values!r}")
+    return raw
+
+
+def _softmax(logits: list[float]) -> list[float]:
+    if not logits:
+        return []
+    top = max(logits)
+    e = [math.exp(z - top) for z in logits]
+    total = sum(e)
+    return [v / total for v in e]
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -1,0 +1,138 @@
+"""to_bytes / load: a loaded learner continues exactly as the saved one would have."""
+
+import json
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+from lifelong.model import LearnerConfig, LifelongClassifier, LifelongRegressor, load
+
+EVERYTHING = ("cbp", "l2_init", "shrink_perturb")
+FAST = {"cbp_replacement_rate": 0.02, "cbp_maturity_threshold": 10, "telemetry_window": 64}
+
+
+def stream(n, seed, regression=False):
+    """Examples whose feature set and classes keep growing (beyond any spare capacity), with
+    features missing now and then."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        n_features = 3 + i // 40
+        x = {f"f{j}": float(rng.normal()) for j in range(n_features) if rng.random() > 0.1}
+        score = sum(x.values())
+        if regression:
+            yield x, 10.0 * score + 3.0
+        else:
+            yield x, int(score > 0) + 2 * (i // 150)  # classes 0, 1, then 2, 3, ...
+
+
+def slots(model):
+    net = model._network
+    return {name: net.tensors(name) for name in net.slot_names}
+
+
+def assert_identical(a, b):
+    for name, layers in slots(a).items():
+        for (W, w), (W2, w2) in zip(layers, slots(b)[name], strict=True):
+            assert torch.equal(W, W2) and torch.equal(w, w2), name
+    assert a.feature_names == b.feature_names and a.samples_learned == b.samples_learned
+    assert a.stats() == b.stats()
+    assert a.to_bytes() == b.to_bytes()  # every other piece of state too
+
+
+CONFIGS = [
+    LearnerConfig(hidden=(16, 8), plasticity=EVERYTHING, **FAST),
+    LearnerConfig(
+        hidden=(12,),
+        optimizer="adam",
+        plasticity=EVERYTHING,
+        cbp_utility="adaptable_contribution",
+        standardize=False,
+        **FAST,
+    ),
+    LearnerConfig(hidden=(8,), momentum=0.9, plasticity=()),
+    LearnerConfig(hidden=(), plasticity=("l2_init",)),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["sgd", "adam", "momentum", "linear"])
+@pytest.mark.parametrize("cut", [0, 1, 230])
+def test_classifier_continues_bit_for_bit(config, cut):
+    data = list(stream(500, seed=0))
+    model = LifelongClassifier(config)
+    for x, y in data[:cut]:
+        model.learn_one(x, y)
+    copy = load(model.to_bytes())
+    assert isinstance(copy, LifelongClassifier) and copy.classes == model.classes
+    replaced = [layer.units_replaced for layer in copy.stats().layers]
+    for x, y in data[cut:]:
+        model.learn_one(x, y)
+        copy.learn_one(x, y)
+    assert len(model.feature_names) > 12 and len(model.classes) == 8  # grown after the cut
+    if "cbp" in config.plasticity:  # units replaced after the cut
+        after = [layer.units_replaced for layer in copy.stats().layers]
+        assert all(r < s for r, s in zip(replaced, after, strict=True))
+    assert_identical(model, copy)
+
+
+def test_regressor_continues_bit_for_bit():
+    config = LearnerConfig(hidden=(16, 8), plasticity=EVERYTHING, **FAST)
+    data = list(stream(400, seed=1, regression=True))
+    model = LifelongRegressor(config)
+    for x, y in data[:150]:
+        model.learn_one(x, y)
+    copy = load(model.to_bytes())
+    assert isinstance(copy, LifelongRegressor)
+    for x, y in data[150:]:
+        model.learn_one(x, y)
+        copy.learn_one(x, y)
+    assert_identical(model, copy)
+    assert copy.predict_one(data[0][0]) == model.predict_one(data[0][0])
+
+
+def test_dense_learning_continues_bit_for_bit():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6)).astype(np.float32)
+    model = LifelongClassifier(LearnerConfig(hidden=(8,), plasticity=EVERYTHING, **FAST))
+    for x in X[:100]:
+        model.learn_dense(x, bool(x.sum() > 0))
+    copy = load(model.to_bytes())
+    for x in X[100:]:
+        model.learn_dense(x, bool(x.sum() > 0))
+        copy.learn_dense(x, bool(x.sum() > 0))
+    assert copy.classes in ((True, False), (False, True))
+    assert_identical(model, copy)
+
+
+def test_state_is_safetensors_with_json_metadata():
+    model = LifelongClassifier(LearnerConfig(hidden=(4,)))
+    model.learn_one({"x": 1.0, 7: 2.0}, True)
+    model.learn_one({"x": 1.0}, "no")
+    data = model.to_bytes()
+    tensors = safetensors.torch.load(data)
+    assert tensors["network.param.W0"].shape == (4, 2)
+    assert tensors["generator"].dtype == torch.uint8
+    size = int.from_bytes(data[:8], "little")
+    meta = json.loads(json.loads(data[8 : 8 + size])["__metadata__"]["lifelong"])
+    assert meta["kind"] == "LifelongClassifier" and meta["samples_learned"] == 2
+    assert meta["features"] == ["x", 7] and meta["classes"] == [True, "no"]
+    assert load(data).feature_names == ("x", 7)
+
+
+@pytest.mark.parametrize("data", [b"", b"not a state", b"\x08" + b"\x00" * 7 + b"{}" * 4])
+def test_load_refuses_what_is_not_a_state(data):
+    with pytest.raises(ValueError, match="not a Lifelong learner state"):
+        load(data)
+
+
+def test_load_refuses_another_format():
+    data = LifelongRegressor(LearnerConfig(hidden=(2,))).to_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    meta = json.loads(header["__metadata__"]["lifelong"])
+    meta["format"] = 99
+    header["__metadata__"]["lifelong"] = json.dumps(meta)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with pytest.raises(ValueError, match="format 99"):
+        load(len(raw).to_bytes(8, "little") + raw + data[8 + size :])
