@@ -122,6 +122,11 @@ class App:
             self._spawn("kafka", ingest.run, self.host, settings, self.stopping)
         elif settings.demo:
             self._spawn("demo", demo.run, self.host, settings.demo_rate, self.stopping)
+            log.info(
+                "try: lifelong predict --target localhost:%d --features '%s'",
+                self.grpc.port,
+                '{"x0": 0.2, "x1": 0.7, "x2": 0.5, "x3": 0.1}',
+            )
         self._spawn("housekeeping", self._housekeeping)
 
     def _spawn(self, name: str, target: Callable, *args) -> None:

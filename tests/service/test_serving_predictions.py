@@ -45,8 +45,8 @@ def test_every_prediction_carries_the_snapshots_version(serve):
 
     # Named and dense rows in one batch: one pass through the network, one version.
     info = served.model.GetModelInfo(pb.GetModelInfoRequest())
-    assert list(info.feature_names) == ["x0", "x1"]
-    dense = pb.Features(dense=[1.0, 0.0])
+    assert sorted(info.feature_names) == ["x0", "x1"]  # in the order the model met them
+    dense = pb.Features(dense=[{"x0": 1.0, "x1": 0.0}[name] for name in info.feature_names])
     batch = served.predictions.PredictBatch(
         pb.PredictBatchRequest(examples=[pb.Features(named={"x0": 1.0}), dense])
     )

@@ -43,11 +43,11 @@ def features_matrix(
                         dense_vector(dense)  # the ignored values are checked all the same
                     X[i] = dense[:n_features]
                     continue
-                for name, value in named.items():
+                for name in named:  # faster than .items() on a protobuf map
                     j = columns.get(name)
                     if j is not None:
-                        X[i, j] = value
-                    elif not math.isfinite(value):  # known names are checked below, all at once
+                        X[i, j] = named[name]
+                    elif not math.isfinite(value := named[name]):  # known: checked below, at once
                         raise InvalidSample(
                             "non_finite", f"feature {name!r} is {value}; send finite numbers only"
                         )

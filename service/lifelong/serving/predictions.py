@@ -7,7 +7,7 @@ matrix through the network, so a batch has one `model_version`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import grpc
 import numpy as np
@@ -51,8 +51,14 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
             view = self._view = SnapshotView(predictor)
         return view
 
-    def predict(self, view: SnapshotView, rows: Sequence[pb.Features]) -> list[pb.Prediction]:
-        """Predictions for `rows` from `view`'s snapshot, as one batch."""
+    def predict(
+        self, view: SnapshotView, rows: Sequence[pb.Features], add: Callable[[], pb.Prediction]
+    ) -> None:
+        """Predict `rows` from `view`'s snapshot as one batch, into one `add()` per row.
+
+        Written in place into the response: building messages and copying them in would cost
+        more than the network's forward pass.
+        """
         if view.predictor.version == 0 or (self.classification and not view.classes):
             raise NotReady(
                 "the model has learned nothing yet, so it knows no class"
@@ -60,53 +66,54 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
                 else "the model has learned nothing yet"
             )
         if not rows:
-            return []
+            return
         X = features_matrix(rows, view.columns, max_features=self.max_features)
         if not self.classification:
-            return [
-                pb.Prediction(label=pb.Label(number=y))
-                for y in view.predictor.predict_dense(X).tolist()
-            ]
+            for y in view.predictor.predict_dense(X).tolist():
+                add().label.number = y
+            return
         proba = view.predictor.predict_proba_dense(X)
         order = np.argsort(-proba, axis=1, kind="stable")  # most probable first; ties keep order
         sorted_proba = np.take_along_axis(proba, order, axis=1).tolist()
         classes = view.classes
-        return [
-            pb.Prediction(
-                label=classes[js[0]],
-                probabilities=[
-                    pb.ClassProbability(label=classes[j], probability=p)
-                    for j, p in zip(js, ps, strict=True)
-                ],
-            )
-            for js, ps in zip(order.tolist(), sorted_proba, strict=True)
-        ]
+        for js, ps in zip(order.tolist(), sorted_proba, strict=True):
+            prediction = add()
+            prediction.label.CopyFrom(classes[js[0]])
+            probabilities = prediction.probabilities
+            for j, p in zip(js, ps, strict=True):
+                probabilities.add(probability=p).label.CopyFrom(classes[j])
 
     def _answer(
-        self, rpc: str, rows: Sequence[pb.Features], context, where: str = ""
-    ) -> tuple[list[pb.Prediction], int]:
-        """Predictions and their model version, or the call aborted with a status saying why."""
+        self,
+        rpc: str,
+        rows: Sequence[pb.Features],
+        response,
+        add: Callable[[], pb.Prediction],
+        context,
+        where: str = "",
+    ) -> None:
+        """Fill `response`, or abort the call with a status saying why not."""
         view = self._current()
         try:
-            predictions = self.predict(view, rows)
+            self.predict(view, rows, add)
         except InvalidSample as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{where}{e}")
         except NotReady as e:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{where}{e}; learn samples first")
+        response.model_version = view.predictor.version
         self._count[rpc].inc(len(rows))
-        return predictions, view.predictor.version
 
     def Predict(self, request: pb.PredictRequest, context) -> pb.PredictResponse:
         start = time.perf_counter()
-        (prediction,), version = self._answer("predict", (request.features,), context)
-        response = pb.PredictResponse(prediction=prediction, model_version=version)
+        response = pb.PredictResponse()
+        self._answer("predict", (request.features,), response, lambda: response.prediction, context)
         self._latency["predict"].observe(time.perf_counter() - start)
         return response
 
     def PredictBatch(self, request: pb.PredictBatchRequest, context) -> pb.PredictBatchResponse:
         start = time.perf_counter()
-        predictions, version = self._answer("predict_batch", request.examples, context)
-        response = pb.PredictBatchResponse(predictions=predictions, model_version=version)
+        response = pb.PredictBatchResponse()
+        self._answer("predict_batch", request.examples, response, response.predictions.add, context)
         self._latency["predict_batch"].observe(time.perf_counter() - start)
         return response
 
@@ -118,11 +125,14 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
         latency = self._latency["predict_stream"]
         for request in request_iterator:
             start = time.perf_counter()
-            predictions, version = self._answer(
-                "predict_stream", request.examples, context, f"request_id {request.request_id}: "
-            )
-            response = pb.PredictStreamResponse(
-                request_id=request.request_id, predictions=predictions, model_version=version
+            response = pb.PredictStreamResponse(request_id=request.request_id)
+            self._answer(
+                "predict_stream",
+                request.examples,
+                response,
+                response.predictions.add,
+                context,
+                f"request_id {request.request_id}: ",
             )
             latency.observe(time.perf_counter() - start)
             yield response
