@@ -1,0 +1,7 @@
+"""The learner's compiled fast path: a sequence of examples learned in one C loop, with the same
+semantics as the reference path (see `path` and `kernel.c`)."""
+
+from lifelong.model.fast.build import KernelUnavailable
+from lifelong.model.fast.path import FastPath, unsupported
+
+__all__ = ["FastPath", "KernelUnavailable", "unsupported"]

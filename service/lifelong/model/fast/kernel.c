@@ -1,0 +1,284 @@
+/* The learner's per-example step, fused and compiled: standardise, forward, loss gradient,
+ * backward, optimizer update, continual backprop's unit statistics and the telemetry sums, for a
+ * sequence of examples learned one at a time, in order, each seeing the weights the previous one
+ * left. Same arithmetic, in the same order per element, as the reference NumPy/torch path
+ * (network.py, optim.py, plasticity.py, telemetry.py, scaler.py); only the summation order of dot
+ * products differs.
+ *
+ * What needs the learner's torch random generator (continual backprop's unit replacement) or an
+ * eigendecomposition (closing a telemetry window) stays in Python: `lifelong_learn` returns early
+ * when a replacement is due, and the caller never runs it across a window boundary.
+ *
+ * Loaded with ctypes: plain C, no Python or torch headers. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { SGD = 0, ADAM = 1 };
+enum { CLASSIFY = 0, REGRESS = 1 };
+#define MAX_LAYERS 16
+#define GRAM_ROWS 16 /* examples buffered per float64 second-moment update */
+#define TINY 1e-12   /* scaler.py: floor of a standard deviation */
+
+typedef struct {
+    int32_t n_layers;               /* hidden layers + 1 */
+    int32_t sizes[MAX_LAYERS + 1];  /* logical widths: inputs, hidden..., outputs */
+    int64_t w_off[MAX_LAYERS];      /* offset of layer i's W in every slot */
+    int64_t w_stride[MAX_LAYERS];   /* row stride of W (column capacity) */
+    int64_t b_off[MAX_LAYERS];
+    /* slots, all with the same layout; NULL when unused */
+    float *param, *grad, *momentum, *exp_avg, *exp_avg_sq, *beta1_power, *beta2_power, *initial;
+    int32_t optimizer, task, standardize, cbp, adaptable;
+    /* constants as the reference's float32 arithmetic sees them: expressions such as 1 - beta1
+     * are evaluated in double by Python, then rounded once */
+    float lr, mom, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, l2_twice;
+    /* scaler (float64, one per input) and target scaler */
+    double *sc_count, *sc_mean, *sc_m2;
+    double *target; /* regression target: count, mean, m2 */
+    /* continual backprop, per hidden unit, all hidden layers end to end */
+    int64_t *age;
+    float *mean, *utility, *decay_power, *correction, *mean_hat;
+    uint8_t *mature;
+    double *accumulated; /* per hidden layer */
+    float eta, one_minus_eta;
+    double rho;
+    int64_t maturity;
+    /* telemetry, per hidden layer: float64 w x w second-moment sum, (2, w) sums of |h|, 1[h>0] */
+    double *gram[MAX_LAYERS];
+    double *unit_sums[MAX_LAYERS];
+    /* scratch: hidden activations and deltas (sum of widths), output, input, |W| per unit, and
+     * GRAM_ROWS buffered activation rows per hidden layer */
+    float *h, *delta, *out, *d_out, *x, *magnitude, *rows;
+} Net;
+
+static inline float *hidden_of(const Net *n, float *all, int layer) {
+    int start = 0;
+    for (int i = 0; i < layer; i++) start += n->sizes[i + 1];
+    return all + start;
+}
+
+/* out = W a + b, ReLU on hidden layers */
+static void dense(const Net *n, int i, const float *a, float *out) {
+    const int rows = n->sizes[i + 1], cols = n->sizes[i];
+    const float *W = n->param + n->w_off[i], *b = n->param + n->b_off[i];
+    const int relu = i < n->n_layers - 1;
+    for (int r = 0; r < rows; r++) {
+        const float *w = W + r * n->w_stride[i];
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int c = 0; c < cols; c++) s += w[c] * a[c];
+        s += b[r];
+        out[r] = relu && !(s > 0.0f) ? 0.0f : s;
+    }
+}
+
+/* One parameter's update from its gradient g, as optim.py does it element-wise. */
+static inline float update(const Net *n, int64_t k, float g, int store_grad) {
+    float *p = n->param + k;
+    if (n->initial) g += (*p - n->initial[k]) * n->l2_twice;
+    if (store_grad) n->grad[k] = g;
+    if (n->optimizer == SGD) {
+        if (n->momentum) {
+            float m = n->momentum[k] * n->mom + g;
+            n->momentum[k] = m;
+            g = m;
+        }
+        return *p -= g * n->lr;
+    }
+    const float b1 = n->beta1, b2 = n->beta2;
+    const float p1 = n->beta1_power[k] * b1, p2 = n->beta2_power[k] * b2;
+    n->beta1_power[k] = p1;
+    n->beta2_power[k] = p2;
+    const float m = n->exp_avg[k] * b1 + g * n->one_minus_beta1;
+    const float v = n->exp_avg_sq[k] * b2 + g * g * n->one_minus_beta2;
+    n->exp_avg[k] = m;
+    n->exp_avg_sq[k] = v;
+    const float den = sqrtf(v / (1.0f - p2)) + n->eps;
+    return *p -= m / (1.0f - p1) / den * n->lr;
+}
+
+/* Layer i: d_prev = (W^T d) masked by a > 0 (if d_prev), then W, b updated from d a^T and d,
+ * reading each weight once; col_abs[c] = sum_r |W[r, c]| after the update (continual
+ * backprop's outgoing weight magnitude). */
+static void backward(const Net *n, int i, const float *d, const float *a, float *d_prev,
+                     float *col_abs, int store_grad) {
+    const int rows = n->sizes[i + 1], cols = n->sizes[i];
+    const int64_t w0 = n->w_off[i], stride = n->w_stride[i], b0 = n->b_off[i];
+    if (d_prev) memset(d_prev, 0, cols * sizeof(float));
+    if (col_abs) memset(col_abs, 0, cols * sizeof(float));
+    const int plain = n->optimizer == SGD && !n->momentum && !n->initial && !store_grad;
+    const float lr = n->lr;
+    for (int r = 0; r < rows; r++) {
+        float *w = n->param + w0 + r * stride;
+        const float dr = d[r];
+        if (d_prev) {
+#pragma omp simd
+            for (int c = 0; c < cols; c++) d_prev[c] += w[c] * dr;
+        }
+        if (plain) { /* the common case, vectorised: w -= (d a) lr */
+#pragma omp simd
+            for (int c = 0; c < cols; c++) w[c] -= (dr * a[c]) * lr;
+        } else {
+            for (int c = 0; c < cols; c++) update(n, w0 + r * stride + c, dr * a[c], store_grad);
+        }
+        if (col_abs) {
+#pragma omp simd
+            for (int c = 0; c < cols; c++) col_abs[c] += fabsf(w[c]);
+        }
+        if (plain)
+            n->param[b0 + r] -= dr * lr;
+        else
+            update(n, b0 + r, dr, store_grad);
+    }
+    if (d_prev)
+        for (int c = 0; c < cols; c++)
+            if (!(a[c] > 0.0f)) d_prev[c] = 0.0f;
+}
+
+/* Add the buffered activation rows to each hidden layer's float64 second moment. */
+static void flush_gram(const Net *n, int buffered) {
+    if (!buffered) return;
+    for (int l = 0; l < n->n_layers - 1; l++) {
+        const int w = n->sizes[l + 1];
+        const float *rows = n->rows + GRAM_ROWS * (hidden_of(n, n->h, l) - n->h);
+        double *S = n->gram[l];
+        for (int i = 0; i < w; i++) {
+            double *Si = S + (int64_t)i * w;
+            for (int b = 0; b < buffered; b++) {
+                const float *h = rows + b * w;
+                const double hi = h[i];
+                if (hi == 0.0) continue; /* ReLU activations are sparse */
+#pragma omp simd
+                for (int j = 0; j < w; j++) Si[j] += hi * (double)h[j];
+            }
+        }
+    }
+}
+
+/* Continual backprop's statistics for this step (plasticity.py, ContinualBackprop.step), then
+ * whether a layer has a replacement due. */
+static int cbp_step(Net *n) {
+    const float eta = n->eta;
+    int due = 0, start = 0;
+    for (int l = 0; l < n->n_layers - 1; l++) {
+        const int w = n->sizes[l + 1];
+        /* magnitude: sum |outgoing| per unit (backward of layer l+1), turned into the mean */
+        const int out_rows = n->sizes[l + 2];
+        const int in_cols = n->sizes[l];
+        float *mag = n->magnitude + start;
+        int64_t eligible = 0;
+        for (int u = 0; u < w; u++) {
+            const int k = start + u;
+            n->age[k] += 1;
+            n->decay_power[k] *= eta;
+            n->correction[k] = 1.0f - n->decay_power[k];
+            n->mean[k] = n->mean[k] * eta + n->h[k] * n->one_minus_eta;
+            n->mean_hat[k] = n->mean[k] / n->correction[k];
+            float y = fabsf(n->h[k] - n->mean_hat[k]);
+            float weight = out_rows ? mag[u] * (1.0f / out_rows) : 0.0f;
+            if (n->adaptable && in_cols) weight = weight * in_cols / n->delta[k];
+            y *= weight;
+            n->utility[k] = n->utility[k] * eta + y * n->one_minus_eta;
+            n->mature[k] = n->age[k] > n->maturity;
+            eligible += n->mature[k];
+        }
+        if (eligible) {
+            n->accumulated[l] += n->rho * eligible;
+            if (n->accumulated[l] >= 1.0) due = 1;
+        }
+        start += w;
+    }
+    return due;
+}
+
+/* Learn examples [0, count) of X (count x sizes[0], row-major; raw features, standardised here
+ * if enabled) with targets y_class (output index) or y_value. Writes each example's prediction,
+ * made before learning it, to outputs (count x sizes[-1]): class probabilities or the regression
+ * estimate. Returns the number learned: count, or fewer when a continual-backprop replacement
+ * is due after the last one learned (accumulated >= 1). */
+int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_class,
+                       const double *y_value, double *outputs) {
+    const int L = n->n_layers, n_in = n->sizes[0], n_out = n->sizes[L];
+    int buffered = 0;
+    int64_t t = 0;
+    while (t < count) {
+        const double *xr = X + t * n_in;
+        float *x = n->x;
+        if (n->standardize) { /* scaler.py: Standardizer.learn_transform */
+            for (int c = 0; c < n_in; c++) {
+                const double cnt = n->sc_count[c] += 1.0;
+                const double d = xr[c] - n->sc_mean[c];
+                const double mean = n->sc_mean[c] += d / cnt;
+                const double dev = xr[c] - mean;
+                const double m2 = n->sc_m2[c] += d * dev;
+                double sd = sqrt(m2 / cnt);
+                if (sd < TINY) sd = TINY;
+                x[c] = (float)(dev / sd);
+            }
+        } else {
+            for (int c = 0; c < n_in; c++) x[c] = (float)xr[c];
+        }
+        const float *a = x;
+        for (int i = 0; i < L - 1; i++) {
+            float *h = hidden_of(n, n->h, i);
+            dense(n, i, a, h);
+            a = h;
+        }
+        float *o = n->out, *d = n->d_out;
+        dense(n, L - 1, a, o);
+        double *pred = outputs + t * n_out;
+        if (n->task == CLASSIFY) { /* learner.py: softmax in double, d = p - onehot in float */
+            double top = o[0], total = 0.0;
+            for (int k = 1; k < n_out; k++) top = o[k] > top ? o[k] : top;
+            for (int k = 0; k < n_out; k++) total += pred[k] = exp((double)o[k] - top);
+            for (int k = 0; k < n_out; k++) d[k] = (float)(pred[k] /= total);
+            d[y_class[t]] -= 1.0f;
+        } else { /* squared error on the standardised target, scaler.py's TargetScaler */
+            double sd = n->target[2] > 0 ? sqrt(n->target[2] / n->target[0]) : 1.0;
+            pred[0] = n->target[1] + sd * (double)o[0]; /* predicted before learning y */
+            const double y = y_value[t], cnt = n->target[0] += 1.0, delta = y - n->target[1];
+            n->target[1] += delta / cnt;
+            n->target[2] += delta * (y - n->target[1]);
+            sd = n->target[2] > 0 ? sqrt(n->target[2] / cnt) : 1.0;
+            d[0] = (float)(2.0 * ((double)o[0] - (y - n->target[1]) / sd));
+        }
+        const int last = t == count - 1;
+        for (int i = L - 1; i >= 0; i--) {
+            float *a_in = i ? hidden_of(n, n->h, i - 1) : x;
+            float *d_prev = i ? hidden_of(n, n->delta, i - 1) : NULL;
+            float *col = n->cbp && i ? hidden_of(n, n->magnitude, i - 1) : NULL;
+            backward(n, i, d, a_in, d_prev, col, last);
+            d = d_prev;
+        }
+        if (n->cbp && n->adaptable) /* sum |incoming| per unit, into the deltas, now free */
+            for (int i = 0; i < L - 1; i++) {
+                const int rows = n->sizes[i + 1], cols = n->sizes[i];
+                float *row_abs = hidden_of(n, n->delta, i);
+                for (int r = 0; r < rows; r++) {
+                    const float *w = n->param + n->w_off[i] + r * n->w_stride[i];
+                    float s = 0.0f;
+                    for (int c = 0; c < cols; c++) s += fabsf(w[c]);
+                    row_abs[r] = s;
+                }
+            }
+        for (int l = 0, start = 0; l < L - 1; l++) { /* telemetry.py: LayerTelemetry.observe */
+            const int w = n->sizes[l + 1];
+            const float *h = n->h + start;
+            double *abs_sum = n->unit_sums[l], *active = abs_sum + w;
+            for (int u = 0; u < w; u++) {
+                abs_sum[u] += fabs((double)h[u]);
+                active[u] += h[u] > 0.0f;
+            }
+            memcpy(n->rows + GRAM_ROWS * start + buffered * w, h, w * sizeof(float));
+            start += w;
+        }
+        if (++buffered == GRAM_ROWS) {
+            flush_gram(n, buffered);
+            buffered = 0;
+        }
+        t++;
+        if (n->cbp && cbp_step(n)) break;
+    }
+    flush_gram(n, buffered);
+    return t;
+}
