@@ -69,7 +69,9 @@ class PredictionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PredictStream(self, request_iterator, context):
-        """High-rate callers: one long-lived stream, answers in request order.
+        """High-rate callers: one long-lived stream, answers in request order. A
+        message that cannot be answered ends the stream with its status (the
+        details name its request_id); the answers before it were sent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -222,7 +224,9 @@ class LearningServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LearnStream(self, request_iterator, context):
-        """Missing associated documentation comment in .proto file."""
+        """An invalid sample ends the stream with INVALID_ARGUMENT naming its index;
+        the samples before it stay learned.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
