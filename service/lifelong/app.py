@@ -88,6 +88,9 @@ class App:
             if settings.checkpoint_dir
             else None
         )
+        # With Kafka the learn loop checkpoints (after flushing dead letters, before committing);
+        # otherwise the app does, periodically and at shutdown.
+        self.checkpointing = self.checkpoints is not None and not settings.kafka_bootstrap
         learner, offsets = load_learner(settings, self.checkpoints)
         self.host = ModelHost(
             learner,
@@ -143,13 +146,11 @@ class App:
         self._threads.append(thread)
 
     def _housekeeping(self) -> None:
-        """Publish snapshots whose samples waited too long; checkpoint when due, unless the
-        Kafka loop does (its checkpoints must come before its offset commits)."""
+        """Publish snapshots whose samples waited too long; checkpoint when due."""
         s = self.settings
-        checkpointing = self.checkpoints is not None and not s.kafka_bootstrap
         while not self.stopping.wait(min(s.refresh_every_seconds, 1.0) or 0.1):
             self.host.refresh()
-            if checkpointing and self.host.checkpoint_due(
+            if self.checkpointing and self.host.checkpoint_due(
                 s.checkpoint_every_samples, s.checkpoint_every_seconds
             ):
                 try:
@@ -175,7 +176,7 @@ class App:
         self.stopping.set()
         for thread in self._threads:
             thread.join()
-        if self.checkpoints is not None and self.host.checkpoint_due(1, float("inf")):
+        if self.checkpointing and self.host.checkpoint_due(1, float("inf")):
             self.host.checkpoint()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()

@@ -5,6 +5,7 @@ import random
 import grpc
 import pytest
 from conftest import line_sample, sample_proto
+from grpc_health.v1 import health_pb2
 from lifelong.v1 import lifelong_pb2 as pb
 
 
@@ -61,6 +62,17 @@ def test_every_prediction_carries_the_snapshots_version(serve):
     assert [a.request_id for a in answers] == [3, 1, 0]
     assert [len(a.predictions) for a in answers] == [3, 1, 0]
     assert all(a.model_version == 50 for a in answers)
+
+
+def test_health_is_serving_until_shutdown(serve):
+    served = serve()
+    services = ["", "lifelong.v1.PredictionService", "lifelong.v1.LearningService"]
+    for service in services:
+        request = health_pb2.HealthCheckRequest(service=service)
+        assert served.health.Check(request).status == health_pb2.HealthCheckResponse.SERVING
+    served.server.stop(0)
+    answer = served.server.health.Check(health_pb2.HealthCheckRequest(), None)
+    assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def test_nothing_learned_yet_is_a_failed_precondition(serve):
