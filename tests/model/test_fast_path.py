@@ -1,7 +1,8 @@
 """The compiled fast path learns exactly what the reference path learns.
 
 Both learners start from the same seed and see the same stream; one learns every example through
-the reference path (`learn_dense`, one example at a time), the other through the kernel. They must
+the reference path (`fast_path = False`), the other through the kernel (the default), by
+`learn_dense` and `learn_many`. They must
 end with the same parameters, optimizer state, gradient, scaler, continual-backprop state (same
 units replaced, same random draws), telemetry sums and window statistics, and prequential
 statistics, up to float32 rounding: the kernel sums dot products in another order than BLAS.
@@ -19,7 +20,7 @@ import pytest
 import torch
 from lifelong.model import load
 from lifelong.model.config import LearnerConfig
-from lifelong.model.fast.path import FastPath, unsupported
+from lifelong.model.fast import unsupported
 from lifelong.model.learner import LifelongClassifier, LifelongRegressor
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -54,27 +55,31 @@ def stream(n: int, n_features: int = 6, n_classes: int = 3, seed: int = 0):
     return X, y, logits[:, 0] * 10.0 + 5.0
 
 
-def reference_and_fast(model_type, config: LearnerConfig, X, y, chunks):
-    """Two models: the reference one learned X one by one, the fast one in `chunks` (sizes)."""
-    ref, fast = model_type(config), model_type(config)
-    head = 3  # the first examples add the classes (the reference path)
-    for model in (ref, fast):
-        for i in range(head):
-            model.learn_dense(X[i], y[i])
-    for i in range(head, len(X)):
-        ref.learn_dense(X[i], y[i])
-    path = FastPath(fast)
-    targets = [fast._class_index[int(v)] for v in y] if model_type is LifelongClassifier else y
-    targets = np.asarray(targets)
-    start = head
-    for size in chunks:
+def reference(model_type, config: LearnerConfig, X, y):
+    model = model_type(config)
+    model.fast_path = False
+    for x, label in zip(X, y, strict=True):
+        model.learn_dense(x, label)
+    return model
+
+
+def fast(model_type, config: LearnerConfig, X, y, chunks):
+    """Learned by `learn_dense` for chunks of size 1, `learn_many` for the others and the rest.
+    The first rows add the classes, through the reference path inside `learn_many`."""
+    model = model_type(config)
+    start = 0
+    for size in [*chunks, len(X)]:
         if size == 1:
-            path.learn_one(X[start], targets[start])
+            model.learn_dense(X[start], y[start])
         else:
-            path.learn(X[start : start + size], targets[start : start + size])
+            model.learn_many(X[start : start + size], y[start : start + size])
         start += size
-    path.learn(X[start:], targets[start:])
-    return ref, fast
+    assert model.fast_path_unavailable is None
+    return model
+
+
+def reference_and_fast(model_type, config: LearnerConfig, X, y, chunks):
+    return reference(model_type, config, X, y), fast(model_type, config, X, y, chunks)
 
 
 def assert_same(ref, fast) -> None:
@@ -112,8 +117,8 @@ def assert_same(ref, fast) -> None:
 def test_classifier_same_as_reference(case: str) -> None:
     config, n = CASES[case]
     X, y, _ = stream(n)
-    ref, fast = reference_and_fast(LifelongClassifier, config, X, y, chunks=[1, 5, 200])
-    assert_same(ref, fast)
+    ref, fast_ = reference_and_fast(LifelongClassifier, config, X, y, chunks=[10, 1, 5, 200])
+    assert_same(ref, fast_)
     if case in ("sgd+cbp (default)", "cbp often, adaptable, l2_init"):
         assert sum(ref._cbp.replaced) > 0  # the replacements themselves were compared
 
@@ -122,8 +127,8 @@ def test_classifier_same_as_reference(case: str) -> None:
 def test_regressor_same_as_reference(case: str) -> None:
     config, n = CASES[case]
     X, _, target = stream(n)
-    ref, fast = reference_and_fast(LifelongRegressor, config, X, target, chunks=[1, 1, 300])
-    assert_same(ref, fast)
+    ref, fast_ = reference_and_fast(LifelongRegressor, config, X, target, chunks=[1, 1, 300])
+    assert_same(ref, fast_)
 
 
 def test_chunking_does_not_matter() -> None:
@@ -131,20 +136,52 @@ def test_chunking_does_not_matter() -> None:
     bit: a call boundary is not a semantic boundary."""
     config, n = CASES["cbp often, adaptable, l2_init"]
     X, y, _ = stream(n)
-    _, whole = reference_and_fast(LifelongClassifier, config, X, y, chunks=[])
-    _, pieces = reference_and_fast(LifelongClassifier, config, X, y, chunks=[1, 2, 3, 50, 1, 7])
+    whole = fast(LifelongClassifier, config, X, y, chunks=[])
+    pieces = fast(LifelongClassifier, config, X, y, chunks=[1, 2, 3, 50, 1, 7, 1])
     assert whole.to_bytes() == pieces.to_bytes()
 
 
 def test_state_round_trip_continues_the_same() -> None:
     config, n = CASES["sgd+cbp (default)"]
     X, y, _ = stream(n)
-    _, fast = reference_and_fast(LifelongClassifier, config, X[:500], y[:500], chunks=[])
-    copy = load(fast.to_bytes())
-    targets = np.array([fast._class_index[int(v)] for v in y[500:]])
-    FastPath(fast).learn(X[500:], targets)
-    FastPath(copy).learn(X[500:], targets)
-    assert fast.to_bytes() == copy.to_bytes()
+    model = fast(LifelongClassifier, config, X[:500], y[:500], chunks=[])
+    copy = load(model.to_bytes())
+    model.learn_many(X[500:], y[500:])
+    copy.learn_many(X[500:], y[500:])
+    assert model.to_bytes() == copy.to_bytes()
+
+
+def test_new_classes_within_a_batch() -> None:
+    """A class first seen mid-batch grows the output layer at its turn, as one by one."""
+    config, n = CASES["sgd+cbp (default)"]
+    X, y, _ = stream(n, n_classes=5)
+    y = np.where(np.arange(n) < 400, y % 2, y)  # classes 2-4 first appear after 400 rows
+    y[[400, 401, 650]] = [2, 3, 4]
+    ref = reference(LifelongClassifier, config, X, y)
+    model = LifelongClassifier(config)
+    model.learn_many(X, y)
+    assert model.classes == ref.classes
+    assert_same(ref, model)
+
+
+def test_a_bad_label_stops_the_batch_where_learn_dense_would() -> None:
+    X, y, _ = stream(20)
+    labels: list = y.tolist()
+    labels[12] = 0.5
+    model = LifelongClassifier(LearnerConfig(hidden=(4,)))
+    with pytest.raises(TypeError, match="class label"):
+        model.learn_many(X, labels)
+    assert model.samples_learned == 12
+
+
+def test_unsupported_configuration_falls_back_to_the_reference_path() -> None:
+    config = LearnerConfig(hidden=(8,), plasticity=("cbp", "shrink_perturb"))
+    X, y, _ = stream(300)
+    ref = reference(LifelongClassifier, config, X, y)
+    model = LifelongClassifier(config)
+    model.learn_many(X, y)
+    assert "shrink_perturb" in model.fast_path_unavailable
+    assert model.to_bytes() == ref.to_bytes()  # the reference path itself: bit for bit
 
 
 def test_unsupported_configurations_are_named() -> None:

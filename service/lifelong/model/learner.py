@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from lifelong.model import state
 from lifelong.model.config import LearnerConfig
+from lifelong.model.fast import FastPath, KernelUnavailable
 from lifelong.model.network import Network, forward_batch, one_thread
 from lifelong.model.optim import make_optimizer
 from lifelong.model.plasticity import ContinualBackprop, L2Init, ShrinkPerturb
@@ -44,6 +46,8 @@ from river import base
 
 FEATURE_NAME_TYPES = (str, int)
 LABEL_TYPES = (str, int, bool)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,11 @@ class _Lifelong:
         self.samples_learned = 0
         self._last_drift = -1  # samples_learned when the detector last fired
         self._live: Predictor | None = None  # predictions from the live weights
+        # Dense examples of known classes go through the compiled fast path (lifelong.model.fast):
+        # same result, without per-example Python. False forces the reference path.
+        self.fast_path = True
+        self.fast_path_unavailable: str | None = None  # why the fast path cannot be used
+        self._fast: FastPath | None = None
 
     @property
     def feature_names(self) -> tuple[Hashable, ...]:
@@ -242,8 +251,52 @@ class _Lifelong:
             self._add_features([str(i) for i in range(n, len(raw))])
         self._learn_threaded(raw, None, y, k)
 
+    def learn_many(self, X: np.ndarray | Sequence[Sequence[float]], y: Sequence[Any]) -> None:
+        """`learn_dense` for each row of `X` and label of `y`, in order (one Kafka poll, say):
+        the same result, in one compiled loop for each run of rows whose class is known."""
+        X = numbers(X)
+        if X.ndim != 2 or len(X) != len(y):
+            raise ValueError(f"X must be (rows, features) with a label per row, got {X.shape}")
+        n = len(self._names)
+        if X.shape[1] < n:
+            raise ValueError(f"got {X.shape[1]} values per row, the model has {n} features")
+        if X.shape[1] > n:
+            self._add_features([str(i) for i in range(n, X.shape[1])])
+        fast, regression, start = self._fast_path(), self._task == "regression", 0
+        while start < len(X):
+            run = []  # targets of the rows the fast path can take from `start`
+            for label in y[start:] if fast is not None else ():
+                try:
+                    value, k = self._label(label)
+                except (TypeError, ValueError):
+                    break  # learn_dense raises it, once the rows before it are learned
+                if k < 0:
+                    break  # a new class grows the network: the reference path
+                run.append(value if regression else k)
+            if run:
+                fast.learn(X[start : start + len(run)], np.asarray(run))
+                start += len(run)
+            else:
+                self.learn_dense(X[start], y[start])
+                start += 1
+
+    def _fast_path(self) -> FastPath | None:
+        """The compiled path, or None when it is off or unavailable."""
+        if not self.fast_path or self.fast_path_unavailable:
+            return None
+        if self._fast is None:
+            try:
+                self._fast = FastPath(self)
+            except KernelUnavailable as e:
+                self.fast_path_unavailable = str(e)
+                logger.warning("learning through the reference path: %s", e)
+                return None
+        return self._fast
+
     def _learn_threaded(self, raw: np.ndarray, present: np.ndarray | None, y: Any, k: int) -> None:
-        if torch.get_num_threads() == 1:
+        if present is None and k >= 0 and (fast := self._fast_path()) is not None:
+            fast.learn_one(raw, y if self._task == "regression" else k)
+        elif torch.get_num_threads() == 1:
             self._learn(raw, present, y, k)
         else:
             with one_thread():
