@@ -1,6 +1,5 @@
 """Settings: precedence, parsing, validation, and the generated configuration docs."""
 
-import doctest
 from pathlib import Path
 
 import pytest
@@ -91,10 +90,3 @@ def test_printed_settings_read_back(tmp_path, capsys, monkeypatch):
 def test_configuration_docs_are_generated_from_the_settings():
     committed = (ROOT / "docs" / "configuration.md").read_text()
     assert committed == config.markdown(), "run: lifelong config --markdown > docs/configuration.md"
-
-
-@pytest.mark.parametrize("module", ["config", "samples", "metrics", "demo", "serving.inputs"])
-def test_docstring_examples(module):
-    imported = __import__(f"lifelong.{module}", fromlist=["_"])
-    result = doctest.testmod(imported)
-    assert result.failed == 0 and result.attempted > 0
