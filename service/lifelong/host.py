@@ -111,9 +111,10 @@ class ModelHost:
     ) -> int:
         """Learn `samples` in order and record `offsets` with them; return how many were learned.
 
-        A dense sample shorter than the model's feature list at its turn is rejected (counted,
-        and passed to `on_rejected`), never learned: the list can grow within a batch, so only
-        the writer can check it. Values beyond the list are new features.
+        Two checks need the model as it is at the sample's turn (the batch before it may have
+        added features or classes), so only the writer can make them: a dense sample shorter than
+        the feature list, and a label equal to a known class of another type (`True` and `1`).
+        Such a sample is rejected (counted, and passed to `on_rejected`), never learned.
         """
         learner = self._learner
         rejected: list[tuple[Sample, InvalidSample]] = []
@@ -122,13 +123,20 @@ class ModelHost:
             start = time.perf_counter()
             try:
                 for sample in samples:
-                    if sample.features is not None:
-                        learner.learn_one(sample.features, sample.label)
-                    elif len(sample.dense) >= len(learner.feature_names):
-                        learner.learn_dense(sample.dense, sample.label)
-                    else:
-                        error = dense_size_mismatch(len(sample.dense), len(learner.feature_names))
+                    try:
+                        if sample.features is not None:
+                            learner.learn_one(sample.features, sample.label)
+                        elif len(sample.dense) >= len(learner.feature_names):
+                            learner.learn_dense(sample.dense, sample.label)
+                        else:
+                            n = len(learner.feature_names)
+                            raise dense_size_mismatch(len(sample.dense), n)
+                    except InvalidSample as error:
                         rejected.append((sample, error))
+                        continue
+                    except TypeError as error:  # the learner checks labels before any update
+                        reason = f"{error}; give each class one label type"
+                        rejected.append((sample, InvalidSample("wrong_label_type", reason)))
                         continue
                     learned += 1
                 if offsets:  # only once the whole batch is in the state

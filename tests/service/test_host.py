@@ -55,6 +55,21 @@ def test_dense_samples_too_short_are_rejected_at_their_turn():
     assert registry.get_sample_value("lifelong_samples_learned_total", {"source": "kafka"}) == 3
 
 
+def test_a_label_equal_to_a_class_of_another_type_is_rejected_not_learned():
+    learner = small_learner()
+    host = ModelHost(learner)
+    host.learn([Sample({"x0": 1.0}, None, True)], source="kafka")
+    before = learner.to_bytes()
+    rejected = []
+    learned = host.learn(
+        [Sample({"x0": 1.0}, None, 1)], source="kafka", on_rejected=lambda s, e: rejected.append(e)
+    )
+    assert learned == 0 and learner.to_bytes() == before
+    assert [e.reason for e in rejected] == ["wrong_label_type"]
+    assert "label 1 is equal to class True" in rejected[0].message
+    assert host.learn([Sample({"x0": -1.0}, None, False)], source="kafka") == 1
+
+
 def test_checkpoint_holds_state_offsets_and_count(tmp_path):
     store = CheckpointStore(tmp_path)
     host = ModelHost(small_learner(), checkpoints=store)
