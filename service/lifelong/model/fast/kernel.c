@@ -46,9 +46,9 @@ typedef struct {
     /* telemetry, per hidden layer: float64 w x w second-moment sum, (2, w) sums of |h|, 1[h>0] */
     double *gram[MAX_LAYERS];
     double *unit_sums[MAX_LAYERS];
-    /* scratch: hidden activations and deltas (sum of widths), output, input, |W| per unit, and
-     * GRAM_ROWS buffered activation rows per hidden layer */
-    float *h, *delta, *out, *d_out, *x, *magnitude, *rows;
+    /* scratch: hidden activations and deltas (sum of widths), output, input, |W| per unit,
+     * GRAM_ROWS buffered activation rows per hidden layer, and one row's gradient */
+    float *h, *delta, *out, *d_out, *x, *magnitude, *rows, *g;
 } Net;
 
 static inline float *hidden_of(const Net *n, float *all, int layer) {
@@ -72,29 +72,41 @@ static void dense(const Net *n, int i, const float *a, float *out) {
     }
 }
 
-/* One parameter's update from its gradient g, as optim.py does it element-wise. */
-static inline float update(const Net *n, int64_t k, float g, int store_grad) {
-    float *p = n->param + k;
-    if (n->initial) g += (*p - n->initial[k]) * n->l2_twice;
-    if (store_grad) n->grad[k] = g;
+/* Parameters [k, k + len) from their gradient g (overwritten), as optim.py updates them. */
+static void update(const Net *n, int64_t k, float *restrict g, int len, int store_grad) {
+    float *restrict p = n->param + k;
+    if (n->initial) { /* L2 toward the initial weights: g += (p - p0) 2 lambda */
+        const float *restrict p0 = n->initial + k;
+        const float l2 = n->l2_twice;
+#pragma omp simd
+        for (int c = 0; c < len; c++) g[c] += (p[c] - p0[c]) * l2;
+    }
+    if (store_grad) memcpy(n->grad + k, g, len * sizeof(float));
+    const float lr = n->lr;
     if (n->optimizer == SGD) {
         if (n->momentum) {
-            float m = n->momentum[k] * n->mom + g;
-            n->momentum[k] = m;
-            g = m;
+            float *restrict m = n->momentum + k;
+            const float mom = n->mom;
+#pragma omp simd
+            for (int c = 0; c < len; c++) g[c] = m[c] = m[c] * mom + g[c];
         }
-        return *p -= g * n->lr;
+#pragma omp simd
+        for (int c = 0; c < len; c++) p[c] -= g[c] * lr;
+        return;
     }
-    const float b1 = n->beta1, b2 = n->beta2;
-    const float p1 = n->beta1_power[k] * b1, p2 = n->beta2_power[k] * b2;
-    n->beta1_power[k] = p1;
-    n->beta2_power[k] = p2;
-    const float m = n->exp_avg[k] * b1 + g * n->one_minus_beta1;
-    const float v = n->exp_avg_sq[k] * b2 + g * g * n->one_minus_beta2;
-    n->exp_avg[k] = m;
-    n->exp_avg_sq[k] = v;
-    const float den = sqrtf(v / (1.0f - p2)) + n->eps;
-    return *p -= m / (1.0f - p1) / den * n->lr;
+    float *restrict m = n->exp_avg + k, *restrict v = n->exp_avg_sq + k;
+    float *restrict p1 = n->beta1_power + k, *restrict p2 = n->beta2_power + k;
+    const float b1 = n->beta1, b2 = n->beta2, c1 = n->one_minus_beta1, c2 = n->one_minus_beta2;
+    const float eps = n->eps;
+#pragma omp simd
+    for (int c = 0; c < len; c++) {
+        p1[c] *= b1;
+        p2[c] *= b2;
+        m[c] = m[c] * b1 + g[c] * c1;
+        v[c] = v[c] * b2 + g[c] * g[c] * c2;
+        const float den = sqrtf(v[c] / (1.0f - p2[c])) + eps;
+        p[c] -= m[c] / (1.0f - p1[c]) / den * lr;
+    }
 }
 
 /* Layer i: d_prev = (W^T d) masked by a > 0 (if d_prev), then W, b updated from d a^T and d,
@@ -115,20 +127,25 @@ static void backward(const Net *n, int i, const float *d, const float *a, float 
 #pragma omp simd
             for (int c = 0; c < cols; c++) d_prev[c] += w[c] * dr;
         }
-        if (plain) { /* the common case, vectorised: w -= (d a) lr */
+        if (plain) { /* the common case, in the same pass: w -= (d a) lr */
 #pragma omp simd
             for (int c = 0; c < cols; c++) w[c] -= (dr * a[c]) * lr;
         } else {
-            for (int c = 0; c < cols; c++) update(n, w0 + r * stride + c, dr * a[c], store_grad);
+            float *g = n->g;
+#pragma omp simd
+            for (int c = 0; c < cols; c++) g[c] = dr * a[c];
+            update(n, w0 + r * stride, g, cols, store_grad);
         }
         if (col_abs) {
 #pragma omp simd
             for (int c = 0; c < cols; c++) col_abs[c] += fabsf(w[c]);
         }
-        if (plain)
+        if (plain) {
             n->param[b0 + r] -= dr * lr;
-        else
-            update(n, b0 + r, dr, store_grad);
+        } else {
+            float g = dr;
+            update(n, b0 + r, &g, 1, store_grad);
+        }
     }
     if (d_prev)
         for (int c = 0; c < cols; c++)

@@ -57,7 +57,7 @@ class _Net(ctypes.Structure):
         ("maturity", _i64),
         ("gram", _d * MAX_LAYERS),
         ("unit_sums", _d * MAX_LAYERS),
-        *((name, _f) for name in ("h", "delta", "out", "d_out", "x", "magnitude", "rows")),
+        *((name, _f) for name in ("h", "delta", "out", "d_out", "x", "magnitude", "rows", "g")),
     ]
 
 
@@ -159,6 +159,8 @@ class FastPath:
         n.h = _ptr(net_.hidden_all, _f)
         n.delta, n.magnitude = _ptr(self._delta, _f), _ptr(self._magnitude, _f)
         n.rows = _ptr(self._rows, _f)
+        self._g = np.zeros(max(net_.capacity[0], *net_.sizes[1:]), dtype=np.float32)
+        n.g = _ptr(self._g, _f)
         n.x = _ptr(net_._input_t.numpy(), _f)
         n.out = _ptr(net_._output_t.numpy(), _f)
         n.d_out = _ptr(net_._d_output_t.numpy(), _f)
