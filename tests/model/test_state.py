@@ -57,12 +57,15 @@ CONFIGS = [
 
 @pytest.mark.parametrize("config", CONFIGS, ids=["sgd", "adam", "momentum", "linear"])
 @pytest.mark.parametrize("cut", [0, 1, 230])
-def test_classifier_continues_bit_for_bit(config, cut):
+@pytest.mark.parametrize("fast_path", [False, True], ids=["reference", "fast"])
+def test_classifier_continues_bit_for_bit(config, cut, fast_path):
     data = list(stream(500, seed=0))
     model = LifelongClassifier(config)
+    model.fast_path = fast_path
     for x, y in data[:cut]:
         model.learn_one(x, y)
     copy = load(model.to_bytes())
+    copy.fast_path = fast_path
     assert isinstance(copy, LifelongClassifier) and copy.classes == model.classes
     replaced = [layer.units_replaced for layer in copy.stats().layers]
     for x, y in data[cut:]:
@@ -75,8 +78,9 @@ def test_classifier_continues_bit_for_bit(config, cut):
     assert_identical(model, copy)
 
 
-def test_regressor_continues_bit_for_bit():
-    config = LearnerConfig(hidden=(16, 8), plasticity=EVERYTHING, **FAST)
+@pytest.mark.parametrize("plasticity", [EVERYTHING, ("cbp", "l2_init")])
+def test_regressor_continues_bit_for_bit(plasticity):
+    config = LearnerConfig(hidden=(16, 8), plasticity=plasticity, **FAST)
     data = list(stream(400, seed=1, regression=True))
     model = LifelongRegressor(config)
     for x, y in data[:150]:

@@ -46,6 +46,7 @@ from river import base
 
 FEATURE_NAME_TYPES = (str, int)
 LABEL_TYPES = (str, int, bool)
+DIVERGED = "the network's outputs are not finite: it diverged (try a smaller lr, or adam)"
 
 logger = logging.getLogger(__name__)
 
@@ -616,6 +617,8 @@ class LifelongRegressor(_Lifelong, base.Regressor):
         net = self._network
         self._standardize(raw, present)
         out = float(net.forward()[0])
+        if not math.isfinite(out):
+            raise FloatingPointError(DIVERGED)
         drift = self._monitor.update(y, self._target.inverse(out))
         self._target.learn(y)
         net.d_output[0] = 2.0 * (out - self._target.transform(y))  # d/dout (out - y)²
@@ -648,6 +651,8 @@ def numbers(values: Any) -> np.ndarray:
 def _softmax(logits: list[float]) -> list[float]:
     if not logits:
         return []
+    if not math.isfinite(sum(logits)):
+        raise FloatingPointError(DIVERGED)
     top = max(logits)
     e = [math.exp(z - top) for z in logits]
     total = sum(e)
