@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from deploy_support import DOCKERFILE, ROOT, binary, run
 from lifelong.config import Settings, load_settings
+from lifelong.model.fast.build import CACHE_ENV
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -111,12 +112,14 @@ def test_ports_volume_and_environment_match_the_service_settings():
     defaults = Settings()
     assert grpc_port == int(defaults.grpc_address.rsplit(":", 1)[1])
     assert settings.metrics_port == defaults.metrics_port
+    kernel_cache = lifelong_env.pop(CACHE_ENV)  # the compiled kernel's cache, not a setting
+    assert kernel_cache.startswith("/var/lib/lifelong/"), "the kernel cache must be writable"
     unknown = [
         k
         for k in lifelong_env
         if k.removeprefix("LIFELONG_").lower() not in Settings.__dataclass_fields__
     ]
-    assert not unknown
+    assert not unknown, f"not settings of lifelong serve: {unknown}"
 
 
 def healthcheck_command() -> list[str]:
@@ -216,6 +219,18 @@ def test_the_build_context_builds_both_wheels(tmp_path):
     with zipfile.ZipFile(wheels["lifelong"]) as z:
         names = z.namelist()
         assert "lifelong/cli.py" in names and "lifelong/app.py" in names
+        # Files the service reads at run time besides its modules (learner.py compiles
+        # kernel.c at first use): a non-editable install, as in the image, must have them.
+        needed = [
+            p.relative_to(context / "service").as_posix()
+            for p in (context / "service" / "lifelong").rglob("*")
+            if p.is_file() and p.suffix in (".c", ".h", ".json", ".toml")
+        ]
+        absent = [n for n in needed if n not in names]
+        assert not absent, (
+            f"the wheel (and so the image) lacks {absent}: add them to "
+            "[tool.setuptools.package-data] in pyproject.toml"
+        )
         assert not any(n.startswith("lifelong/v1/") for n in names)  # the client's, not twice
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
         assert "lifelong = lifelong.cli:main" in entry_points

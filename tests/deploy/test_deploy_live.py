@@ -50,6 +50,7 @@ from deploy_support import (
     variable_queries,
     without_offsets,
 )
+from lifelong.model.fast.build import CACHE_ENV
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -86,11 +87,14 @@ class Process:
     name: str
     argv: list[str]
     log: Path
+    env: dict[str, str] = field(default_factory=dict)
     popen: subprocess.Popen | None = None
 
     def start(self) -> Process:
         with self.log.open("ab") as log:
-            self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+            self.popen = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            )
         return self
 
     def check_alive(self) -> None:
@@ -155,6 +159,7 @@ class Stack:
     prometheus: Prometheus
     demo_grpc: str
     kafka_grpc: str
+    kernel_cache: Path
     processes: list[Process] = field(default_factory=list)
 
 
@@ -212,11 +217,14 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     demo_grpc, demo_metrics = f"127.0.0.1:{free_port()}", free_port()
     kafka_grpc, kafka_metrics = f"127.0.0.1:{free_port()}", free_port()
     common = ["--checkpoint-every-seconds", "2", "--log-format", "json"]
+    # Where the image keeps the learner's compiled kernel (Dockerfile: LIFELONG_KERNEL_CACHE).
+    kernels = {CACHE_ENV: str(tmp / "kernel-cache")}
     demo = Process(
         "lifelong serve --demo",
         [LIFELONG, "serve", "--demo", "--grpc-address", demo_grpc,
          "--metrics-port", str(demo_metrics), "--checkpoint-dir", str(tmp / "demo"), *common],
         tmp / "demo.log",
+        kernels,
     )  # fmt: skip
     learner = Process(
         "lifelong serve (Kafka, regression)",
@@ -225,6 +233,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
          "--grpc-address", kafka_grpc, "--metrics-port", str(kafka_metrics),
          "--checkpoint-dir", str(tmp / "kafka"), *common],
         tmp / "kafka.log",
+        kernels,
     )  # fmt: skip
 
     config = tmp / "prometheus.yml"
@@ -285,7 +294,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             return len(counts) == 2 and min(counts) >= SCRAPES and lag and len(predicted) == 2
 
         wait_for(scraped_enough, f"{SCRAPES} scrapes of each service, lag and predictions")
-        yield Stack(api, demo_grpc, kafka_grpc, processes)
+        yield Stack(api, demo_grpc, kafka_grpc, tmp / "kernel-cache", processes)
     finally:
         stop.set()
         if traffic is not None:
@@ -387,3 +396,11 @@ def test_dockerfile_healthcheck_passes_on_a_serving_server(stack):
 def test_dockerfile_healthcheck_fails_without_a_server():
     result = run_healthcheck(f"[::]:{free_port()}")
     assert result.returncode != 0
+
+
+def test_the_services_learned_through_the_compiled_kernel(stack):
+    """The learner's fast path ran (its kernel was compiled into LIFELONG_KERNEL_CACHE, the
+    variable the image sets), and no service fell back to the reference path."""
+    assert list(stack.kernel_cache.glob("kernel-*.so")), "no kernel compiled"
+    for process in stack.processes[:2]:
+        assert "learning through the reference path" not in process.log.read_text()
