@@ -1,0 +1,359 @@
+"""`lifelong serve` learning from a real Kafka broker, end to end.
+
+Nothing is mocked: the broker is the session's real Kafka (tests/conftest.py), the service a real
+`lifelong serve` subprocess, asked over gRPC and scraped over HTTP. Waits poll a condition with a
+deadline that only turns a hang into a failure; no assertion depends on timing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from lifelong.checkpoint import CheckpointStore, decode
+from lifelong.client import LifelongClient, LifelongError
+from lifelong.config import Settings
+from lifelong.ingest.codecs import decode_records, encode_json, encode_protobuf
+from lifelong.ingest.produce import produce, samples_from_stream
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.kafka
+
+LEARNER = {"hidden": [32], "seed": 7}
+DEADLINE = 120.0  # seconds before a wait gives up: a hang, not a slow machine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], what: str, deadline: float = DEADLINE):
+    """Poll `condition` until it returns something truthy; return that."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+class Service:
+    """`lifelong serve` subprocesses sharing one configuration and checkpoint directory."""
+
+    def __init__(self, tmp_path: Path, bootstrap: str, topic: str, **settings: object) -> None:
+        self.checkpoint_dir = tmp_path / "checkpoints"
+        self.log = tmp_path / "serve.log"
+        self.grpc = f"127.0.0.1:{free_port()}"
+        self.metrics_port = free_port()
+        self.settings = {
+            "kafka_bootstrap": bootstrap,
+            "kafka_topic": topic,
+            "kafka_group": f"{topic}-service",
+            "checkpoint_dir": self.checkpoint_dir,
+            "grpc_address": self.grpc,
+            "metrics_port": self.metrics_port,
+            "learner": json.dumps(LEARNER),
+            **settings,
+        }
+        self.process: subprocess.Popen | None = None
+        self.client = LifelongClient(self.grpc, timeout=5.0)
+
+    def start(self, **overrides: object) -> None:
+        flags = []
+        for name, value in {**self.settings, **overrides}.items():
+            flags += ["--" + name.replace("_", "-"), str(value)]
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "lifelong", "serve", *flags], stdout=log, stderr=log
+            )
+
+    def samples_learned(self) -> int | None:
+        """Samples the model has learned, or None while the server is not answering."""
+        assert self.process.poll() is None, f"lifelong serve exited; see {self.log}"
+        try:
+            return self.client.model_info().samples_learned
+        except LifelongError:
+            return None
+
+    def wait_learned(self, n: int) -> None:
+        wait_for(lambda: (self.samples_learned() or 0) >= n, f"{n} samples learned")
+        assert self.samples_learned() == n
+
+    def wait_served(self, n: int) -> None:
+        """Until predictions come from a snapshot that learned `n` samples."""
+        wait_for(lambda: self.client.model_info().model_version == n, f"model version {n}")
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as response:
+            text = response.read().decode()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=DEADLINE)
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+        self.client.close()
+
+
+@pytest.fixture
+def service(tmp_path: Path, kafka_bootstrap: str) -> Iterable[Callable[..., Service]]:
+    made: list[Service] = []
+
+    def make(topic: str, **settings: object) -> Service:
+        made.append(Service(tmp_path, kafka_bootstrap, topic, **settings))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def read_topic(bootstrap: str, topic: str, n: int) -> list:
+    """The first `n` records of a single-partition topic, in offset order."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    records: list = []
+    try:
+        wait_for(
+            lambda: records.extend(consumer.poll(timeout_ms=200).get(tp, [])) or len(records) >= n,
+            f"{n} records from {topic}",
+        )
+    finally:
+        consumer.close()
+    return records[:n]
+
+
+def accuracy(client: LifelongClient, holdout: list[tuple[dict, object]]) -> float:
+    predictions = client.predict_batch([x for x, _ in holdout]).predictions
+    right = sum(p.label == y for p, (_, y) in zip(predictions, holdout, strict=True))
+    return right / len(holdout)
+
+
+def test_learns_the_stream_and_predictions_improve(kafka_bootstrap, kafka_topic, service):
+    topic = kafka_topic(partitions=2)
+    svc = service(topic, checkpoint_every_samples=1000)
+    svc.start()
+    stream = samples_from_stream("agrawal", seed=1, count=None)
+    holdout = list(itertools.islice(samples_from_stream("agrawal", seed=2, count=None), 400))
+    majority = max(Counter(y for _, y in holdout).values()) / len(holdout)
+
+    produce(itertools.islice(stream, 100), bootstrap=kafka_bootstrap, topic=topic, progress=False)
+    svc.wait_learned(100)
+    svc.wait_served(100)
+    early = accuracy(svc.client, holdout)
+
+    produce(itertools.islice(stream, 3900), bootstrap=kafka_bootstrap, topic=topic, progress=False)
+    svc.wait_learned(4000)
+    svc.wait_served(4000)
+    late = accuracy(svc.client, holdout)
+    assert late > max(early, majority) + 0.1, (early, late, majority)
+
+    metrics = svc.metrics()
+    assert metrics["lifelong_samples_learned_total", (("source", "kafka"),)] == 4000
+    for name in ("lifelong_dead_units_ratio", "lifelong_effective_rank", "lifelong_layer_width"):
+        assert (name, (("layer", "0"),)) in metrics, name
+    assert metrics["lifelong_layer_width", (("layer", "0"),)] == 32
+
+    def lags() -> list:
+        metrics = svc.metrics()
+        return [metrics.get(("lifelong_kafka_consumer_lag", (("partition", p),))) for p in "01"]
+
+    wait_for(lambda: lags() == [0, 0], "the lag of both partitions to read 0")
+
+    assert svc.stop() == 0
+    final = CheckpointStore(svc.checkpoint_dir).load_latest()
+    assert final.samples_learned == 4000
+    assert sum(final.offsets.values()) == 4000  # every record consumed, none twice
+    group = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=svc.settings["kafka_group"])
+    try:  # committed after the final checkpoint, for lag monitoring: the same offsets
+        assert {f"{topic}:{p}": group.committed(TopicPartition(topic, p)) for p in (0, 1)} == (
+            final.offsets
+        )
+    finally:
+        group.close()
+
+
+def test_sigkilled_service_resumes_from_its_checkpoint_exactly_once(
+    kafka_bootstrap, kafka_topic, service
+):
+    n = 3000
+    topic = kafka_topic(partitions=1)  # one partition: the stream's order is total
+    stream = samples_from_stream("agrawal", seed=3, count=n)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=1)
+    produced = 0
+
+    def feed(k: int) -> None:
+        nonlocal produced
+        for features, label in itertools.islice(stream, k):
+            producer.send(topic, value=encode_json(features, label))
+            produced += 1
+        producer.flush()
+
+    svc = service(topic, checkpoint_every_samples=200, kafka_poll_max_records=50)
+    rng = random.Random(11)
+    lost = []  # samples learned by a killed process but not in the checkpoint it resumed from
+    learned = 0
+    for run in range(4):
+        resumed = getattr(CheckpointStore(svc.checkpoint_dir).load_latest(), "samples_learned", 0)
+        if run:
+            lost.append(learned - resumed)
+        point = rng.randrange(resumed + 1, resumed + 600)
+        # A fresh group per run: a SIGKILLed member keeps its partition until its session times
+        # out (45 s). The group never decides where to resume; the checkpoint does.
+        svc.start(kafka_group=f"{topic}-run{run}")
+        wait_for(lambda: svc.samples_learned() is not None, "the server to answer")
+
+        def fed_past(point: int = point) -> bool:
+            # A live stream, fed in small steps: the service is consuming when it is killed.
+            nonlocal learned
+            feed(20)
+            learned = svc.samples_learned() or 0
+            return learned >= point
+
+        wait_for(fed_past, f"{point} samples learned")
+        svc.kill()
+    lost.append(learned - CheckpointStore(svc.checkpoint_dir).load_latest().samples_learned)
+    assert any(lost), lost  # some restarts had to learn again what their predecessor had learned
+
+    feed(n - produced)
+    producer.close()
+    svc.start(kafka_group=f"{topic}-final")
+    svc.wait_learned(n)
+    written = svc.client.checkpoint()
+    assert written.samples_learned == n
+    assert svc.stop() == 0
+    path = Path(written.path)
+    checkpoint = decode(path.read_bytes(), path, sequence=0)
+    assert checkpoint.offsets == {f"{topic}:0": n}
+
+    from lifelong.model import LifelongClassifier, load
+
+    defaults = Settings()
+    reference = LifelongClassifier(Settings(learner=LEARNER).learner_config())
+    decoded = decode_records(
+        read_topic(kafka_bootstrap, topic, n),
+        default="json",
+        task="classification",
+        max_features=defaults.max_features,
+        max_bytes=defaults.max_request_bytes,
+    )
+    for sample in decoded.samples:
+        reference.learn_one(sample.features, sample.label)
+    restored = load(checkpoint.learner_state)
+    assert restored.samples_learned == reference.samples_learned == n
+    assert restored.to_bytes() == reference.to_bytes()
+
+
+PROTOBUF = [("content-type", b"application/x-protobuf")]
+
+
+def malformed_records() -> list[tuple[bytes | None, bytes | None, list, str]]:
+    """(key, value, headers, reason) of records no model can learn; `max_features` is 4, the
+    model has 2 features (x0, x1), `max_request_bytes` is 1024."""
+    return [
+        (b"k1", b'{"features": {"x0": 0.1, "x1": ', [], "undecodable"),
+        (b"k2", b"\xff\xfe\x00garbage", [], "undecodable"),
+        (b"k3", None, [], "undecodable"),  # a tombstone
+        (b"k4", b'{"features": {"x0": 1}, "label": 1}', [("content-type", b"text/csv")],
+         "undecodable"),
+        (b"k5", b"\x0a\xff\xff\xff", PROTOBUF, "undecodable"),
+        (None, b"[0.1, 0.2]", [], "invalid_schema"),
+        (None, b'{"features": {"x0": "high", "x1": 1}, "label": 1}', [], "invalid_schema"),
+        (None, b'{"features": {"x0": 1, "x1": 2}}', [], "invalid_schema"),
+        (None, b'{"features": {"x0": NaN, "x1": 1}, "label": 0}', [], "non_finite"),
+        (None, b'{"dense": [Infinity, 1], "label": 0}', [], "non_finite"),
+        (None, encode_protobuf({"x0": float("nan"), "x1": 1.0}, 1), PROTOBUF, "non_finite"),
+        (None, b'{"features": {}, "label": 1}', [], "empty_features"),
+        (None, b'{"label": 1}', [], "empty_features"),
+        (None, b'{"features": {"x0": 1, "x1": 2}, "label": 0.5}', [], "wrong_label_type"),
+        (None, b'{"features": {"x0": 1, "x1": 2}, "label": [1]}', [], "wrong_label_type"),
+        (None, encode_json({f"f{i}": 1.0 for i in range(5)}, 1), [], "too_many_features"),
+        (None, b'{"dense": [1], "label": 1}', [], "dense_size_mismatch"),
+        (None, encode_json({"x0": 1.0, "x1": 2.0}, "a" * 1100), [], "oversized"),
+    ]  # fmt: skip
+
+
+def test_malformed_records_go_to_the_dead_letter_topic(kafka_bootstrap, kafka_topic, service):
+    topic, dead_letters = kafka_topic(partitions=1), kafka_topic(partitions=1)
+    valid = [
+        (None, encode_json(x, y), []) for x, y in samples_from_stream("sine", seed=5, count=300)
+    ]
+    valid += [
+        (None, b'{"dense": [0.5, 0.25], "label": 1}', []),
+        (None, encode_protobuf({"x0": 0.5, "x1": 0.25}, 0), PROTOBUF),
+    ]
+    bad = malformed_records()
+    # Every malformed record after some valid ones (the model has its 2 features by then).
+    records = [(key, value, headers, None) for key, value, headers in valid[:50]]
+    rest = [(key, value, headers, None) for key, value, headers in valid[50:]]
+    rest += bad
+    random.Random(3).shuffle(rest)
+    records += rest
+
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for key, value, headers, _ in records:
+        producer.send(topic, key=key, value=value, headers=headers)
+    producer.flush()
+    producer.close()
+
+    svc = service(topic, dead_letter_topic=dead_letters, max_features=4, max_request_bytes=1024)
+    svc.start()
+    svc.wait_learned(len(valid))
+    copies = read_topic(kafka_bootstrap, dead_letters, len(bad))
+
+    expected = {offset: r for offset, r in enumerate(records) if r[3] is not None}
+    assert len(expected) == len(bad)
+    for copy in copies:
+        headers = dict(copy.headers)
+        assert headers["lifelong-source-topic"] == topic.encode()
+        assert headers["lifelong-source-partition"] == b"0"
+        key, value, original_headers, reason = expected.pop(int(headers["lifelong-source-offset"]))
+        assert headers["lifelong-error-reason"] == reason.encode(), headers
+        assert headers["lifelong-error-message"]
+        assert (copy.key, copy.value) == (key, value)
+        assert copy.headers[: len(original_headers)] == original_headers
+    assert expected == {}  # each malformed record once
+
+    def rejected() -> Counter:
+        return Counter(
+            {
+                dict(labels)["reason"]: value
+                for (name, labels), value in svc.metrics().items()
+                if name == "lifelong_samples_rejected_total"
+                and dict(labels)["source"] == "kafka"
+                and value
+            }
+        )
+
+    wait_for(lambda: sum(rejected().values()) == len(bad), "every rejection counted")
+    assert rejected() == Counter(reason for *_, reason in bad)
+    assert svc.metrics()["lifelong_samples_learned_total", (("source", "kafka"),)] == len(valid)
+    assert svc.stop() == 0
