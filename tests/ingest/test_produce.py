@@ -1,6 +1,10 @@
 import itertools
+import subprocess
+import sys
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
+from lifelong.ingest.codecs import decode_records
 from lifelong.ingest.produce import STREAMS, samples_from_csv, samples_from_stream
 
 
@@ -32,3 +36,26 @@ def test_synthetic_streams_are_seeded_with_string_feature_names(name):
 
 def test_endless_without_count():
     assert len(list(itertools.islice(samples_from_stream("sine", seed=0, count=None), 20))) == 20
+
+
+@pytest.mark.kafka
+def test_produce_command_writes_decodable_records(kafka_bootstrap, kafka_topic):
+    topic = kafka_topic(partitions=1)
+    command = [sys.executable, "-m", "lifelong", "produce", "--bootstrap", kafka_bootstrap]
+    command += ["--topic", topic, "--stream", "sea", "--count", "50", "--format", "protobuf"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"produced 50 samples to {topic} (protobuf)"
+
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, consumer_timeout_ms=5000)
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.seek_to_beginning()
+    records = list(itertools.islice(consumer, 50))
+    consumer.close()
+    assert {tuple(r.headers) for r in records} == {(("content-type", b"application/x-protobuf"),)}
+    decoded = decode_records(
+        records, default="json", task="classification", max_features=10, max_bytes=1024
+    )
+    expected = list(samples_from_stream("sea", seed=42, count=50))
+    assert [s.features for s in decoded.samples] == [x for x, _ in expected]
+    assert [s.label for s in decoded.samples] == [int(y) for _, y in expected]
