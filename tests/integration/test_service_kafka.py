@@ -29,7 +29,7 @@ from lifelong.ingest.codecs import decode_records, encode_json, encode_protobuf
 from lifelong.ingest.produce import produce, samples_from_stream
 from prometheus_client.parser import text_string_to_metric_families
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 LEARNER = {"hidden": [32], "seed": 7}
 DEADLINE = 120.0  # seconds before a wait gives up: a hang, not a slow machine
