@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: sets up what it needs, then does the job.
 #   scripts/dev.sh demo   set up and run the service on its embedded demo stream (no broker needed)
-#   scripts/dev.sh test   set up everything the tests need (Kafka jars, Prometheus, grpcurl) and run them
+#   scripts/dev.sh test   set up everything the tests need (Kafka jars, Prometheus, validators) and run them
 #   scripts/dev.sh setup  only the Python environment
 # Every step is skipped when already done, so a second run starts at once.
 set -euo pipefail
@@ -42,11 +42,10 @@ setup_test_tools() {
     command -v java >/dev/null && command -v mvn >/dev/null || apt_install openjdk-17-jre-headless maven
     command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_install prometheus
     "$ROOT/deploy/kafka/kafka-dev.sh" fetch
-    if [ ! -x "$LIFELONG_CACHE/bin/grpcurl" ]; then
-        command -v go >/dev/null || apt_install golang-go
-        log "building grpcurl from the Go module proxy"
-        GOBIN="$LIFELONG_CACHE/bin" GOFLAGS=-mod=mod go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
-    fi
+    # Go builds grpcurl and the deployment validators; Debian's golang-go is too old for them.
+    command -v go >/dev/null || { log "Go >= 1.22 is needed (https://go.dev/dl)"; exit 1; }
+    # Validators for the deployment tests (hadolint, kubeconform, compose, Kubernetes schemas).
+    "$ROOT/tests/deploy/tools/fetch.sh"
 }
 
 case "${1:-}" in
