@@ -17,7 +17,7 @@
 enum { SGD = 0, ADAM = 1 };
 enum { CLASSIFY = 0, REGRESS = 1 };
 #define MAX_LAYERS 16
-#define GRAM_ROWS 16 /* examples buffered per float64 second-moment update */
+#define GRAM_ROWS 32 /* examples buffered per float64 second-moment update */
 #define TINY 1e-12   /* scaler.py: floor of a standard deviation */
 
 typedef struct {
@@ -57,19 +57,32 @@ static inline float *hidden_of(const Net *n, float *all, int layer) {
     return all + start;
 }
 
+/* One unit's output w . a + b (ReLU'd if relu). The sum runs in LANES independent partial
+ * sums: a single vector accumulator would wait on each multiply-add's latency. */
+#define LANES 64
+static float unit(const float *w, const float *a, int cols, float b,
+                                            int relu) {
+    float acc[LANES] = {0.0f};
+    int c = 0;
+    for (; c + LANES <= cols; c += LANES) {
+#pragma omp simd
+        for (int j = 0; j < LANES; j++) acc[j] = fmaf(w[c + j], a[c + j], acc[j]);
+    }
+    for (int j = 0; c < cols; c++, j++) acc[j] = fmaf(w[c], a[c], acc[j]);
+    for (int width = LANES / 2; width > 0; width /= 2) {
+#pragma omp simd
+        for (int j = 0; j < width; j++) acc[j] += acc[j + width];
+    }
+    const float s = acc[0] + b;
+    return relu && !(s > 0.0f) ? 0.0f : s;
+}
+
 /* out = W a + b, ReLU on hidden layers */
 static void dense(const Net *n, int i, const float *a, float *out) {
     const int rows = n->sizes[i + 1], cols = n->sizes[i];
     const float *W = n->param + n->w_off[i], *b = n->param + n->b_off[i];
     const int relu = i < n->n_layers - 1;
-    for (int r = 0; r < rows; r++) {
-        const float *w = W + r * n->w_stride[i];
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int c = 0; c < cols; c++) s += w[c] * a[c];
-        s += b[r];
-        out[r] = relu && !(s > 0.0f) ? 0.0f : s;
-    }
+    for (int r = 0; r < rows; r++) out[r] = unit(W + r * n->w_stride[i], a, cols, b[r], relu);
 }
 
 /* Parameters [k, k + len) from their gradient g (overwritten), as optim.py updates them. */
@@ -125,7 +138,7 @@ static void backward(const Net *n, int i, const float *d, const float *a, float 
         const float dr = d[r];
         if (d_prev) {
 #pragma omp simd
-            for (int c = 0; c < cols; c++) d_prev[c] += w[c] * dr;
+            for (int c = 0; c < cols; c++) d_prev[c] = fmaf(w[c], dr, d_prev[c]);
         }
         if (plain) { /* the common case, in the same pass: w -= (d a) lr */
 #pragma omp simd
@@ -166,7 +179,7 @@ static void flush_gram(const Net *n, int buffered) {
                 const double hi = h[i];
                 if (hi == 0.0) continue; /* ReLU activations are sparse */
 #pragma omp simd
-                for (int j = 0; j < w; j++) Si[j] += hi * (double)h[j];
+                for (int j = 0; j < w; j++) Si[j] = fma(hi, (double)h[j], Si[j]);
             }
         }
     }
@@ -208,33 +221,40 @@ static int cbp_step(Net *n) {
     return due;
 }
 
+/* Count raw row xr in the scaler's statistics, then standardise it into x (scaler.py:
+ * Standardizer.learn_transform). */
+static void standardize(const Net *n, const double *restrict xr, float *restrict x) {
+    double *restrict count = n->sc_count, *restrict mean = n->sc_mean, *restrict m2 = n->sc_m2;
+#pragma omp simd
+    for (int c = 0; c < n->sizes[0]; c++) {
+        const double cnt = count[c] += 1.0;
+        const double d = xr[c] - mean[c];
+        const double mu = mean[c] += d / cnt;
+        const double dev = xr[c] - mu;
+        const double var = m2[c] += d * dev;
+        double sd = sqrt(var / cnt);
+        if (sd < TINY) sd = TINY;
+        x[c] = (float)(dev / sd);
+    }
+}
+
 /* Learn examples [0, count) of X (count x sizes[0], row-major; raw features, standardised here
  * if enabled) with targets y_class (output index) or y_value. Writes each example's prediction,
  * made before learning it, to outputs (count x sizes[-1]): class probabilities or the regression
- * estimate. Returns the number learned: count, or fewer when a continual-backprop replacement
- * is due after the last one learned (accumulated >= 1). */
+ * estimate. Stores example store_grad_at's gradient in the "grad" slot. Returns the number
+ * learned: count, or fewer when a continual-backprop replacement is due after the last one
+ * learned (accumulated >= 1). */
 int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_class,
-                       const double *y_value, double *outputs) {
+                       const double *y_value, double *outputs, int64_t store_grad_at) {
     const int L = n->n_layers, n_in = n->sizes[0], n_out = n->sizes[L];
     int buffered = 0;
     int64_t t = 0;
     while (t < count) {
-        const double *xr = X + t * n_in;
         float *x = n->x;
-        if (n->standardize) { /* scaler.py: Standardizer.learn_transform */
-            for (int c = 0; c < n_in; c++) {
-                const double cnt = n->sc_count[c] += 1.0;
-                const double d = xr[c] - n->sc_mean[c];
-                const double mean = n->sc_mean[c] += d / cnt;
-                const double dev = xr[c] - mean;
-                const double m2 = n->sc_m2[c] += d * dev;
-                double sd = sqrt(m2 / cnt);
-                if (sd < TINY) sd = TINY;
-                x[c] = (float)(dev / sd);
-            }
-        } else {
-            for (int c = 0; c < n_in; c++) x[c] = (float)xr[c];
-        }
+        if (n->standardize)
+            standardize(n, X + t * n_in, x);
+        else
+            for (int c = 0; c < n_in; c++) x[c] = (float)X[t * n_in + c];
         const float *a = x;
         for (int i = 0; i < L - 1; i++) {
             float *h = hidden_of(n, n->h, i);
@@ -259,15 +279,14 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
             sd = n->target[2] > 0 ? sqrt(n->target[2] / cnt) : 1.0;
             d[0] = (float)(2.0 * ((double)o[0] - (y - n->target[1]) / sd));
         }
-        const int last = t == count - 1;
+        const int store = t == store_grad_at;
         for (int i = L - 1; i >= 0; i--) {
-            float *a_in = i ? hidden_of(n, n->h, i - 1) : x;
             float *d_prev = i ? hidden_of(n, n->delta, i - 1) : NULL;
             float *col = n->cbp && i ? hidden_of(n, n->magnitude, i - 1) : NULL;
-            backward(n, i, d, a_in, d_prev, col, last);
+            backward(n, i, d, i ? hidden_of(n, n->h, i - 1) : x, d_prev, col, store);
             d = d_prev;
         }
-        if (n->cbp && n->adaptable) /* sum |incoming| per unit, into the deltas, now free */
+        if (n->cbp && n->adaptable) { /* sum |incoming| per unit, into the deltas, now free */
             for (int i = 0; i < L - 1; i++) {
                 const int rows = n->sizes[i + 1], cols = n->sizes[i];
                 float *row_abs = hidden_of(n, n->delta, i);
@@ -278,6 +297,8 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
                     row_abs[r] = s;
                 }
             }
+        }
+        const int due = n->cbp && cbp_step(n);
         for (int l = 0, start = 0; l < L - 1; l++) { /* telemetry.py: LayerTelemetry.observe */
             const int w = n->sizes[l + 1];
             const float *h = n->h + start;
@@ -294,7 +315,7 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
             buffered = 0;
         }
         t++;
-        if (n->cbp && cbp_step(n)) break;
+        if (due) break;
     }
     flush_gram(n, buffered);
     return t;

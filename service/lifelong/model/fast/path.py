@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from lifelong.model.config import LearnerConfig
 
 MAX_LAYERS = 16  # kernel.c
-GRAM_ROWS = 16  # kernel.c
+GRAM_ROWS = 32  # kernel.c
 
 _f = ctypes.POINTER(ctypes.c_float)
 _d = ctypes.POINTER(ctypes.c_double)
@@ -87,7 +87,7 @@ class FastPath:
         self._lib = load()
         self._lib.lifelong_learn.restype = _i64
         # Addresses as plain integers: cheaper than building ctypes pointers per call.
-        self._lib.lifelong_learn.argtypes = [ctypes.c_void_p, _i64, *[ctypes.c_void_p] * 4]
+        self._lib.lifelong_learn.argtypes = [ctypes.c_void_p, _i64, *[ctypes.c_void_p] * 4, _i64]
         self._learner = learner
         self._key: tuple | None = None
         self._held: tuple = ()
@@ -159,6 +159,7 @@ class FastPath:
         n.h = _ptr(net_.hidden_all, _f)
         n.delta, n.magnitude = _ptr(self._delta, _f), _ptr(self._magnitude, _f)
         n.rows = _ptr(self._rows, _f)
+        # One row's gradient: scratch sized for this layout, kept alive with the binding.
         self._g = np.zeros(max(net_.capacity[0], *net_.sizes[1:]), dtype=np.float32)
         n.g = _ptr(self._g, _f)
         n.x = _ptr(net_._input_t.numpy(), _f)
@@ -209,7 +210,7 @@ class FastPath:
                 count = min(count, telemetry[0].window - telemetry[0]._n)
             done = self._lib.lifelong_learn(
                 n, count, x_addr + row * start, t_addr + 8 * start, t_addr + 8 * start,
-                o_addr + out_row * start,
+                o_addr + out_row * start, len(X) - 1 - start,
             )  # fmt: skip
             self._account(targets, outputs, start, start + done)
             start += done
