@@ -81,6 +81,11 @@ class App:
     signal)."""
 
     def __init__(self, settings: Settings) -> None:
+        import torch
+
+        # One intra-op thread: per-example work gains nothing from more, and the gRPC workers
+        # and the learn loop already share the cores (design.md, the learner).
+        torch.set_num_threads(1)
         self.settings = settings
         self.metrics = ServiceMetrics()
         self.checkpoints = (

@@ -22,9 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice, takewhile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from lifelong.checkpoint import CheckpointStore
 from lifelong.metrics import ServiceMetrics
 from lifelong.samples import InvalidSample, Sample, Task, dense_size_mismatch
@@ -116,29 +118,12 @@ class ModelHost:
         the feature list, and a label equal to a known class of another type (`True` and `1`).
         Such a sample is rejected (counted, and passed to `on_rejected`), never learned.
         """
-        learner = self._learner
         rejected: list[tuple[Sample, InvalidSample]] = []
         learned = 0
         with self._lock:
             start = time.perf_counter()
             try:
-                for sample in samples:
-                    try:
-                        if sample.features is not None:
-                            learner.learn_one(sample.features, sample.label)
-                        elif len(sample.dense) >= len(learner.feature_names):
-                            learner.learn_dense(sample.dense, sample.label)
-                        else:
-                            n = len(learner.feature_names)
-                            raise dense_size_mismatch(len(sample.dense), n)
-                    except InvalidSample as error:
-                        rejected.append((sample, error))
-                        continue
-                    except TypeError as error:  # the learner checks labels before any update
-                        reason = f"{error}; give each class one label type"
-                        rejected.append((sample, InvalidSample("wrong_label_type", reason)))
-                        continue
-                    learned += 1
+                learned = self._learn_in_order(samples, rejected)
                 if offsets:  # only once the whole batch is in the state
                     self._offsets.update(offsets)
                     self._offsets_version += 1
@@ -154,6 +139,44 @@ class ModelHost:
             self.metrics.rejected(source, error.reason).inc()
             if on_rejected is not None:
                 on_rejected(sample, error)
+        return learned
+
+    def _learn_in_order(
+        self, samples: Sequence[Sample], rejected: list[tuple[Sample, InvalidSample]]
+    ) -> int:
+        """Learn under the lock; runs of rows with exactly the model's features go through
+        `learn_many` (one compiled loop, same result), the rest one by one."""
+        learner, learned, i = self._learner, 0, 0
+        while i < len(samples):
+            names = learner.feature_names
+            rows = list(takewhile(_is_row, (_as_row(s, names) for s in islice(samples, i, None))))
+            if len(rows) > 1:
+                labels = [sample.label for sample in samples[i : i + len(rows)]]
+                before = learner.samples_learned
+                try:
+                    learner.learn_many(np.stack(rows), labels)
+                except TypeError as error:  # at row k; the rows before it are learned
+                    k = learner.samples_learned - before
+                    rejected.append((samples[i + k], _wrong_label_type(error)))
+                    learned, i = learned + k, i + k + 1
+                else:
+                    learned, i = learned + len(rows), i + len(rows)
+                continue
+            sample, i = samples[i], i + 1
+            try:
+                if sample.features is not None:
+                    learner.learn_one(sample.features, sample.label)
+                elif len(sample.dense) >= len(names):  # longer: new features
+                    learner.learn_dense(sample.dense, sample.label)
+                else:
+                    raise dense_size_mismatch(len(sample.dense), len(names))
+            except InvalidSample as error:
+                rejected.append((sample, error))
+                continue
+            except TypeError as error:  # the learner checks labels before any update
+                rejected.append((sample, _wrong_label_type(error)))
+                continue
+            learned += 1
         return learned
 
     def refresh(self) -> bool:
@@ -219,3 +242,25 @@ class ModelHost:
         self.metrics.last_checkpoint_timestamp.set(timestamp)
         log.info("checkpoint %s: %d samples learned, offsets %s", path, samples_learned, offsets)
         return CheckpointInfo(path, samples_learned, offsets, timestamp)
+
+
+def _as_row(sample: Sample, names: tuple) -> np.ndarray | None:
+    """`sample` as a vector of exactly the model's features `names`, or None if it is not one
+    (it lacks some, or brings new ones)."""
+    if sample.dense is not None:
+        return sample.dense if len(sample.dense) == len(names) else None
+    features = sample.features
+    if len(features) != len(names):
+        return None
+    try:
+        return np.array([features[name] for name in names], dtype=np.float64)
+    except KeyError:
+        return None
+
+
+def _is_row(row: np.ndarray | None) -> bool:
+    return row is not None
+
+
+def _wrong_label_type(error: TypeError) -> InvalidSample:
+    return InvalidSample("wrong_label_type", f"{error}; give each class one label type")

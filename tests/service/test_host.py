@@ -92,3 +92,41 @@ def test_checkpoint_holds_state_offsets_and_count(tmp_path):
     # Offsets moving without a learned sample (a batch of invalid records) still need saving.
     host.learn([], source="kafka", offsets={"t:0": 31})
     assert host.checkpoint_due(every_samples=1000, every_seconds=0)
+
+
+def test_batches_learn_exactly_what_one_by_one_learning_does():
+    """Runs of complete rows go through learn_many; the state must be the reference's, bit for
+    bit, through missing and new features, dense rows, new classes and a rejected label."""
+    rng = random.Random(0)
+    stream = []
+    for t in range(3000):
+        names = ["a", "b", "c", "d"] if t > 1000 else ["a", "b", "c"]
+        x = {name: rng.uniform(-1, 1) for name in names}
+        if rng.random() < 0.1:
+            del x["a"]
+        label = {1500: True, 1600: 1}.get(t, rng.choice("pqr" if t > 2000 else "pq"))
+        if t > 1001 and rng.random() < 0.3:  # dense once "d" is known
+            dense = np.array([x.get(name, 0.0) for name in names], np.float32)
+            stream.append(Sample(None, dense, label))
+        else:
+            stream.append(Sample(x, None, label))
+
+    reference = small_learner(seed=3)
+    for sample in stream:
+        try:
+            if sample.features is not None:
+                reference.learn_one(sample.features, sample.label)
+            else:
+                reference.learn_dense(sample.dense, sample.label)
+        except TypeError:
+            pass  # 1 after True: rejected by the host too
+
+    learner = small_learner(seed=3)
+    host, rejected, start = ModelHost(learner), [], 0
+    while start < len(stream):
+        end = start + rng.randint(1, 300)
+        host.learn(stream[start:end], source="kafka", on_rejected=lambda s, e: rejected.append(s))
+        start = end
+    assert rejected == [stream[1600]]
+    assert learner.samples_learned == reference.samples_learned == 2999
+    assert learner.to_bytes() == reference.to_bytes()
