@@ -7,10 +7,11 @@ with a bounded `reason` code and a message that says what to fix.
 >>> make_sample(features={"x": 1.0}, label="spam", task="classification", max_features=10)
 Sample(features={'x': 1.0}, dense=None, label='spam')
 
->>> make_sample(features={"x": float("nan")}, label=1, task="classification", max_features=10)
-Traceback (most recent call last):
-...
-lifelong.samples.InvalidSample: non_finite: feature 'x' is nan; send finite numbers only
+>>> try:
+...     make_sample(features={"x": float("nan")}, label=1, task="classification", max_features=10)
+... except InvalidSample as e:
+...     print(e.reason, "|", e.message)
+non_finite | feature 'x' is nan; send finite numbers within float32 range only
 
 """
 
@@ -42,6 +43,9 @@ REASONS = (
 )
 
 Label = str | int | float
+
+# The network computes in float32: a feature value beyond its range cannot be represented.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +110,10 @@ send fewer features or raise the server's max_features
                 "invalid_schema", f"feature {name!r} is {value!r}; feature values are numbers"
             )
         value = float(value)
-        if not math.isfinite(value):
+        if not abs(value) <= FLOAT32_MAX:  # also false for NaN
             raise InvalidSample(
-                "non_finite", f"feature {name!r} is {value}; send finite numbers only"
+                "non_finite",
+                f"feature {name!r} is {value}; send finite numbers within float32 range only",
             )
         named[name] = value
     return named, None

@@ -30,6 +30,10 @@ CASES = {
     "predict with nan": (predict(named(x0=NAN)), "feature 'x0' is nan"),
     "predict with inf": (predict(named(x1=-INF)), "feature 'x1' is -inf"),
     "predict beyond float32": (predict(named(x1=1e300)), "float32 range"),
+    "predict far beyond the learned scale": (
+        predict(named(x0=3e38, x1=3e38)),
+        "the model's output is not finite for these inputs",
+    ),
     "predict with nan in an unknown feature": (predict(named(new=NAN)), "feature 'new' is nan"),
     "predict named and dense": (
         predict(pb.Features(named={"x0": 1}, dense=[1, 2])),
@@ -59,6 +63,7 @@ CASES = {
         "classification labels are text or integers, got 0.5",
     ),
     "learn nan": (learn(named(x0=NAN), TEXT), "non_finite: feature 'x0' is nan"),
+    "learn beyond float32": (learn(named(x0=-1e39), TEXT), "float32 range"),
     "learn dense too short": (
         learn(pb.Features(dense=[1]), TEXT),
         "dense_size_mismatch: dense has 1 values but the model has 2 features",

@@ -36,7 +36,8 @@ def test_every_prediction_carries_the_snapshots_version(serve):
     served = serve()
     rng = random.Random(1)
     served.learn(line_sample(rng) for _ in range(50))
-    single = served.predictions.Predict(pb.PredictRequest(features=pb.Features(named={"x0": 1})))
+    x = {"x0": 1.0, "x1": -0.2}
+    single = served.predictions.Predict(pb.PredictRequest(features=pb.Features(named=x)))
     assert single.model_version == 50 == served.host.predictor.version
     probabilities = single.prediction.probabilities
     assert {p.label.text for p in probabilities} == {"above", "below"}
@@ -47,15 +48,22 @@ def test_every_prediction_carries_the_snapshots_version(serve):
     # Named and dense rows in one batch: one pass through the network, one version.
     info = served.model.GetModelInfo(pb.GetModelInfoRequest())
     assert sorted(info.feature_names) == ["x0", "x1"]  # in the order the model met them
-    dense = pb.Features(dense=[{"x0": 1.0, "x1": 0.0}[name] for name in info.feature_names])
+    dense = pb.Features(dense=[x[name] for name in info.feature_names])
     batch = served.predictions.PredictBatch(
-        pb.PredictBatchRequest(examples=[pb.Features(named={"x0": 1.0}), dense])
+        pb.PredictBatchRequest(examples=[pb.Features(named=x), dense])
     )
     assert batch.model_version == 50
-    for prediction in batch.predictions:  # equal up to float32 rounding in the batched product
+    for prediction in batch.predictions:  # equal up to rounding in the batched product
         assert prediction.label == single.prediction.label
         expected = [p.probability for p in probabilities]
         assert [p.probability for p in prediction.probabilities] == pytest.approx(expected)
+
+    # A row lacking a feature is answered as the model itself does: the feature at its mean.
+    partial = served.predictions.PredictBatch(
+        pb.PredictBatchRequest(examples=[dense, pb.Features(named={"x0": 1.0})])
+    ).predictions[1]
+    expected = served.host.predictor.predict_proba_one({"x0": 1.0})
+    assert {p.label.text: p.probability for p in partial.probabilities} == pytest.approx(expected)
 
     requests = [pb.PredictStreamRequest(request_id=i, examples=[dense] * i) for i in (3, 1, 0)]
     answers = list(served.predictions.PredictStream(iter(requests)))

@@ -14,7 +14,7 @@ import numpy as np
 from lifelong.client.convert import label_to_proto
 from lifelong.host import ModelHost
 from lifelong.samples import InvalidSample
-from lifelong.serving.inputs import features_matrix
+from lifelong.serving.inputs import at_row, features_matrix
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 
@@ -56,8 +56,10 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
     ) -> None:
         """Predict `rows` from `view`'s snapshot as one batch, into one `add()` per row.
 
-        Written in place into the response: building messages and copying them in would cost
-        more than the network's forward pass.
+        A row by name lacking some of the model's features also goes through the snapshot's
+        per-row path, which takes a missing feature as its mean. Predictions are written in
+        place into the response: building messages and copying them in would cost more than the
+        network's forward pass.
         """
         if view.predictor.version == 0 or (self.classification and not view.classes):
             raise NotReady(
@@ -67,12 +69,21 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
             )
         if not rows:
             return
-        X = features_matrix(rows, view.columns, max_features=self.max_features)
+        X, partial = features_matrix(rows, view.columns, max_features=self.max_features)
+        predictor = view.predictor
         if not self.classification:
-            for y in view.predictor.predict_dense(X).tolist():
-                add().label.number = y
+            y = predictor.predict_dense(X)
+            for i in partial:  # the model's own path takes a missing feature as its mean
+                y[i] = predictor.predict_one(dict(rows[i].named))
+            _check_outputs(y, len(rows))
+            for value in y.tolist():
+                add().label.number = value
             return
-        proba = view.predictor.predict_proba_dense(X)
+        proba = predictor.predict_proba_dense(X)
+        for i in partial:  # as above
+            p = predictor.predict_proba_one(dict(rows[i].named))
+            proba[i] = [p[c] for c in predictor.classes]
+        _check_outputs(proba, len(rows))
         order = np.argsort(-proba, axis=1, kind="stable")  # most probable first; ties keep order
         sorted_proba = np.take_along_axis(proba, order, axis=1).tolist()
         classes = view.classes
@@ -136,3 +147,16 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
             )
             latency.observe(time.perf_counter() - start)
             yield response
+
+
+def _check_outputs(outputs: np.ndarray, n: int) -> None:
+    """Inputs far beyond what the model has seen can overflow its float32 arithmetic."""
+    finite = np.isfinite(outputs)
+    if not finite.all():
+        i = int(np.flatnonzero(~finite.reshape(n, -1).all(axis=1))[0])
+        error = InvalidSample(
+            "non_finite",
+            "the model's output is not finite for these inputs; "
+            "send values on the scale of those it learned",
+        )
+        raise at_row(error, i, n)
