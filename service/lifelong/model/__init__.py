@@ -14,6 +14,7 @@ and keeps its plasticity. Pure: no Kafka, gRPC, Prometheus or files.
 from lifelong.model.config import LearnerConfig
 from lifelong.model.learner import (
     LayerStats,
+    LearnerDiverged,
     LifelongClassifier,
     LifelongRegressor,
     PlasticityStats,
@@ -25,6 +26,7 @@ from lifelong.model.state import load
 __all__ = [
     "LayerStats",
     "LearnerConfig",
+    "LearnerDiverged",
     "LifelongClassifier",
     "LifelongRegressor",
     "PlasticityStats",

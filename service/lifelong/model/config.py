@@ -40,7 +40,8 @@ class LearnerConfig:
     optimizer
         "sgd" (with `momentum`) or "adam" (`adam_beta1`, `adam_beta2`, `adam_eps`).
     lr
-        Step size, for one example at a time.
+        Step size, for one example at a time; at most 1000, so that one update of a gradient
+        within the divergence limit (`network.GRADIENT_LIMIT`) cannot overflow float32.
     plasticity
         Any subset of "cbp" (continual backprop), "shrink_perturb", "l2_init"; empty is plain
         backprop, the control.
@@ -54,6 +55,13 @@ class LearnerConfig:
         λ of the penalty λ‖θ - θ₀‖² toward the initial weights.
     standardize
         Standardise inputs by their running mean and variance (the regression target always is).
+    clip
+        Standardised inputs and the standardised regression target are clipped to ±clip. 10:
+        counted before it is standardised, the n-th value of a feature has |z| <= √(n - 1), so
+        nothing is clipped in a feature's first 101 values, and later only values beyond 10
+        standard deviations (Gaussian odds ~1e-23; heavy-tailed features reach 5-8 honestly);
+        yet one absurd value (1e30, a unit error) moves the network no more than a 10-sigma one.
+        Unstandardised inputs (`standardize=False`) are not clipped: their scale is the caller's.
     telemetry_window
         Examples per window of the streamed dead/dormant/effective-rank statistics.
     seed
@@ -78,6 +86,7 @@ class LearnerConfig:
     perturb_std: float = 1e-5
     l2_init_strength: float = 1e-4
     standardize: bool = True
+    clip: float = 10.0
     telemetry_window: int = 1000
     seed: int = 0
 
@@ -98,7 +107,8 @@ class LearnerConfig:
             raise ValueError(
                 f"unknown plasticity method(s) {sorted(unknown)}; known: {PLASTICITY_METHODS}"
             )
-        _in_range("lr", self.lr, 0.0, math.inf, low_open=True)
+        _in_range("lr", self.lr, 0.0, 1000.0, low_open=True)
+        _in_range("clip", self.clip, 0.0, math.inf, low_open=True)
         for name in ("momentum", "adam_beta1", "adam_beta2", "cbp_decay_rate", "shrink"):
             _in_range(name, getattr(self, name), 0.0, 1.0, high_open=True)
         for name in ("adam_eps", "perturb_std", "l2_init_strength", "cbp_replacement_rate"):

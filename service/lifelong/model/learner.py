@@ -24,9 +24,10 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any
@@ -36,7 +37,7 @@ import torch
 from lifelong.model import state
 from lifelong.model.config import LearnerConfig
 from lifelong.model.fast import FastPath, KernelUnavailable
-from lifelong.model.network import Network, forward_batch, one_thread
+from lifelong.model.network import GRADIENT_LIMIT, Network, forward_batch, one_thread
 from lifelong.model.optim import make_optimizer
 from lifelong.model.plasticity import ContinualBackprop, L2Init, ShrinkPerturb
 from lifelong.model.prequential import PrequentialMonitor
@@ -46,9 +47,39 @@ from river import base
 
 FEATURE_NAME_TYPES = (str, int)
 LABEL_TYPES = (str, int, bool)
-DIVERGED = "the network's outputs are not finite: it diverged (try a smaller lr, or adam)"
+DIVERGED = "the network diverged: its output or gradient is not finite (try a smaller lr, or adam)"
+# Raw values (features, regression targets) beyond ±RAW_LIMIT count as ±RAW_LIMIT: their squares
+# stay finite in the float64 running variances, whatever a client sends.
+RAW_LIMIT = 1e100
 
 logger = logging.getLogger(__name__)
+
+
+class LearnerDiverged(FloatingPointError):
+    """A step would have made the network's output or gradient non-finite (or a gradient element
+    beyond `GRADIENT_LIMIT`); it was refused.
+
+    The failing example changed nothing: parameters, optimizer state, scaler and target
+    statistics, continual backprop, telemetry, prequential monitor, counters, generator and
+    grown features or classes are as before the call. From `learn_many`, the rows before it are
+    learned: `learned` says how many (0 from `learn_one` / `learn_dense`). The learner is usable
+    but will most likely diverge again on the next examples: lower `lr` or reload a checkpoint.
+
+    >>> model = LifelongRegressor(LearnerConfig(hidden=(8,), seed=0))
+    >>> model.learn_many([[0.0], [1.0]], [0.0, 1.0])
+    >>> model._network.layers("param")[-1][1][0] = float("inf")  # what divergence looks like
+    >>> before = model.to_bytes()
+    >>> try:
+    ...     model.learn_many([[1.0], [2.0]], [1.0, 2.0])
+    ... except LearnerDiverged as e:
+    ...     print(e.learned, model.samples_learned, model.to_bytes() == before)
+    0 2 True
+
+    """
+
+    def __init__(self, message: str = DIVERGED, learned: int = 0) -> None:
+        super().__init__(message)
+        self.learned = learned
 
 
 @dataclass(frozen=True)
@@ -210,7 +241,7 @@ class _Lifelong:
             if "cbp" in methods
             else None
         )
-        self._scaler = Standardizer() if cfg.standardize else None
+        self._scaler = Standardizer(cfg.clip) if cfg.standardize else None
         self._telemetry = [LayerTelemetry(w, window=cfg.telemetry_window) for w in cfg.hidden]
         self._monitor = PrequentialMonitor(self._task)
         self._index: dict[Hashable, int] = {}
@@ -218,6 +249,8 @@ class _Lifelong:
         self._names_tuple: tuple[Hashable, ...] = ()
         self.samples_learned = 0
         self._last_drift = -1  # samples_learned when the detector last fired
+        # Norm of the last step's gradient; None: read it from the "grad" slot (reference path).
+        self._grad_norm: float | None = None
         self._live: Predictor | None = None  # predictions from the live weights
         # Dense examples of known classes go through the compiled fast path (lifelong.model.fast):
         # same result, without per-example Python. False forces the reference path.
@@ -235,8 +268,9 @@ class _Lifelong:
     def learn_one(self, x: dict, y: Any) -> None:
         """Learn one example, after predicting it for the prequential statistics."""
         y, k = self._label(y)
-        raw, present = self._features(x)
-        self._learn_threaded(raw, present, y, k)
+        with self._atomic(k < 0 or not x.keys() <= self._index.keys()):
+            raw, present = self._features(x)
+            self._learn_threaded(raw, present, y, k)
 
     def learn_dense(self, x: np.ndarray | Sequence[float], y: Any) -> None:
         """`learn_one` for a vector in the order of `feature_names`. Values beyond them are new
@@ -248,22 +282,34 @@ class _Lifelong:
         n = len(self._names)
         if len(raw) < n:
             raise ValueError(f"got {len(raw)} values, the model has {n} features")
-        if len(raw) > n:
-            self._add_features([str(i) for i in range(n, len(raw))])
-        self._learn_threaded(raw, None, y, k)
+        with self._atomic(k < 0 or len(raw) > n):
+            if len(raw) > n:
+                self._add_features([str(i) for i in range(n, len(raw))])
+            self._learn_threaded(raw, None, y, k)
 
     def learn_many(self, X: np.ndarray | Sequence[Sequence[float]], y: Sequence[Any]) -> None:
         """`learn_dense` for each row of `X` and label of `y`, in order (one Kafka poll, say):
-        the same result, in one compiled loop for each run of rows whose class is known."""
+        the same result, in one compiled loop for each run of rows whose class is known.
+
+        A row that would diverge raises `LearnerDiverged` with the rows before it learned."""
         X = numbers(X)
         if X.ndim != 2 or len(X) != len(y):
             raise ValueError(f"X must be (rows, features) with a label per row, got {X.shape}")
         n = len(self._names)
         if X.shape[1] < n:
             raise ValueError(f"got {X.shape[1]} values per row, the model has {n} features")
-        if X.shape[1] > n:
-            self._add_features([str(i) for i in range(n, X.shape[1])])
-        fast, regression, start = self._fast_path(), self._task == "regression", 0
+        start = 0
+        try:
+            if X.shape[1] > n and len(X):
+                self.learn_dense(X[0], y[0])  # grows the input layer with its first row
+                start = 1
+            self._learn_rows(X, y, start)
+        except LearnerDiverged as e:
+            raise LearnerDiverged(str(e), learned=start + e.learned) from None
+
+    def _learn_rows(self, X: np.ndarray, y: Sequence[Any], start: int) -> None:
+        """Rows [start, ...) of `learn_many`; a `LearnerDiverged` counts the rows from `start`."""
+        fast, regression, first = self._fast_path(), self._task == "regression", start
         while start < len(X):
             run = []  # targets of the rows the fast path can take from `start`
             for label in y[start:] if fast is not None else ():
@@ -274,12 +320,17 @@ class _Lifelong:
                 if k < 0:
                     break  # a new class grows the network: the reference path
                 run.append(value if regression else k)
-            if run:
-                fast.learn(X[start : start + len(run)], np.asarray(run))
-                start += len(run)
-            else:
-                self.learn_dense(X[start], y[start])
-                start += 1
+            try:
+                if run:
+                    done = fast.learn(X[start : start + len(run)], np.asarray(run))
+                    start += done
+                    if done < len(run):
+                        raise LearnerDiverged()
+                else:
+                    self.learn_dense(X[start], y[start])
+                    start += 1
+            except LearnerDiverged as e:
+                raise LearnerDiverged(str(e), learned=start - first) from None
 
     def _fast_path(self) -> FastPath | None:
         """The compiled path, or None when it is off or unavailable."""
@@ -296,7 +347,8 @@ class _Lifelong:
 
     def _learn_threaded(self, raw: np.ndarray, present: np.ndarray | None, y: Any, k: int) -> None:
         if present is None and k >= 0 and (fast := self._fast_path()) is not None:
-            fast.learn_one(raw, y if self._task == "regression" else k)
+            if not fast.learn_one(raw, y if self._task == "regression" else k):
+                raise LearnerDiverged()
         elif torch.get_num_threads() == 1:
             self._learn(raw, present, y, k)
         else:
@@ -309,17 +361,45 @@ class _Lifelong:
     def _label(self, y: Any) -> tuple[Any, int]:
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def _atomic(self, grows: bool) -> Iterator[None]:
+        """Around the step of an example that grows the model (new features or class): undone,
+        growth included, if the step diverges. It copies the state, but growth is rare; any
+        other step is checked before it changes anything."""
+        if not grows:
+            yield
+            return
+        saved = self.to_bytes()
+        try:
+            yield
+        except LearnerDiverged:
+            keep = (self.fast_path, self.fast_path_unavailable)
+            self.__dict__.clear()
+            self.__dict__.update(state.load(saved).__dict__)
+            self.fast_path, self.fast_path_unavailable = keep
+            raise
+
     def _standardize(self, raw: np.ndarray, present: np.ndarray | None) -> None:
-        """The example's inputs into the network."""
+        """The example's inputs into the network; the scaler counts them at `_commit_inputs`."""
         if self._scaler is not None:
-            self._scaler.learn_transform(raw, self._network.input, present)
+            self._scaler.prepare(raw, self._network.input, present)
         else:
             self._network.input[...] = raw  # a missing feature is 0
 
+    def _check(self) -> None:
+        """Refuse the step (nothing changed yet) if its gradient would not be finite."""
+        if not self._network.propagate() <= GRADIENT_LIMIT:
+            raise LearnerDiverged()
+
+    def _commit_inputs(self) -> None:
+        if self._scaler is not None:
+            self._scaler.commit()
+
     def _update(self, drift: bool) -> None:
-        """Backward, step and plasticity, once `network.d_output` holds dLoss/dOutputs."""
+        """Step and plasticity, once `_check` has propagated `network.d_output`."""
         net = self._network
-        net.backward()
+        net.gradients()
+        self._grad_norm = None
         if self._l2 is not None:
             self._l2.add_gradient()
         self._optimizer.step()
@@ -425,7 +505,7 @@ class _Lifelong:
         window = self.config.telemetry_window
         return PlasticityStats(
             layers=layers,
-            gradient_norm=net.gradient_norm(),
+            gradient_norm=self._gradient_norm(),
             mean_abs_weight=net.mean_abs_parameter(),
             prequential_score=self._monitor.score,
             prequential_loss=self._monitor.loss,
@@ -434,6 +514,9 @@ class _Lifelong:
             and self.samples_learned - self._last_drift < window,
             samples_learned=self.samples_learned,
         )
+
+    def _gradient_norm(self) -> float:
+        return self._network.gradient_norm() if self._grad_norm is None else self._grad_norm
 
     def to_bytes(self) -> bytes:
         """The complete state (safetensors with JSON metadata; no pickle): `load` continues
@@ -449,6 +532,7 @@ class _Lifelong:
             "features": list(self._names),
             "samples_learned": self.samples_learned,
             "last_drift": self._last_drift,
+            "gradient_norm": self._gradient_norm(),
             "prequential": self._monitor.state_dict(),
         }
         if self._scaler is not None:
@@ -485,6 +569,7 @@ class _Lifelong:
         self._generator.set_state(tensors["generator"])
         self.samples_learned = int(meta["samples_learned"])
         self._last_drift = int(meta["last_drift"])
+        self._grad_norm = float(meta.get("gradient_norm", 0.0))
         self._live = None
 
 
@@ -555,18 +640,17 @@ class LifelongClassifier(_Lifelong, base.Classifier):
         net = self._network
         self._standardize(raw, present)
         proba = _softmax(net.forward().tolist())
-        if proba:
-            y_pred = self._classes[proba.index(max(proba))]
-            drift = self._monitor.update(y, y_pred, dict(zip(self._classes, proba, strict=True)))
-        else:
-            drift = self._monitor.update(y, None, {})
-        if k < 0:
+        y_pred = self._classes[proba.index(max(proba))] if proba else None
+        seen = dict(zip(self._classes, proba, strict=True))
+        if k < 0:  # growth: `_atomic` undoes it if the step diverges
             k = self._add_class(y)
             proba = _softmax(net.forward().tolist())
         d = net.d_output  # cross-entropy: softmax - one-hot
         d[...] = proba
         d[k] -= 1.0
-        self._update(drift)
+        self._check()
+        self._commit_inputs()
+        self._update(self._monitor.update(y, y_pred, seen))
 
     def predict_proba_one(self, x: dict) -> dict[Any, float]:
         return self._predictor().predict_proba_one(x)
@@ -603,7 +687,7 @@ class LifelongRegressor(_Lifelong, base.Regressor):
 
     def __init__(self, config: LearnerConfig | None = None) -> None:
         super().__init__(config)
-        self._target = TargetScaler()
+        self._target = TargetScaler(self.config.clip)
 
     def _label(self, y: Any) -> tuple[float, int]:
         if isinstance(y, bool | np.bool_) or not isinstance(y, Real):
@@ -611,17 +695,20 @@ class LifelongRegressor(_Lifelong, base.Regressor):
         y = float(y)
         if not math.isfinite(y):
             raise ValueError(f"a regression target must be finite, got {y}")
-        return y, 0
+        return min(max(y, -RAW_LIMIT), RAW_LIMIT), 0
 
     def _learn(self, raw: np.ndarray, present: np.ndarray | None, y: float, k: int) -> None:
         net = self._network
         self._standardize(raw, present)
         out = float(net.forward()[0])
         if not math.isfinite(out):
-            raise FloatingPointError(DIVERGED)
+            raise LearnerDiverged()
+        z = self._target.prepare(y)  # standardised and clipped; counted at commit
+        net.d_output[0] = 2.0 * (out - z)  # d/dout (out - z)²
+        self._check()
+        self._commit_inputs()
         drift = self._monitor.update(y, self._target.inverse(out))
-        self._target.learn(y)
-        net.d_output[0] = 2.0 * (out - self._target.transform(y))  # d/dout (out - y)²
+        self._target.commit()
         self._update(drift)
 
     def predict_one(self, x: dict) -> float:
@@ -638,13 +725,16 @@ class LifelongRegressor(_Lifelong, base.Regressor):
 
 
 def numbers(values: Any) -> np.ndarray:
-    """`values` as a float64 array, checked finite."""
+    """`values` as a float64 array, checked finite; values beyond ±`RAW_LIMIT` are clipped
+    (in a copy)."""
     try:
         raw = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(f"feature values must be numbers, got {values!r}") from None
     if not np.isfinite(raw).all():
         raise ValueError(f"feature values must be finite, got {values!r}")
+    if raw.size and (raw.max() > RAW_LIMIT or raw.min() < -RAW_LIMIT):
+        raw = np.clip(raw, -RAW_LIMIT, RAW_LIMIT)
     return raw
 
 
@@ -652,7 +742,7 @@ def _softmax(logits: list[float]) -> list[float]:
     if not logits:
         return []
     if not math.isfinite(sum(logits)):
-        raise FloatingPointError(DIVERGED)
+        raise LearnerDiverged()
     top = max(logits)
     e = [math.exp(z - top) for z in logits]
     total = sum(e)

@@ -38,6 +38,9 @@ import numpy as np
 import torch
 
 GROWTH = 1.5  # capacity factor: n one-at-a-time growths cost O(n) copies in all
+# A step whose gradient bound (`Network.propagate`) exceeds this is refused as divergence: Adam
+# squares gradients (float32 overflows past 1.8e19), and lr <= 1000 keeps one update finite.
+GRADIENT_LIMIT = 1e18
 
 
 @contextlib.contextmanager
@@ -63,6 +66,11 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _not_le(value: float) -> tuple[bool, float]:
+    """Sort key for `max`: nan above everything, so a bound with a nan in it stays nan."""
+    return (value != value, value)
 
 
 def kaiming_bound(fan_in: int, hidden: bool) -> float:
@@ -145,7 +153,8 @@ class Network:
         self._slots: dict[str, _Slot] = {}
         self._allocate(n_inputs, n_outputs)
         self.add_slot("param")
-        self.add_slot("grad")
+        # The last step's gradient is scratch: the learner keeps its norm, not the gradient.
+        self.add_slot("grad", persistent=False)
         self._rebind()
         for i in range(self.n_layers):
             self._initialise(i)
@@ -254,7 +263,9 @@ class Network:
     def _reallocate(self, in_cap: int, out_cap: int) -> None:
         """`_allocate`, keeping every slot's logical elements."""
         old = {name: (slot.W, slot.b) for name, slot in self._slots.items()}
+        x = self.input.copy()  # the current example's, when a new class grows the outputs
         self._allocate(in_cap, out_cap)
+        self.input[...] = x
         for name, slot in self._slots.items():
             for W, b, W_old, b_old in zip(slot.W, slot.b, *old[name], strict=True):
                 W[...] = W_old
@@ -363,7 +374,31 @@ class Network:
 
     def backward(self) -> None:
         """Gradients of the loss into slot "grad", from `self.d_output` (dLoss/dOutputs) and the
-        activations of the last `forward`."""
+        activations of the last `forward`: `propagate`, then `gradients`."""
+        self.propagate()
+        self.gradients()
+
+    def propagate(self) -> float:
+        """Backpropagate `self.d_output` into the hidden layers' deltas (kept for `gradients`),
+        reading the weights only. Returns a bound on every gradient element: the largest over
+        layers of max|delta| · max(1, max|layer input|); inf or nan if anything is not finite.
+        The learner refuses a step whose bound is too large before the step changes anything."""
+        bound = 0.0
+        d = self.d_output
+        for i in range(self.n_layers - 1, -1, -1):
+            a = self._h[i - 1] if i else self.input
+            top = float(np.abs(d).max(initial=0.0))
+            bound = max(bound, top * max(1.0, float(np.abs(a).max(initial=0.0))), key=_not_le)
+            if i:
+                prev, h, mask = self._deltas[i - 1], self._h[i - 1], self._masks[i - 1]
+                np.dot(self._W[i].T, d, out=prev)
+                np.sign(h, out=mask)  # ReLU'(z) = 1[h > 0], as h >= 0
+                prev *= mask
+                d = prev
+        return bound
+
+    def gradients(self) -> None:
+        """Slot "grad" from the deltas of the last `propagate`."""
         grad = self._slots["grad"]
         d, d_t = self.d_output, self._d_out_t
         for i in range(self.n_layers - 1, -1, -1):
@@ -371,11 +406,7 @@ class Network:
             torch.outer(d_t, a_t, out=grad.W_t[i])
             np.copyto(grad.b[i], d)
             if i:
-                prev, h, mask = self._deltas[i - 1], self._h[i - 1], self._masks[i - 1]
-                np.dot(self._W[i].T, d, out=prev)
-                np.sign(h, out=mask)  # ReLU'(z) = 1[h > 0], as h >= 0
-                prev *= mask
-                d, d_t = prev, self._delta_views_t[i - 1]
+                d, d_t = self._deltas[i - 1], self._delta_views_t[i - 1]
 
     # -- batches and summaries -----------------------------------------------------------------
 

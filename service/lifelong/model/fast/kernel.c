@@ -9,6 +9,11 @@
  * eigendecomposition (closing a telemetry window) stays in Python: `lifelong_learn` returns early
  * when a replacement is due, and the caller never runs it across a window boundary.
  *
+ * Divergence: each example is checked before it changes anything (learner.py's `_check`): its
+ * output must be finite and its gradient bounded (network.py's `Network.propagate`), the scaler
+ * and target statistics are only counted once it passes. A failing example stops the loop with
+ * `diverged` set, the examples before it learned.
+ *
  * Loaded with ctypes: plain C, no Python or torch headers. */
 #include <math.h>
 #include <stdint.h>
@@ -27,11 +32,13 @@ typedef struct {
     int64_t w_stride[MAX_LAYERS];   /* row stride of W (column capacity) */
     int64_t b_off[MAX_LAYERS];
     /* slots, all with the same layout; NULL when unused */
-    float *param, *grad, *momentum, *exp_avg, *exp_avg_sq, *beta1_power, *beta2_power, *initial;
+    float *param, *momentum, *exp_avg, *exp_avg_sq, *beta1_power, *beta2_power, *initial;
     int32_t optimizer, task, standardize, cbp, adaptable;
     /* constants as the reference's float32 arithmetic sees them: expressions such as 1 - beta1
      * are evaluated in double by Python, then rounded once */
     float lr, mom, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, l2_twice;
+    double clip;  /* of standardised inputs and target */
+    double limit; /* learner.py: GRADIENT_LIMIT */
     /* scaler (float64, one per input) and target scaler */
     double *sc_count, *sc_mean, *sc_m2;
     double *target; /* regression target: count, mean, m2 */
@@ -49,6 +56,9 @@ typedef struct {
     /* scratch: hidden activations and deltas (sum of widths), output, input, |W| per unit,
      * GRAM_ROWS buffered activation rows per hidden layer, and one row's gradient */
     float *h, *delta, *out, *d_out, *x, *magnitude, *rows, *g;
+    /* results: squared norm of the last learned example's gradient; set if an example diverged */
+    double grad_norm2;
+    int32_t diverged;
 } Net;
 
 static inline float *hidden_of(const Net *n, float *all, int layer) {
@@ -85,16 +95,21 @@ static void dense(const Net *n, int i, const float *a, float *out) {
     for (int r = 0; r < rows; r++) out[r] = unit(W + r * n->w_stride[i], a, cols, b[r], relu);
 }
 
-/* Parameters [k, k + len) from their gradient g (overwritten), as optim.py updates them. */
-static void update(const Net *n, int64_t k, float *restrict g, int len, int store_grad) {
+/* Parameters [k, k + len) from their gradient g (overwritten), as optim.py updates them; with
+ * L2-init, adds the gradient's squares to *norm2 (without, the caller has them in closed form). */
+static void update(const Net *n, int64_t k, float *restrict g, int len, double *norm2) {
     float *restrict p = n->param + k;
     if (n->initial) { /* L2 toward the initial weights: g += (p - p0) 2 lambda */
         const float *restrict p0 = n->initial + k;
         const float l2 = n->l2_twice;
-#pragma omp simd
-        for (int c = 0; c < len; c++) g[c] += (p[c] - p0[c]) * l2;
+        double sq = 0.0;
+#pragma omp simd reduction(+ : sq)
+        for (int c = 0; c < len; c++) {
+            g[c] += (p[c] - p0[c]) * l2;
+            sq += (double)g[c] * g[c];
+        }
+        *norm2 += sq;
     }
-    if (store_grad) memcpy(n->grad + k, g, len * sizeof(float));
     const float lr = n->lr;
     if (n->optimizer == SGD) {
         if (n->momentum) {
@@ -122,24 +137,57 @@ static void update(const Net *n, int64_t k, float *restrict g, int len, int stor
     }
 }
 
-/* Layer i: d_prev = (W^T d) masked by a > 0 (if d_prev), then W, b updated from d a^T and d,
- * reading each weight once; col_abs[c] = sum_r |W[r, c]| after the update (continual
- * backprop's outgoing weight magnitude). */
-static void backward(const Net *n, int i, const float *d, const float *a, float *d_prev,
-                     float *col_abs, int store_grad) {
+static double max_abs(const float *v, int len) { /* nan if any is nan */
+    double m = 0.0;
+    for (int c = 0; c < len; c++) {
+        const double a = fabs((double)v[c]);
+        if (!(a <= m)) m = a;
+    }
+    return m;
+}
+
+/* Layer i: d_prev = (W^T d) masked by a > 0, from the weights before the update (network.py:
+ * Network.propagate). Returns the layer's gradient bound max|d| max(1, max|a|). */
+static double propagate(const Net *n, int i, const float *d, const float *a, float *d_prev) {
+    const int rows = n->sizes[i + 1], cols = n->sizes[i];
+    const int64_t w0 = n->w_off[i], stride = n->w_stride[i];
+    const double top = max_abs(d, rows), a_max = max_abs(a, cols);
+    if (d_prev) {
+        memset(d_prev, 0, cols * sizeof(float));
+        for (int r = 0; r < rows; r++) {
+            const float *w = n->param + w0 + r * stride;
+            const float dr = d[r];
+#pragma omp simd
+            for (int c = 0; c < cols; c++) d_prev[c] = fmaf(w[c], dr, d_prev[c]);
+        }
+        for (int c = 0; c < cols; c++)
+            if (!(a[c] > 0.0f)) d_prev[c] *= 0.0f; /* as the reference's mask: inf * 0 is nan */
+    }
+    return top * (a_max > 1.0 ? a_max : 1.0);
+}
+
+static double sum_sq(const float *v, int len) {
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int c = 0; c < len; c++) s += (double)v[c] * v[c];
+    return s;
+}
+
+/* Layer i: W, b updated from d a^T and d, reading each weight once; col_abs[c] = sum_r |W[r, c]|
+ * after the update (continual backprop's outgoing weight magnitude). Adds the squared norm of
+ * the layer's gradient to *norm2. */
+static void backward(const Net *n, int i, const float *d, const float *a, float *col_abs,
+                     double *norm2) {
     const int rows = n->sizes[i + 1], cols = n->sizes[i];
     const int64_t w0 = n->w_off[i], stride = n->w_stride[i], b0 = n->b_off[i];
-    if (d_prev) memset(d_prev, 0, cols * sizeof(float));
     if (col_abs) memset(col_abs, 0, cols * sizeof(float));
-    const int plain = n->optimizer == SGD && !n->momentum && !n->initial && !store_grad;
+    /* |d a^T|^2 + |d|^2 = |d|^2 (|a|^2 + 1); L2-init's term is only known element by element */
+    if (!n->initial) *norm2 += sum_sq(d, rows) * (sum_sq(a, cols) + 1.0);
+    const int plain = n->optimizer == SGD && !n->momentum && !n->initial;
     const float lr = n->lr;
     for (int r = 0; r < rows; r++) {
         float *w = n->param + w0 + r * stride;
         const float dr = d[r];
-        if (d_prev) {
-#pragma omp simd
-            for (int c = 0; c < cols; c++) d_prev[c] = fmaf(w[c], dr, d_prev[c]);
-        }
         if (plain) { /* the common case, in the same pass: w -= (d a) lr */
 #pragma omp simd
             for (int c = 0; c < cols; c++) w[c] -= (dr * a[c]) * lr;
@@ -147,7 +195,7 @@ static void backward(const Net *n, int i, const float *d, const float *a, float 
             float *g = n->g;
 #pragma omp simd
             for (int c = 0; c < cols; c++) g[c] = dr * a[c];
-            update(n, w0 + r * stride, g, cols, store_grad);
+            update(n, w0 + r * stride, g, cols, norm2);
         }
         if (col_abs) {
 #pragma omp simd
@@ -157,12 +205,9 @@ static void backward(const Net *n, int i, const float *d, const float *a, float 
             n->param[b0 + r] -= dr * lr;
         } else {
             float g = dr;
-            update(n, b0 + r, &g, 1, store_grad);
+            update(n, b0 + r, &g, 1, norm2);
         }
     }
-    if (d_prev)
-        for (int c = 0; c < cols; c++)
-            if (!(a[c] > 0.0f)) d_prev[c] = 0.0f;
 }
 
 /* Add the buffered activation rows to each hidden layer's float64 second moment. */
@@ -221,34 +266,49 @@ static int cbp_step(Net *n) {
     return due;
 }
 
-/* Count raw row xr in the scaler's statistics, then standardise it into x (scaler.py:
- * Standardizer.learn_transform). */
+/* Standardise raw row xr into x as if it were counted, clipped (scaler.py:
+ * Standardizer.prepare); `count_inputs` counts it. */
 static void standardize(const Net *n, const double *restrict xr, float *restrict x) {
+    const double *restrict count = n->sc_count, *restrict mean = n->sc_mean;
+    const double *restrict m2 = n->sc_m2;
+    const double clip = n->clip;
+#pragma omp simd
+    for (int c = 0; c < n->sizes[0]; c++) {
+        const double cnt = count[c] + 1.0;
+        const double d = xr[c] - mean[c];
+        const double dev = xr[c] - (mean[c] + d / cnt);
+        double sd = sqrt((m2[c] + d * dev) / cnt);
+        if (sd < TINY) sd = TINY;
+        double z = dev / sd;
+        z = z < -clip ? -clip : z;
+        x[c] = (float)(z > clip ? clip : z);
+    }
+}
+
+/* Standardizer.commit: the same arithmetic as `standardize`, stored. */
+static void count_inputs(const Net *n, const double *restrict xr) {
     double *restrict count = n->sc_count, *restrict mean = n->sc_mean, *restrict m2 = n->sc_m2;
 #pragma omp simd
     for (int c = 0; c < n->sizes[0]; c++) {
         const double cnt = count[c] += 1.0;
         const double d = xr[c] - mean[c];
         const double mu = mean[c] += d / cnt;
-        const double dev = xr[c] - mu;
-        const double var = m2[c] += d * dev;
-        double sd = sqrt(var / cnt);
-        if (sd < TINY) sd = TINY;
-        x[c] = (float)(dev / sd);
+        m2[c] += d * (xr[c] - mu);
     }
 }
 
 /* Learn examples [0, count) of X (count x sizes[0], row-major; raw features, standardised here
  * if enabled) with targets y_class (output index) or y_value. Writes each example's prediction,
  * made before learning it, to outputs (count x sizes[-1]): class probabilities or the regression
- * estimate. Stores example store_grad_at's gradient in the "grad" slot. Returns the number
- * learned: count, or fewer when a continual-backprop replacement is due after the last one
- * learned (accumulated >= 1). */
+ * estimate. Returns the number learned: count, or fewer when a continual-backprop replacement is
+ * due after the last one learned (accumulated >= 1) or when the next one would diverge
+ * (`diverged` set; that example changed nothing). */
 int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_class,
-                       const double *y_value, double *outputs, int64_t store_grad_at) {
+                       const double *y_value, double *outputs) {
     const int L = n->n_layers, n_in = n->sizes[0], n_out = n->sizes[L];
     int buffered = 0;
     int64_t t = 0;
+    n->diverged = 0;
     while (t < count) {
         float *x = n->x;
         if (n->standardize)
@@ -264,28 +324,57 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
         float *o = n->out, *d = n->d_out;
         dense(n, L - 1, a, o);
         double *pred = outputs + t * n_out;
+        double target[3]; /* the target scaler's statistics once this example is counted */
         if (n->task == CLASSIFY) { /* learner.py: softmax in double, d = p - onehot in float */
+            double sum = 0.0;
+            for (int k = 0; k < n_out; k++) sum += o[k];
+            if (!isfinite(sum)) { /* learner.py: _softmax */
+                n->diverged = 1;
+                break;
+            }
             double top = o[0], total = 0.0;
             for (int k = 1; k < n_out; k++) top = o[k] > top ? o[k] : top;
             for (int k = 0; k < n_out; k++) total += pred[k] = exp((double)o[k] - top);
             for (int k = 0; k < n_out; k++) d[k] = (float)(pred[k] /= total);
             d[y_class[t]] -= 1.0f;
         } else { /* squared error on the standardised target, scaler.py's TargetScaler */
+            if (!isfinite(o[0])) {
+                n->diverged = 1;
+                break;
+            }
             double sd = n->target[2] > 0 ? sqrt(n->target[2] / n->target[0]) : 1.0;
             pred[0] = n->target[1] + sd * (double)o[0]; /* predicted before learning y */
-            const double y = y_value[t], cnt = n->target[0] += 1.0, delta = y - n->target[1];
-            n->target[1] += delta / cnt;
-            n->target[2] += delta * (y - n->target[1]);
-            sd = n->target[2] > 0 ? sqrt(n->target[2] / cnt) : 1.0;
-            d[0] = (float)(2.0 * ((double)o[0] - (y - n->target[1]) / sd));
+            const double y = y_value[t], delta = y - n->target[1];
+            target[0] = n->target[0] + 1.0;
+            target[1] = n->target[1] + delta / target[0];
+            target[2] = n->target[2] + delta * (y - target[1]);
+            sd = target[2] > 0 ? sqrt(target[2] / target[0]) : 1.0;
+            double z = (y - target[1]) / sd;
+            z = z < -n->clip ? -n->clip : z;
+            z = z > n->clip ? n->clip : z;
+            d[0] = (float)(2.0 * ((double)o[0] - z));
         }
-        const int store = t == store_grad_at;
+        double bound = 0.0; /* the gradient's, from the weights before anything changes */
         for (int i = L - 1; i >= 0; i--) {
             float *d_prev = i ? hidden_of(n, n->delta, i - 1) : NULL;
-            float *col = n->cbp && i ? hidden_of(n, n->magnitude, i - 1) : NULL;
-            backward(n, i, d, i ? hidden_of(n, n->h, i - 1) : x, d_prev, col, store);
+            const double b = propagate(n, i, d, i ? hidden_of(n, n->h, i - 1) : x, d_prev);
+            if (!(b <= bound)) bound = b;
             d = d_prev;
         }
+        if (!(bound <= n->limit)) {
+            n->diverged = 1;
+            break;
+        }
+        if (n->standardize) count_inputs(n, X + t * n_in);
+        if (n->task == REGRESS) memcpy(n->target, target, sizeof target);
+        double norm2 = 0.0;
+        d = n->d_out;
+        for (int i = L - 1; i >= 0; i--) {
+            float *col = n->cbp && i ? hidden_of(n, n->magnitude, i - 1) : NULL;
+            backward(n, i, d, i ? hidden_of(n, n->h, i - 1) : x, col, &norm2);
+            d = i ? hidden_of(n, n->delta, i - 1) : NULL;
+        }
+        n->grad_norm2 = norm2;
         if (n->cbp && n->adaptable) { /* sum |incoming| per unit, into the deltas, now free */
             for (int i = 0; i < L - 1; i++) {
                 const int rows = n->sizes[i + 1], cols = n->sizes[i];

@@ -8,15 +8,20 @@ to Python where the reference needs Python: a continual-backprop replacement (dr
 learner's torch generator by `ContinualBackprop._replace` itself, so both paths draw the same
 numbers), the close of a telemetry window (an eigendecomposition) and the prequential monitor's
 updates (river's ADWIN), which read each example's prediction as the kernel recorded it.
+
+An example that would diverge stops the kernel before it changes anything (as the reference's
+`_check`); `learn` returns how many were learned and the learner raises `LearnerDiverged`.
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from lifelong.model.fast.build import KernelUnavailable, load
+from lifelong.model.network import GRADIENT_LIMIT
 from lifelong.model.optim import Adam
 
 if TYPE_CHECKING:
@@ -40,12 +45,14 @@ class _Net(ctypes.Structure):
         ("w_off", _i64 * MAX_LAYERS),
         ("w_stride", _i64 * MAX_LAYERS),
         ("b_off", _i64 * MAX_LAYERS),
-        *((name, _f) for name in ("param", "grad", "momentum", "exp_avg", "exp_avg_sq")),
+        *((name, _f) for name in ("param", "momentum", "exp_avg", "exp_avg_sq")),
         *((name, _f) for name in ("beta1_power", "beta2_power", "initial")),
         *((name, _i32) for name in ("optimizer", "task", "standardize", "cbp", "adaptable")),
         *((name, ctypes.c_float) for name in ("lr", "mom", "beta1", "beta2")),
         *((name, ctypes.c_float) for name in ("one_minus_beta1", "one_minus_beta2", "eps")),
         ("l2_twice", ctypes.c_float),
+        ("clip", ctypes.c_double),
+        ("limit", ctypes.c_double),
         *((name, _d) for name in ("sc_count", "sc_mean", "sc_m2", "target")),
         ("age", ctypes.POINTER(_i64)),
         *((name, _f) for name in ("mean", "utility", "decay_power", "correction", "mean_hat")),
@@ -58,6 +65,8 @@ class _Net(ctypes.Structure):
         ("gram", _d * MAX_LAYERS),
         ("unit_sums", _d * MAX_LAYERS),
         *((name, _f) for name in ("h", "delta", "out", "d_out", "x", "magnitude", "rows", "g")),
+        ("grad_norm2", ctypes.c_double),
+        ("diverged", _i32),
     ]
 
 
@@ -87,7 +96,7 @@ class FastPath:
         self._lib = load()
         self._lib.lifelong_learn.restype = _i64
         # Addresses as plain integers: cheaper than building ctypes pointers per call.
-        self._lib.lifelong_learn.argtypes = [ctypes.c_void_p, _i64, *[ctypes.c_void_p] * 4, _i64]
+        self._lib.lifelong_learn.argtypes = [ctypes.c_void_p, _i64, *[ctypes.c_void_p] * 4]
         self._learner = learner
         self._key: tuple | None = None
         self._held: tuple = ()
@@ -122,8 +131,8 @@ class FastPath:
         for i, (w0, _rows, cols, b0, _end) in enumerate(net_._blocks()):
             n.w_off[i], n.w_stride[i], n.b_off[i] = w0, cols, b0
         slots = set(net_.slot_names)
-        for name in ("param", "grad", "momentum", "exp_avg", "exp_avg_sq", "beta1_power",
-                     "beta2_power", "initial"):  # fmt: skip
+        for name in ("param", "momentum", "exp_avg", "exp_avg_sq", "beta1_power", "beta2_power",
+                     "initial"):  # fmt: skip
             if name in slots:
                 setattr(n, name, _ptr(net_.flat(name), _f))
         optimizer = learner._optimizer
@@ -142,6 +151,7 @@ class FastPath:
             n.sc_count, n.sc_mean = _ptr(scaler.count, _d), _ptr(scaler.mean, _d)
             n.sc_m2 = _ptr(scaler.m2, _d)
         n.target = _ptr(self._target, _d)
+        n.clip, n.limit = learner.config.clip, GRADIENT_LIMIT
         cbp = learner._cbp
         if cbp is not None:
             n.cbp = 1
@@ -168,17 +178,18 @@ class FastPath:
         self._net, self._key, self._held = n, key, held
         return n
 
-    def learn(self, X: np.ndarray, targets: np.ndarray) -> None:
+    def learn(self, X: np.ndarray, targets: np.ndarray) -> int:
         """Learn the rows of `X` (float64, one column per known feature) in order: `targets`
-        are output indices (every class already known) or regression targets."""
+        are output indices (every class already known) or regression targets. Returns how many
+        were learned: fewer than all if the next would have diverged."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         targets = np.ascontiguousarray(targets, dtype=self._target_dtype())
         outputs = np.empty((len(X), self._learner._network.sizes[-1]))
-        self._learn(X, targets, outputs)
+        return self._learn(X, targets, outputs)
 
-    def learn_one(self, x: np.ndarray, target: float) -> None:
+    def learn_one(self, x: np.ndarray, target: float) -> bool:
         """`learn` for one example, through buffers kept between calls (the service learns one
-        sample at a time)."""
+        sample at a time); False if it would have diverged."""
         n_in, n_out = self._learner._network.sizes[0], self._learner._network.sizes[-1]
         if self._one is None or self._one[0].shape[1] != n_in or self._one[2].shape[1] != n_out:
             self._one = (np.empty((1, n_in)), np.empty(1, self._target_dtype()),
@@ -186,14 +197,15 @@ class FastPath:
         X, targets, outputs = self._one
         X[0] = x
         targets[0] = target
-        self._learn(X, targets, outputs)
+        return self._learn(X, targets, outputs) == 1
 
     def _target_dtype(self) -> type:
         return np.int64 if self._learner._task == "classification" else np.float64
 
-    def _learn(self, X: np.ndarray, targets: np.ndarray, outputs: np.ndarray) -> None:
+    def _learn(self, X: np.ndarray, targets: np.ndarray, outputs: np.ndarray) -> int:
         learner = self._learner
-        n = ctypes.addressof(self._bind())
+        net = self._bind()
+        n = ctypes.addressof(net)
         telemetry, cbp = learner._telemetry, learner._cbp
         regress = learner._task == "regression"
         if regress:
@@ -210,12 +222,17 @@ class FastPath:
                 count = min(count, telemetry[0].window - telemetry[0]._n)
             done = self._lib.lifelong_learn(
                 n, count, x_addr + row * start, t_addr + 8 * start, t_addr + 8 * start,
-                o_addr + out_row * start, len(X) - 1 - start,
+                o_addr + out_row * start,
             )  # fmt: skip
+            if done:
+                learner._grad_norm = math.sqrt(net.grad_norm2)
             self._account(targets, outputs, start, start + done)
             start += done
+            if net.diverged:
+                break
         if regress:
             target.n, target.mean, target.m2 = int(self._target[0]), *self._target[1:].tolist()
+        return start
 
     def _account(self, targets: np.ndarray, outputs: np.ndarray, start: int, end: int) -> None:
         """What the reference does in Python for examples [start, end), which the kernel has
