@@ -187,3 +187,58 @@ def test_load_state_dict_rejects_other_settings():
 def test_unknown_task_is_rejected():
     with pytest.raises(ValueError, match="task"):
         PrequentialMonitor("ranking")
+
+
+def test_a_fall_of_the_error_is_not_a_drift():
+    """ADWIN fires on a change of the mean either way; only a rise counts."""
+    stream = [*classification_stream(2000, 1.0, seed=14), *classification_stream(2000, 0.0, 15)]
+    adwin = prequential.drift.ADWIN(delta=0.002)
+    fired = 0
+    for y, pred, _ in stream:
+        adwin.update(float(pred != y))
+        fired += adwin.drift_detected
+    assert fired > 0  # the detector does see the fall
+    monitor = PrequentialMonitor("classification")
+    assert feed(monitor, stream) == [] and monitor.drifts_detected == 0
+
+
+def test_a_rise_after_a_fall_is_a_drift():
+    stream = [
+        *classification_stream(2000, 1.0, seed=16),
+        *classification_stream(2000, 0.0, seed=17),
+        *classification_stream(2000, 0.8, seed=18),
+    ]
+    monitor = PrequentialMonitor("classification")
+    detections = feed(monitor, stream)
+    assert detections and all(i >= 4000 for i in detections)
+    assert 4000 <= detections[0] < 4100
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_update_many_is_update_for_each(task):
+    if task == "classification":
+        stream = [*classification_stream(3000, 0.1, seed=19), *classification_stream(3000, 0.7, 20)]
+        rows = [(y, pred, proba.get(y, 0.0)) for y, pred, proba in stream]
+    else:
+        stream = [
+            *regression_stream(3000, 2.0, 0.2, seed=21),
+            *regression_stream(3000, 2.0, 0.6, 22),
+        ]
+        rows = stream
+    one = PrequentialMonitor(task)
+    expected = feed(one, stream)
+    many = PrequentialMonitor(task)
+    found = []
+    for start in range(0, len(rows), 700):  # batches straddle the detections
+        columns = list(zip(*rows[start : start + 700], strict=True))
+        found += [start + i for i in many.update_many(*columns)]
+    assert found == expected != []
+    assert many.state_dict() == one.state_dict()
+
+
+def test_update_many_without_probabilities_is_certain_of_the_prediction():
+    one, many = PrequentialMonitor("classification"), PrequentialMonitor("classification")
+    for y, pred in [("a", "a"), ("a", "b")]:
+        one.update(y, pred)
+    many.update_many(["a", "a"], ["a", "b"])
+    assert many.state_dict() == one.state_dict()

@@ -176,3 +176,22 @@ def test_load_state_dict_rejects_another_width_or_window():
         LayerTelemetry(9, window=50).load_state_dict(a.state_dict())
     with pytest.raises(ValueError, match="window"):
         LayerTelemetry(8, window=20).load_state_dict(a.state_dict())
+
+
+def test_effective_rank_is_computed_when_read_once_per_window(monkeypatch):
+    """Closing a window only copies its second moment; `stats` eigendecomposes it once."""
+    calls = []
+    eigvalsh = torch.linalg.eigvalsh
+    monkeypatch.setattr(torch.linalg, "eigvalsh", lambda S: calls.append(1) or eigvalsh(S))
+    H = relu_activations(n=500, width=16)
+    t = LayerTelemetry(16, window=100)
+    t.observe(H[:300])  # three windows close unread
+    assert calls == []
+    rank = t.stats()["effective_rank"]
+    assert rank == pytest.approx(effective_rank(H[200:300]), rel=1e-6)
+    assert t.stats()["effective_rank"] == rank and len(calls) == 1  # cached
+    t.observe(H[300:350])
+    assert t.stats()["effective_rank"] == rank and len(calls) == 1  # still that window's
+    t.observe(H[350:400])
+    assert t.stats()["effective_rank"] == pytest.approx(effective_rank(H[300:400]), rel=1e-6)
+    assert len(calls) == 2

@@ -11,7 +11,9 @@ Score: accuracy (L = 1 if the prediction is right) or mean absolute error. Loss:
 
 Drift: river's ADWIN (Bifet & Gavaldà 2007) on the 0/1 error, or on the absolute error divided by
 the standard deviation of the targets seen so far: ADWIN's bound assumes values of order one, and
-on raw errors of order 1e-3 it never fires.
+on raw errors of order 1e-3 it never fires. ADWIN detects a change of the mean either way; only a
+rise of the error is a drift here (a fall is the model improving, as early in any stream): the
+window ADWIN keeps after a detection must have a higher mean than the window it cut it from.
 
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import base64
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import river
@@ -46,7 +49,7 @@ class PrequentialMonitor:
     Attributes
     ----------
     drifts_detected
-        Number of times the detector fired.
+        Number of times the detector fired on a rise of the error.
 
     Examples
     --------
@@ -81,6 +84,10 @@ class PrequentialMonitor:
         self._target_mean = 0.0
         self._target_m2 = 0.0
         self._detector = drift.ADWIN(delta=delta)
+        # Sum and count of ADWIN's window (its own `total` and `width` are slow to read per
+        # update): the mean before a detection, to compare with the window it keeps.
+        self._window_sum = 0.0
+        self._window_n = 0
 
     @property
     def score(self) -> float:
@@ -112,11 +119,61 @@ class PrequentialMonitor:
         self._loss_sum = loss + self.fading * self._loss_sum
         if scale == 0:  # the targets so far are all equal: no scale to judge errors by
             return False
-        self._detector.update(error / scale)
-        if self._detector.drift_detected:
+        return self._detect(error / scale)
+
+    def _detect(self, value: float) -> bool:
+        """Feed ADWIN; True if it cut its window and the part it kept has the higher error."""
+        detector = self._detector
+        detector.update(value)
+        self._window_sum += value
+        self._window_n += 1
+        if not detector.drift_detected:
+            return False
+        before = self._window_sum / self._window_n
+        self._window_sum, self._window_n = detector.total, detector.width
+        if self._window_sum / self._window_n > before:
             self.drifts_detected += 1
             return True
         return False
+
+    def update_many(
+        self, y_true: Sequence[Any], y_pred: Sequence[Any], p_true: Sequence[float] | None = None
+    ) -> list[int]:
+        """`update` for each example in order, with the same result; returns the indices of the
+        examples on which a drift was detected. For classification, `p_true` holds each
+        example's probability of its true label (default: certain of `y_pred`).
+
+        >>> monitor = PrequentialMonitor("classification", fading=0.5)
+        >>> monitor.update_many(["a", "b"], ["a", "a"], [0.8, 0.4])
+        []
+        >>> monitor.score, round(monitor.loss, 4)
+        (0.3333333333333333, 0.6852)
+
+        """
+        a, weight, score_sum, loss_sum = self.fading, self._weight, self._score_sum, self._loss_sum
+        detect, log, drifts = self._detect, math.log, []
+        if self.task == "classification":
+            if p_true is None:
+                p_true = [float(p == y) for y, p in zip(y_true, y_pred, strict=True)]
+            for i, (y, pred, p) in enumerate(zip(y_true, y_pred, p_true, strict=True)):
+                error = float(pred != y)
+                weight = 1.0 + a * weight
+                score_sum = (1.0 - error) + a * score_sum
+                loss_sum = -log(min(max(p, _P_MIN), 1.0 - _P_MIN)) + a * loss_sum
+                if detect(error):
+                    drifts.append(i)
+        else:
+            observe = self._observe_target
+            for i, (y, pred) in enumerate(zip(y_true, y_pred, strict=True)):
+                error = abs(y - pred)
+                scale = observe(y)
+                weight = 1.0 + a * weight
+                score_sum = error + a * score_sum
+                loss_sum = error * error + a * loss_sum
+                if scale != 0 and detect(error / scale):
+                    drifts.append(i)
+        self._weight, self._score_sum, self._loss_sum = weight, score_sum, loss_sum
+        return drifts
 
     def _observe_target(self, y: float) -> float:
         """Add `y` to the running mean and variance of the targets; return their std."""
@@ -139,6 +196,8 @@ class PrequentialMonitor:
             "target_n": self._target_n,
             "target_mean": self._target_mean,
             "target_m2": self._target_m2,
+            "window_sum": self._window_sum,
+            "window_n": self._window_n,
             "detector": {
                 # ADWIN's buckets live in river's Rust extension; its own serialisation (bincode)
                 # is the only complete view of them. It is private to river, hence the version.
@@ -167,6 +226,7 @@ class PrequentialMonitor:
         self._target_mean = float(d["target_mean"])
         self._target_m2 = float(d["target_m2"])
         self._detector = drift.ADWIN(delta=self.delta)
+        self._window_sum, self._window_n = 0.0, 0
         saved = d["detector"]
         if saved["river"] != river.__version__:
             warnings.warn(
@@ -178,3 +238,5 @@ class PrequentialMonitor:
             return
         self._detector._helper.__setstate__(base64.b64decode(saved["adwin"]))
         self._detector._drift_detected = bool(saved["drift_detected"])  # resets on the next update
+        self._window_sum = float(d.get("window_sum", self._detector.total))
+        self._window_n = int(d.get("window_n", self._detector.width))

@@ -60,6 +60,13 @@ def _entropy_rank(sigma: torch.Tensor) -> float:
     return math.exp(-float((p * p.log()).sum()))
 
 
+def _gram_rank(gram: torch.Tensor) -> float:
+    """Effective rank from the second-moment sum S = Σ h hᵀ, whose eigenvalues are the squared
+    singular values."""
+    # S is symmetric positive semi-definite; rounding can make tiny eigenvalues negative.
+    return _entropy_rank(torch.linalg.eigvalsh(gram).clamp(min=0).sqrt())
+
+
 def dead_fraction(H: torch.Tensor) -> float:
     """Fraction of the columns of `H` (n, width) with no positive entry.
 
@@ -110,8 +117,10 @@ class LayerTelemetry:
 
     Examples are accumulated over tumbling windows of `window` examples; `stats` describes the
     last completed window (before the first completes: the examples so far). Per example this
-    costs an outer product into a width-by-width sum and two per-unit sums; once per window an
-    eigendecomposition of that sum.
+    costs an outer product into a width-by-width sum and two per-unit sums; once per window a
+    copy of that sum, eigendecomposed only when `stats` is read (then cached): a width-256
+    eigendecomposition costs milliseconds, and statistics are read far less often than windows
+    close.
 
     Parameters
     ----------
@@ -156,6 +165,9 @@ class LayerTelemetry:
         self._abs_sum, self._active = self._unit_sums
         self._scratch = torch.zeros(2, width, dtype=torch.float64)
         self._last: dict[str, float] | None = None  # stats of the last completed window
+        # Its second-moment sum, until `stats` computes its effective rank (then None).
+        self._last_gram: torch.Tensor | None = None
+        self._spare_gram: torch.Tensor | None = None  # reused: no allocation per window
 
     def observe(self, h: torch.Tensor) -> None:
         """Add the post-activation values of one example, (width,), or of a sequence, (n, width)."""
@@ -184,32 +196,39 @@ class LayerTelemetry:
 
     def stats(self) -> dict[str, float]:
         """Statistics of the last completed window (or of the examples so far; zeros if none)."""
-        if self._last is not None:
-            return dict(self._last)
-        return self._window_stats()
+        if self._last is None:
+            return self._window_stats(self._gram)
+        if self._last_gram is not None:
+            self._last["effective_rank"] = _gram_rank(self._last_gram)
+            self._spare_gram, self._last_gram = self._last_gram, None
+        return dict(self._last)
 
-    def _window_stats(self) -> dict[str, float]:
+    def _window_stats(self, gram: torch.Tensor | None) -> dict[str, float]:
+        """The current window's statistics; its effective rank from `gram` (NaN if None)."""
         n = self._n
         if n == 0:
             return dict.fromkeys(_KEYS, 0.0)
-        # S is symmetric positive semi-definite; rounding can make tiny eigenvalues negative.
-        sigma = torch.linalg.eigvalsh(self._gram).clamp(min=0).sqrt()
         return {
             "dead_fraction": _dead(self._active),
             "dormant_fraction": _dormant(self._active, n, self.dormant_below),
             "tau_dormant_fraction": _tau_dormant(self._abs_sum, n, self.tau),
-            "effective_rank": _entropy_rank(sigma),
+            "effective_rank": math.nan if gram is None else _gram_rank(gram),
         }
 
     def _close_window(self) -> None:
-        self._last = self._window_stats()
+        self._last = self._window_stats(None)
+        buffer = self._last_gram if self._last_gram is not None else self._spare_gram
+        if buffer is None:
+            buffer = torch.empty_like(self._gram)
+        # Copied, not swapped: the compiled fast path holds the address of `_gram`.
+        self._last_gram, self._spare_gram = buffer.copy_(self._gram), None
         self._n = 0
         self._unit_sums.zero_()
         self._gram.zero_()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The window's sums and the last completed window's statistics, as tensors."""
-        last = self._last or {}
+        last = self.stats() if self._last is not None else {}
         return {
             "n": torch.tensor(self._n, dtype=torch.int64),
             "active": self._active.to(torch.int64),
@@ -240,3 +259,4 @@ class LayerTelemetry:
         self._last = (
             dict(zip(_KEYS, d["last"].tolist(), strict=True)) if int(d["has_last"]) else None
         )
+        self._last_gram = None

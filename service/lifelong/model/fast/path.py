@@ -239,20 +239,20 @@ class FastPath:
         learned: monitor, counters, telemetry windows, and continual backprop's replacements
         after the last one."""
         learner = self._learner
-        monitor = learner._monitor
         first = learner.samples_learned
-        ys = targets[start:end].tolist()
         if learner._task == "classification":
-            classes = learner._classes
-            for i, (k, proba) in enumerate(zip(ys, outputs[start:end].tolist(), strict=True)):
-                y = classes[k]
-                # `update` reads proba only at the true label: a one-entry dict is the same.
-                if monitor.update(y, classes[proba.index(max(proba))], {y: proba[k]}):
-                    learner._last_drift = first + i + 1
+            # Output indices stand for the classes: equal exactly when the labels are.
+            ks, proba = targets[start:end], outputs[start:end]
+            predicted = proba.argmax(axis=1)  # the first of equal maxima, as list.index(max)
+            drifts = learner._monitor.update_many(
+                ks.tolist(), predicted.tolist(), proba[np.arange(len(ks)), ks].tolist()
+            )
         else:
-            for i, (y, y_pred) in enumerate(zip(ys, outputs[start:end, 0].tolist(), strict=True)):
-                if monitor.update(y, y_pred):
-                    learner._last_drift = first + i + 1
+            drifts = learner._monitor.update_many(
+                targets[start:end].tolist(), outputs[start:end, 0].tolist()
+            )
+        if drifts:
+            learner._last_drift = first + drifts[-1] + 1
         learner.samples_learned = first + end - start
         for t in learner._telemetry:
             t._n += end - start
