@@ -48,6 +48,9 @@ LABEL org.opencontainers.image.title="lifelong" \
       org.opencontainers.image.description="gRPC predictions from a network that never stops learning" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+# OPENBLAS_NUM_THREADS: one BLAS thread, as `lifelong` sets unless given (lifelong/cli.py): a
+# prediction batch is a few small matrix products, several times slower on OpenBLAS's pool;
+# here it also covers `python -c` (the HEALTHCHECK) and anything else run in the image.
 ENV PATH=/opt/lifelong/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -55,7 +58,8 @@ ENV PATH=/opt/lifelong/bin:$PATH \
     LIFELONG_KERNEL_CACHE=/var/lib/lifelong/kernel-cache \
     LIFELONG_GRPC_ADDRESS=[::]:50051 \
     LIFELONG_METRICS_PORT=9100 \
-    LIFELONG_LOG_FORMAT=json
+    LIFELONG_LOG_FORMAT=json \
+    OPENBLAS_NUM_THREADS=1
 
 # A C compiler: the learner compiles its fused kernel (lifelong/model/fast/kernel.c) at first use,
 # with -march=native for the CPU it runs on, into LIFELONG_KERNEL_CACHE. Without one it learns

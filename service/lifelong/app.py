@@ -18,7 +18,7 @@ from collections.abc import Callable
 from lifelong import demo
 from lifelong.checkpoint import CheckpointStore
 from lifelong.config import ConfigError, Settings
-from lifelong.host import ModelHost
+from lifelong.host import LearningHalted, ModelHost
 from lifelong.metrics import ServiceMetrics
 from lifelong.serving import GrpcServer
 from prometheus_client import disable_created_metrics, start_http_server
@@ -103,6 +103,7 @@ class App:
             offsets=offsets,
             refresh_every_samples=settings.refresh_every_samples,
             refresh_every_seconds=settings.refresh_every_seconds,
+            max_model_features=settings.max_model_features,
             metrics=self.metrics,
         )
         self.grpc = GrpcServer(self.host, settings)
@@ -141,6 +142,10 @@ class App:
         def guarded() -> None:
             try:
                 target(*args)
+            except LearningHalted:
+                # The host logged why; the stream stays unread past its last checkpoint (the lag
+                # grows) while predictions go on from the last snapshot.
+                log.error("%s thread stopped: learning halted", name)
             except Exception:
                 log.exception("%s thread failed; shutting down", name)
                 self.failed = True

@@ -79,6 +79,15 @@ class Settings:
             minimum=1,
         ),
     )
+    max_model_features: int = field(
+        default=10_000,
+        metadata=doc(
+            "Most features the model may grow to: a sample whose new feature names (or longer "
+            "dense vector) would take it beyond is rejected as `too_many_features`, so clients "
+            "cannot grow the input layer, its memory and its learning time, forever.",
+            minimum=1,
+        ),
+    )
     # -- serving snapshot
     refresh_every_samples: int = field(
         default=100,

@@ -43,6 +43,11 @@ class CheckpointInfo:
     timestamp: float  # Unix time the state was taken
 
 
+class LearningHalted(RuntimeError):
+    """The learner diverged: the host learns nothing more and writes no checkpoint, but serves
+    predictions from its last snapshot (learned before the divergence, so finite)."""
+
+
 class ModelHost:
     """The learner, its stream offsets and the serving snapshot.
 
@@ -56,6 +61,9 @@ class ModelHost:
         Kafka offsets the learner's state reflects ("topic:partition" -> next offset to read).
     refresh_every_samples, refresh_every_seconds
         Staleness bound of the serving snapshot.
+    max_model_features
+        Most features the model may grow to: a sample bringing new features beyond it is
+        rejected (`too_many_features`), so clients cannot grow the input layer forever.
     metrics
         Updated as samples are learned and checkpoints written; the host's statistics are
         exported through it on scrape.
@@ -69,12 +77,14 @@ class ModelHost:
         offsets: Mapping[str, int] | None = None,
         refresh_every_samples: int = 100,
         refresh_every_seconds: float = 1.0,
+        max_model_features: int = 10_000,
         metrics: ServiceMetrics | None = None,
     ) -> None:
         self.task: Task = "classification" if isinstance(learner, base.Classifier) else "regression"
         self.checkpoints = checkpoints
         self.refresh_every_samples = refresh_every_samples
         self.refresh_every_seconds = refresh_every_seconds
+        self.max_model_features = max_model_features
         self.metrics = metrics if metrics is not None else ServiceMetrics()
         self._learner = learner
         self._offsets = dict(offsets or {})
@@ -86,6 +96,7 @@ class ModelHost:
         self._offsets_version = 0  # bumped when offsets move, even if no sample was learned
         self._checkpointed_at = time.monotonic()
         self._checkpointed = (learner.samples_learned, 0)  # (samples, offsets version)
+        self._halted: str | None = None  # why learning stopped for good
         self.metrics.watch(self)
 
     @property
@@ -103,6 +114,11 @@ class ModelHost:
     def samples_learned(self) -> int:
         return self._learner.samples_learned
 
+    @property
+    def halted(self) -> str | None:
+        """Why learning halted (the learner diverged), or None while it goes on."""
+        return self._halted
+
     def learn(
         self,
         samples: Sequence[Sample],
@@ -113,18 +129,24 @@ class ModelHost:
     ) -> int:
         """Learn `samples` in order and record `offsets` with them; return how many were learned.
 
-        Two checks need the model as it is at the sample's turn (the batch before it may have
+        Three checks need the model as it is at the sample's turn (the batch before it may have
         added features or classes), so only the writer can make them: a dense sample shorter than
-        the feature list, and a label equal to a known class of another type (`True` and `1`).
-        Such a sample is rejected (counted, and passed to `on_rejected`), never learned.
+        the feature list, a label equal to a known class of another type (`True` and `1`), and
+        new features beyond `max_model_features`. Such a sample is rejected (counted, and passed
+        to `on_rejected`), never learned.
+
+        A sample the learner diverges on halts learning: it raises `LearningHalted`, now and on
+        every later call. The samples before it stay learned, but `offsets` are not recorded.
         """
         rejected: list[tuple[Sample, InvalidSample]] = []
         learned = 0
         with self._lock:
+            if self._halted:
+                raise LearningHalted(self._halted)
             start = time.perf_counter()
             try:
                 learned = self._learn_in_order(samples, rejected)
-                if offsets:  # only once the whole batch is in the state
+                if offsets and not self._halted:  # only once the whole batch is in the state
                     self._offsets.update(offsets)
                     self._offsets_version += 1
             finally:
@@ -139,6 +161,8 @@ class ModelHost:
             self.metrics.rejected(source, error.reason).inc()
             if on_rejected is not None:
                 on_rejected(sample, error)
+        if self._halted:
+            raise LearningHalted(self._halted)
         return learned
 
     def _learn_in_order(
@@ -159,11 +183,15 @@ class ModelHost:
                     k = learner.samples_learned - before
                     rejected.append((samples[i + k], _wrong_label_type(error)))
                     learned, i = learned + k, i + k + 1
+                except FloatingPointError as error:  # as above, and nothing more is learned
+                    self._halt(error)
+                    return learned + learner.samples_learned - before
                 else:
                     learned, i = learned + len(rows), i + len(rows)
                 continue
             sample, i = samples[i], i + 1
             try:
+                self._check_growth(sample, names)
                 if sample.features is not None:
                     learner.learn_one(sample.features, sample.label)
                 elif len(sample.dense) >= len(names):  # longer: new features
@@ -176,8 +204,39 @@ class ModelHost:
             except TypeError as error:  # the learner checks labels before any update
                 rejected.append((sample, _wrong_label_type(error)))
                 continue
+            except FloatingPointError as error:
+                self._halt(error)
+                break
             learned += 1
         return learned
+
+    def _check_growth(self, sample: Sample, names: tuple) -> None:
+        """Reject `sample` if its new features would grow the model beyond `max_model_features`."""
+        limit, n = self.max_model_features, len(names)
+        if sample.dense is not None:
+            new = len(sample.dense) - n  # a shorter one is dense_size_mismatch
+        elif n + len(sample.features) > limit:  # only then can it matter: count the new ones
+            new = len(set(sample.features).difference(names))
+        else:
+            return
+        if new > 0 and n + new > limit:  # a model loaded with more still learns its own
+            raise InvalidSample(
+                "too_many_features",
+                f"the sample brings {new} new features but the model has {n} of at most "
+                f"max_model_features={limit}; send the model's features (ModelInfo.feature_names) "
+                "or raise the server's max_model_features",
+            )
+
+    def _halt(self, error: FloatingPointError) -> None:
+        """Stop learning for good after the learner diverged (`LearnerDiverged` is a
+        `FloatingPointError`); the sample it diverged on changed nothing."""
+        self._halted = (
+            f"learning halted: the model diverged after {self._learner.samples_learned} samples "
+            f"({error}); lower the learning rate (learner.lr) or use adam, and start a fresh "
+            "model (an empty checkpoint_dir); predictions are served from the last snapshot"
+        )
+        self.metrics.learning_halted.set(1)
+        log.error("%s", self._halted)
 
     def refresh(self) -> bool:
         """Publish a snapshot if unpublished samples are older than the seconds bound."""
@@ -211,7 +270,9 @@ class ModelHost:
 
     def checkpoint_due(self, every_samples: int, every_seconds: float) -> bool:
         """Whether the state changed since the last checkpoint and `every_samples` samples or
-        `every_seconds` seconds passed since it."""
+        `every_seconds` seconds passed since it (never once learning halted)."""
+        if self._halted:
+            return False
         samples, offsets_version = self._checkpointed
         behind = self._learner.samples_learned - samples
         changed = behind > 0 or self._offsets_version != offsets_version
@@ -229,6 +290,10 @@ class ModelHost:
             raise RuntimeError("no checkpoint directory configured (set checkpoint_dir)")
         with self._checkpoint_lock:
             with self._lock:
+                # The batch it halted in is learned in part, its offsets not: a checkpoint would
+                # make a restart learn those records twice.
+                if self._halted:
+                    raise LearningHalted(self._halted)
                 state = self._learner.to_bytes()
                 offsets = dict(self._offsets)
                 samples_learned = self._learner.samples_learned

@@ -80,6 +80,11 @@ class ServiceMetrics:
             registry=r,
         )
         self.checkpoints = Counter("lifelong_checkpoints", "Checkpoints written.", registry=r)
+        self.learning_halted = Gauge(
+            "lifelong_learning_halted",
+            "1 once the learner diverged: learning stopped, predictions from the last snapshot.",
+            registry=r,
+        )
 
         # Children created up front: the hot paths skip `.labels()`, and every series exists
         # (at zero) from the first scrape, so rate() works before the first event.

@@ -109,7 +109,10 @@ send fewer features or raise the server's max_features
             raise InvalidSample(
                 "invalid_schema", f"feature {name!r} is {value!r}; feature values are numbers"
             )
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond any float
+            value = math.inf
         if not abs(value) <= FLOAT32_MAX:  # also false for NaN
             raise InvalidSample(
                 "non_finite",
@@ -148,12 +151,40 @@ def dense_size_mismatch(size: int, n_features: int) -> InvalidSample:
 
 
 def dense_vector(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """`values` as a float32 vector, rejecting NaN, infinities and numbers beyond float32."""
+    """`values` as a float32 vector, rejecting anything but numbers (NumPy would turn "1.5" and
+    `True` into 1.5 and 1.0; named features reject them too), NaN, infinities and numbers beyond
+    float32.
+
+    >>> dense_vector([1.5, True])
+    Traceback (most recent call last):
+    ...
+    lifelong.samples.InvalidSample: invalid_schema: dense[1] is True (bool); dense features are \
+numbers
+
+    """
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "fiu":
+            raise InvalidSample(
+                "invalid_schema", f"dense features must be numbers, got an array of {values.dtype}"
+            )
+    # One pass in C over the element types; the slow scan only finds the culprit (or a NumPy
+    # scalar, which is fine).
+    elif not {float, int}.issuperset(map(type, values)):
+        for i, value in enumerate(values):
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise InvalidSample(
+                    "invalid_schema",
+                    f"dense[{i}] is {value!r} ({type(value).__name__}); dense features are numbers",
+                )
     try:
         with np.errstate(over="ignore"):
             vector = np.asarray(values, dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise InvalidSample("invalid_schema", f"dense features must be numbers ({e})") from None
+    except OverflowError:  # an integer beyond any float (JSON allows 400 digits)
+        raise InvalidSample(
+            "non_finite", "dense has an integer beyond float32 range; send finite numbers only"
+        ) from None
     if vector.ndim != 1:
         raise InvalidSample("invalid_schema", "dense features must be a flat list of numbers")
     if not np.isfinite(vector).all():

@@ -26,6 +26,7 @@ EXPECTED_ALERTS = {
     "LifelongConsumerLagGrowing",
     "LifelongCheckpointStale",
     "LifelongDown",
+    "LifelongLearningHalted",
 }
 
 

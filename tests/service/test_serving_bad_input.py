@@ -5,7 +5,8 @@ import random
 
 import grpc
 import pytest
-from conftest import Servers, line_sample
+from conftest import Servers, line_sample, small_learner
+from lifelong.host import ModelHost
 from lifelong.v1 import lifelong_pb2 as pb
 
 NAN, INF = float("nan"), float("inf")
@@ -30,10 +31,6 @@ CASES = {
     "predict with nan": (predict(named(x0=NAN)), "feature 'x0' is nan"),
     "predict with inf": (predict(named(x1=-INF)), "feature 'x1' is -inf"),
     "predict beyond float32": (predict(named(x1=1e300)), "float32 range"),
-    "predict far beyond the learned scale": (
-        predict(named(x0=3e38, x1=3e38)),
-        "the model's output is not finite for these inputs",
-    ),
     "predict with nan in an unknown feature": (predict(named(new=NAN)), "feature 'new' is nan"),
     "predict named and dense": (
         predict(pb.Features(named={"x0": 1}, dense=[1, 2])),
@@ -162,3 +159,24 @@ def test_rejections_are_counted_by_source_and_reason(served):
     with pytest.raises(grpc.RpcError):
         served.learning.Learn(learn(named(x0=NAN), TEXT)[1])
     assert rejected() == before + 1
+
+
+def test_new_features_beyond_max_model_features_are_invalid_argument_and_change_nothing(serve):
+    served = serve(ModelHost(small_learner(), refresh_every_samples=1, max_model_features=3))
+    rng = random.Random(2)
+    served.learn(line_sample(rng) for _ in range(20))  # features x0, x1
+    before = state(served)
+    for features in (named(x0=1, x1=2, x2=3, x3=4), pb.Features(dense=[1, 2, 3, 4])):
+        with pytest.raises(grpc.RpcError) as error:
+            served.learning.Learn(learn(features, TEXT)[1])
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (
+            "too_many_features: the sample brings 2 new features but the model has 2 of at most "
+            "max_model_features=3" in error.value.details()
+        )
+        assert state(served) == before
+    info = served.model.GetModelInfo(pb.GetModelInfoRequest())
+    assert sorted(info.feature_names) == ["x0", "x1"]  # in the order a proto map gave them
+    served.learning.Learn(learn(named(x0=1, x2=3), TEXT)[1])  # one new: up to the limit is fine
+    info = served.model.GetModelInfo(pb.GetModelInfoRequest())
+    assert sorted(info.feature_names) == ["x0", "x1", "x2"]
