@@ -1,0 +1,334 @@
+"""Prediction throughput (PredictBatch, PredictStream) and unary Predict latency with ghz, with
+and without the service learning from Kafka at full rate.
+
+    GOBIN=$PWD/.cache/bin go install github.com/bojand/ghz/cmd/ghz@v0.120.0   # once
+    .venv/bin/python benchmarks/speed/predict_latency.py          # starts and stops its own broker
+    .venv/bin/python benchmarks/speed/predict_latency.py --bootstrap 127.0.0.1:9092
+
+Two topics of the 20-feature Hyperplane stream are written first (JSON records, as kafka_e2e.py):
+a small one (`--warm`, 2k) and a large one (`--load`, 250k). Phase "idle": `lifelong serve`
+(defaults: 8 gRPC workers, one OpenBLAS/torch thread) learns the small topic, then only answers:
+PredictBatch of 256 and 1024 rows and PredictStream of 1024-row messages, from 1 and 2 client
+threads of raw stubs with requests built once (`--seconds` each; rows/s = rows answered / wall
+time), then ghz: unary Predict (one dense row) at a constant `--rps` for `--duration`. Phase
+"learning": a fresh service consumes the large topic; once it learns, the same ghz run, and the
+learning rate during it (from /metrics) is recorded; the topic outlasts the run (checked).
+Client and server share the machine's cores. Writes results/predict.json (ghz's own JSON report
+included) and results/predict_latency.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import numpy as np
+from lifelong.v1 import lifelong_pb2 as pb
+from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
+from service_bench import (
+    REPO,
+    RESULTS,
+    Broker,
+    Service,
+    cpu_seconds,
+    hyperplane,
+    loadavg,
+    machine_info,
+    produce_json,
+    write_json,
+)
+
+GHZ = REPO / ".cache" / "bin" / "ghz"
+GHZ_VERSION = "v0.120.0"
+
+
+def rows_request(X: np.ndarray, cls=pb.PredictBatchRequest, **kw):
+    return cls(examples=[pb.Features(dense=row) for row in X.tolist()], **kw)
+
+
+def batch_throughput(target: str, X: np.ndarray, size: int, threads: int, seconds: float) -> dict:
+    request = rows_request(X[:size])
+    channel = grpc.insecure_channel(target)
+    stub = pb_grpc.PredictionServiceStub(channel)
+    stub.PredictBatch(request, timeout=10)  # warm
+    counts = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def work(k: int) -> None:
+        while time.perf_counter() < stop:
+            response = stub.PredictBatch(request, timeout=10)
+            counts[k] += len(response.predictions)
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    wall = time.perf_counter() - start
+    channel.close()
+    return {
+        "rpc": "PredictBatch",
+        "rows_per_call": size,
+        "client_threads": threads,
+        "rows": sum(counts),
+        "seconds": wall,
+        "rows_per_s": sum(counts) / wall,
+    }
+
+
+def stream_throughput(target: str, X: np.ndarray, size: int, threads: int, seconds: float) -> dict:
+    request = rows_request(X[:size], pb.PredictStreamRequest, request_id=1)
+    channel = grpc.insecure_channel(target)
+    stub = pb_grpc.PredictionServiceStub(channel)
+    counts = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def work(k: int) -> None:
+        def requests():
+            while time.perf_counter() < stop:
+                yield request
+
+        for response in stub.PredictStream(requests(), timeout=seconds + 30):
+            counts[k] += len(response.predictions)
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    wall = time.perf_counter() - start
+    channel.close()
+    return {
+        "rpc": "PredictStream",
+        "rows_per_call": size,
+        "client_threads": threads,
+        "rows": sum(counts),
+        "seconds": wall,
+        "rows_per_s": sum(counts) / wall,
+    }
+
+
+def ghz(target: str, row: list[float], rps: int, duration: str, concurrency: int) -> dict:
+    data = json.dumps({"features": {"dense": row}})
+    out = subprocess.run(
+        [
+            str(GHZ),
+            "--insecure",
+            "--proto",
+            str(REPO / "protos/lifelong/v1/lifelong.proto"),
+            "--import-paths",
+            str(REPO / "protos"),
+            "--call",
+            "lifelong.v1.PredictionService/Predict",
+            "-d",
+            data,
+            "--rps",
+            str(rps),
+            "--duration",
+            duration,
+            "--concurrency",
+            str(concurrency),
+            "--connections",
+            "2",
+            "--format",
+            "json",
+            target,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(out.stdout)
+    report.pop("details", None)
+    return report
+
+
+def percentiles(report: dict) -> dict:
+    dist = {d["percentage"]: d["latency"] / 1e6 for d in report.get("latencyDistribution") or []}
+    return {
+        "p50_ms": dist.get(50),
+        "p90_ms": dist.get(90),
+        "p99_ms": dist.get(99),
+        "average_ms": report["average"] / 1e6,
+        "rps": report["rps"],
+        "count": report["count"],
+        "errors": {k: v for k, v in report["statusCodeDistribution"].items() if k != "OK"},
+    }
+
+
+def server_latency(before: dict, after: dict, rpc: str = "predict") -> dict:
+    """Server-side time per call from the lifelong_predict_latency_seconds histogram's deltas."""
+    prefix = 'lifelong_predict_latency_seconds_bucket{le="'
+    buckets = []
+    for key, value in after.items():
+        if key.startswith(prefix) and f'rpc="{rpc}"' in key:
+            le = key.split('le="')[1].split('"')[0]
+            buckets.append((float(le), value - before.get(key, 0)))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0
+    out = {"calls": total}
+    for q in (0.5, 0.9, 0.99):
+        out[f"le_bucket_p{int(q * 100)}_s"] = next(
+            (le for le, c in buckets if c >= q * total), None
+        )
+    return out
+
+
+def wait_learned(service: Service, n: int, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while service.learned() < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(service.log_text())
+        time.sleep(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
+    parser.add_argument("--warm", type=int, default=2000)
+    parser.add_argument("--load", type=int, default=250_000)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rps", type=int, default=2000)
+    parser.add_argument("--duration", default="20s")
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    if not GHZ.exists():
+        raise SystemExit(
+            f"build ghz first: GOBIN={GHZ.parent} go install "
+            f"github.com/bojand/ghz/cmd/ghz@{GHZ_VERSION}"
+        )
+
+    result: dict = {"load_average_at_start": loadavg(), "ghz": GHZ_VERSION, "args": vars(args)}
+    X, y = hyperplane(args.load)
+    row = X[-1].tolist()
+    with Broker(args.bootstrap) as broker:
+        warm, load = f"bench.warm.{uuid.uuid4().hex[:8]}", f"bench.load.{uuid.uuid4().hex[:8]}"
+        produce_json(broker.bootstrap, warm, X[: args.warm], y[: args.warm])
+        produce_json(broker.bootstrap, load, X, y)
+        print("produced", flush=True)
+
+        # Phase idle: learned the small topic, then predictions only.
+        with Service(
+            "--kafka-bootstrap",
+            broker.bootstrap,
+            "--kafka-topic",
+            warm,
+            "--kafka-group",
+            f"bench-{uuid.uuid4().hex[:8]}",
+        ) as service:
+            service.wait_ready()
+            wait_learned(service, args.warm)
+            throughput = []
+            for size in (256, 1024):
+                for threads in (1, 2):
+                    r = batch_throughput(service.target, X, size, threads, args.seconds)
+                    r["load_1min"] = loadavg()[0]
+                    print(r, flush=True)
+                    throughput.append(r)
+            for threads in (1, 2):
+                r = stream_throughput(service.target, X, 1024, threads, args.seconds)
+                r["load_1min"] = loadavg()[0]
+                print(r, flush=True)
+                throughput.append(r)
+            before = service.metrics()
+            cpu0 = cpu_seconds(service.proc.pid)
+            report = ghz(service.target, row, args.rps, args.duration, args.concurrency)
+            idle = {
+                "client": percentiles(report),
+                "server": server_latency(before, service.metrics()),
+                "service_cpu_seconds": cpu_seconds(service.proc.pid) - cpu0,
+                "load_1min": loadavg()[0],
+                "ghz_report": report,
+            }
+            print("idle", idle["client"], idle["server"], flush=True)
+        result.update(throughput=throughput, unary_idle=idle)
+
+        # Phase learning: the service learns the large topic at full rate during the ghz run.
+        with Service(
+            "--kafka-bootstrap",
+            broker.bootstrap,
+            "--kafka-topic",
+            load,
+            "--kafka-group",
+            f"bench-{uuid.uuid4().hex[:8]}",
+        ) as service:
+            service.wait_ready()
+            wait_learned(service, 1)
+            time.sleep(1.0)
+            before, t0 = service.metrics(), time.perf_counter()
+            cpu0 = cpu_seconds(service.proc.pid)
+            report = ghz(service.target, row, args.rps, args.duration, args.concurrency)
+            after, t1 = service.metrics(), time.perf_counter()
+            key = 'lifelong_samples_learned_total{source="kafka"}'
+            learning = {
+                "client": percentiles(report),
+                "server": server_latency(before, after),
+                "learned_during": after[key] - before[key],
+                "learning_rate_during": (after[key] - before[key]) / (t1 - t0),
+                "still_learning_at_end": after[key] < args.load,
+                "service_cpu_seconds": cpu_seconds(service.proc.pid) - cpu0,
+                "load_1min": loadavg()[0],
+                "ghz_report": report,
+            }
+            print(
+                "learning",
+                learning["client"],
+                learning["server"],
+                learning["learning_rate_during"],
+                learning["still_learning_at_end"],
+                flush=True,
+            )
+        result["unary_learning"] = learning
+
+    result.update(load_average_at_end=loadavg(), machine=machine_info())
+    write_json("predict.json", result)
+    plot(result, RESULTS / "predict_latency.png")
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, style in (("unary_idle", "-"), ("unary_learning", "--")):
+        hist = result[name]["ghz_report"].get("histogram") or []
+        dist = result[name]["ghz_report"].get("latencyDistribution") or []
+        a.plot(
+            [d["percentage"] for d in dist],
+            [d["latency"] / 1e6 for d in dist],
+            style,
+            marker="o",
+            label=name.replace("unary_", ""),
+        )
+        del hist
+    a.set_xlabel("percentile")
+    a.set_ylabel("Predict latency, ms (ghz, client side)")
+    a.set_yscale("log")
+    a.axhline(5, color="grey", lw=0.8)
+    a.legend()
+    a.set_title(f"unary Predict at {result['args']['rps']} req/s")
+    labels = [
+        f"{r['rpc'].replace('Predict', '')} {r['rows_per_call']}\n{r['client_threads']} thr"
+        for r in result["throughput"]
+    ]
+    b.bar(range(len(labels)), [r["rows_per_s"] / 1e3 for r in result["throughput"]])
+    b.set_xticks(range(len(labels)), labels, fontsize=8)
+    b.axhline(200, color="grey", lw=0.8)
+    b.set_ylabel("rows/s (thousands)")
+    b.set_title("batch / stream prediction throughput (no learning)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
