@@ -357,3 +357,40 @@ def test_malformed_records_go_to_the_dead_letter_topic(kafka_bootstrap, kafka_to
     assert rejected() == Counter(reason for *_, reason in bad)
     assert svc.metrics()["lifelong_samples_learned_total", (("source", "kafka"),)] == len(valid)
     assert svc.stop() == 0
+
+
+def test_a_halted_service_stays_in_its_group_and_reports_the_growing_lag(
+    kafka_bootstrap, kafka_topic, service
+):
+    # Unstandardised inputs: a value of 1e30 (nothing clips it) gives a gradient past the
+    # learner's divergence bound.
+    topic = kafka_topic(partitions=1)
+    learner = {"hidden": [8], "standardize": False, "seed": 7}
+    svc = service(topic, task="regression", learner=json.dumps(learner))
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+
+    def send(n: int, scale: float = 1.0) -> None:
+        rng = random.Random(n)
+        for _ in range(n):
+            x = rng.uniform(-1, 1)
+            producer.send(topic, encode_json({"x": x * scale}, 2.0 * x))
+        producer.flush()
+
+    send(20)
+    send(1, scale=1e30)
+    svc.start()
+    wait_for(lambda: svc.samples_learned() is not None, "the service answering")
+    halted = ("lifelong_learning_halted", ())
+    wait_for(lambda: svc.metrics().get(halted) == 1, "learning halted")
+    assert svc.samples_learned() == 20, "the diverging record is not learned"
+
+    # The lag counts from the model's recorded offsets (a halting poll's are not recorded), so
+    # it starts at 1 or more: the diverging record, and the poll it came in.
+    lag = ("lifelong_kafka_consumer_lag", (("partition", "0"),))
+    behind = wait_for(lambda: svc.metrics().get(lag), "the lag behind the halt")
+    send(30)  # unread while halted: the lag grows by them
+    wait_for(lambda: svc.metrics().get(lag) == behind + 30, "the lag growing while halted")
+    assert svc.samples_learned() == 20
+    assert svc.client.predict({"x": 0.5}).model_version == 20, "predictions go on"
+    assert svc.stop() == 0
+    producer.close()

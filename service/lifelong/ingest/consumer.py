@@ -22,7 +22,7 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 from lifelong.config import Settings
-from lifelong.host import ModelHost
+from lifelong.host import LearningHalted, ModelHost
 from lifelong.ingest.codecs import decode_records
 from lifelong.ingest.deadletter import DeadLetters
 from lifelong.samples import InvalidSample, Sample
@@ -126,13 +126,14 @@ class KafkaSource:
         for record, error in decoded.rejected:
             self.reject(record, error)
 
-        def dense_size_mismatch(sample: Sample, error: InvalidSample) -> None:
-            # Rare (only the learner knows its width): find the record by identity.
+        def rejected_by_host(sample: Sample, error: InvalidSample) -> None:
+            # Rare (checks only the model can make at the sample's turn, e.g. its width): find
+            # the record by identity.
             i = next(i for i, s in enumerate(decoded.samples) if s is sample)
             self.dead_letters.send(decoded.records[i], error)  # the host counted it
 
         self.host.learn(
-            decoded.samples, source="kafka", offsets=offsets, on_rejected=dense_size_mismatch
+            decoded.samples, source="kafka", offsets=offsets, on_rejected=rejected_by_host
         )
         self.uncheckpointed += len(records)
 
@@ -158,6 +159,15 @@ class KafkaSource:
                 log.warning("offset commit failed (used for lag monitoring only): %s", e)
         self.update_lag()
 
+    def idle_while_halted(self, stop: threading.Event) -> None:
+        """Stay in the group with every partition paused and keep the lag gauge true: records
+        that pile up then raise the lag alert beside the halt alert."""
+        while not stop.is_set():
+            self.consumer.pause(*self.consumer.assignment())  # again: a rebalance may add some
+            self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)  # heartbeats; paused, returns nothing
+            if time.monotonic() >= self._lag_due:
+                self.update_lag()
+
     def update_lag(self) -> None:
         """Set the lag gauge of each assigned partition: log end minus the model's offset."""
         self._lag_due = time.monotonic() + LAG_EVERY_SECONDS
@@ -179,7 +189,8 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
     """Learn `settings.kafka_topic` until `stop` is set, then checkpoint and commit.
 
     An exception (a broker or dead-letter failure) ends the loop without a checkpoint: the last
-    checkpoint stays the truth and a restart resumes from it.
+    checkpoint stays the truth and a restart resumes from it. When learning halts (the model
+    diverged), the consumer stays in its group, paused, reporting lag until `stop`.
     """
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -195,8 +206,12 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
     source = KafkaSource(host, settings, consumer, dead_letters)
     try:
         consumer.subscribe([settings.kafka_topic], listener=ResumeWhereTheModelIs(consumer, host))
-        while not stop.is_set():
-            source.poll_once()
+        try:
+            while not stop.is_set():
+                source.poll_once()
+        except LearningHalted:
+            source.idle_while_halted(stop)
+            raise
         if source.uncheckpointed:
             source.checkpoint()
     finally:
