@@ -23,6 +23,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# A C compiler, for this stage only: it compiles the learner's kernel below; the runtime stage has
+# none. Versions come with the base image's Debian.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN python -m venv /opt/lifelong
 ENV PATH=/opt/lifelong/bin:$PATH
 
@@ -40,6 +48,12 @@ RUN pip install --no-cache-dir --constraint /tmp/constraints.txt /src/clients/py
     && lifelong --version \
     && python -c "import lifelong.v1.lifelong_pb2, grpc_health.v1.health_pb2, torch"
 
+# The learner's fused kernel (lifelong/model/fast/kernel.c), built ahead of time for the
+# architecture's levels (x86-64-v2, v3, v4: the learner loads the best its CPU runs), not for this
+# build machine's CPU. It lands inside the virtual environment: the runtime stage gets it with the
+# rest, read-only.
+RUN LIFELONG_KERNEL_CACHE=/opt/lifelong/kernel python -m lifelong.model.fast.build
+
 # ---------------------------------------------------------------------------------------------
 # runtime: the virtual environment, a non-root user, a volume for checkpoints.
 FROM ${PYTHON_IMAGE} AS runtime
@@ -55,19 +69,11 @@ ENV PATH=/opt/lifelong/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     LIFELONG_CHECKPOINT_DIR=/var/lib/lifelong \
-    LIFELONG_KERNEL_CACHE=/var/lib/lifelong/kernel-cache \
+    LIFELONG_KERNEL_CACHE=/opt/lifelong/kernel \
     LIFELONG_GRPC_ADDRESS=[::]:50051 \
     LIFELONG_METRICS_PORT=9100 \
     LIFELONG_LOG_FORMAT=json \
     OPENBLAS_NUM_THREADS=1
-
-# A C compiler: the learner compiles its fused kernel (lifelong/model/fast/kernel.c) at first use,
-# with -march=native for the CPU it runs on, into LIFELONG_KERNEL_CACHE. Without one it learns
-# through the reference path, about 10 times slower. Versions come with the base image's Debian.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc libc6-dev \
-    && rm -rf /var/lib/apt/lists/*
 
 # A fixed numeric uid/gid so Kubernetes can check runAsNonRoot and volumes can be chowned to it.
 RUN groupadd --system --gid 10001 lifelong \
@@ -76,6 +82,8 @@ RUN groupadd --system --gid 10001 lifelong \
     && mkdir -p /var/lib/lifelong \
     && chown lifelong:lifelong /var/lib/lifelong
 
+# The virtual environment, with the kernel the build stage compiled in /opt/lifelong/kernel
+# (LIFELONG_KERNEL_CACHE): no compiler here, so the learner loads that one and writes nothing.
 COPY --from=build /opt/lifelong /opt/lifelong
 
 USER 10001:10001

@@ -1,5 +1,7 @@
 """The Dockerfile: hadolint, what the image promises (non-root, entrypoint, ports and volume in
-step with the service's settings), and a build context that really builds the two wheels.
+step with the service's settings, a kernel compiled in the build stage and no compiler in the
+runtime), and a build context that really builds the two wheels, whose kernel then builds and
+loads as the image's stages would.
 
 No Docker engine here: the image itself is not built (docs/deploy.md lists what is not verified).
 The HEALTHCHECK command is run against a live server in test_deploy_live.py.
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
+import shlex
 import shutil
 import sys
 import zipfile
@@ -44,6 +48,12 @@ def final_stage() -> list[tuple[str, str]]:
     steps = instructions()
     last_from = max(i for i, (k, _) in enumerate(steps) if k == "FROM")
     return steps[last_from:]
+
+
+def build_stage() -> list[tuple[str, str]]:
+    steps = instructions()
+    last_from = max(i for i, (k, _) in enumerate(steps) if k == "FROM")
+    return steps[:last_from]
 
 
 def env_of(stage: list[tuple[str, str]]) -> dict[str, str]:
@@ -112,14 +122,56 @@ def test_ports_volume_and_environment_match_the_service_settings():
     defaults = Settings()
     assert grpc_port == int(defaults.grpc_address.rsplit(":", 1)[1])
     assert settings.metrics_port == defaults.metrics_port
-    kernel_cache = lifelong_env.pop(CACHE_ENV)  # the compiled kernel's cache, not a setting
-    assert kernel_cache.startswith("/var/lib/lifelong/"), "the kernel cache must be writable"
+    lifelong_env.pop(CACHE_ENV)  # where the compiled kernel is, not a setting (tested below)
     unknown = [
         k
         for k in lifelong_env
         if k.removeprefix("LIFELONG_").lower() not in Settings.__dataclass_fields__
     ]
     assert not unknown, f"not settings of lifelong serve: {unknown}"
+
+
+KERNEL_DIR = "/opt/lifelong/kernel"
+KERNEL_BUILD = "python -m lifelong.model.fast.build"
+COMPILERS = {"gcc", "g++", "cc", "clang", "tcc", "build-essential", "libc6-dev"}
+
+
+def installed_packages(stage: list[tuple[str, str]]) -> set[str]:
+    """Package names of the stage's `apt-get install` commands."""
+    names = set()
+    for keyword, args in stage:
+        if keyword == "RUN":
+            for command in re.split(r"&&|;", args):
+                words = shlex.split(command)
+                if words[:1] == ["apt-get"] and "install" in words:
+                    names |= {w for w in words[words.index("install") + 1 :] if w[0] != "-"}
+    return names
+
+
+def test_kernel_is_compiled_in_the_build_stage():
+    """After the service is installed, with the compiler only this stage has, into KERNEL_DIR."""
+    stage = build_stage()
+    runs = [args for keyword, args in stage if keyword == "RUN"]
+    assert {"gcc", "libc6-dev"} <= installed_packages(stage)
+    build = next(i for i, r in enumerate(runs) if KERNEL_BUILD in r)
+    install = next(i for i, r in enumerate(runs) if "/src/clients/python /src" in r)
+    assert install < build
+    assert f"{CACHE_ENV}={KERNEL_DIR} {KERNEL_BUILD}" in runs[build]
+
+
+def test_runtime_has_no_compiler_and_loads_the_copied_kernel():
+    """No compiler installed in the final stage (python:3.11-slim has none: not verifiable here),
+    the kernel's directory copied from the build stage, and the learner pointed at it."""
+    stage = final_stage()
+    assert not installed_packages(stage) & COMPILERS
+    assert not any(k == "RUN" and "apt-get" in a for k, a in stage), "installs into the runtime"
+    assert env_of(stage)[CACHE_ENV] == KERNEL_DIR
+    copied = [a.split()[1:] for k, a in stage if k == "COPY" and a.startswith("--from=build ")]
+    assert any(
+        src == KERNEL_DIR or KERNEL_DIR.startswith(src.rstrip("/") + "/")
+        for src, dest in copied
+        if src == dest  # the same place: the path the build stage compiled into
+    ), f"{KERNEL_DIR} is not copied from the build stage: {copied}"
 
 
 def healthcheck_command() -> list[str]:
@@ -197,19 +249,26 @@ def build_context(tmp_path: Path) -> Path:
     return context
 
 
-@pytest.mark.slow
-def test_the_build_context_builds_both_wheels(tmp_path):
-    """`pip install ./clients/python .` as in the build stage, minus the index: both wheels build
-    from exactly the files the image gets, with the stubs, the server and the entry point."""
-    context = build_context(tmp_path)
-    out = tmp_path / "wheels"
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    """`pip install ./clients/python .` as in the build stage, minus the index: the build context
+    and the two wheels built from exactly its files, by distribution name."""
+    tmp = tmp_path_factory.mktemp("image")
+    context = build_context(tmp)
+    out = tmp / "wheels"
     result = run(
         sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
         "-w", out, context / "clients" / "python", context,
         timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    wheels = {w.name.split("-")[0]: w for w in out.glob("*.whl")}
+    return context, {w.name.split("-")[0]: w for w in out.glob("*.whl")}
+
+
+@pytest.mark.slow
+def test_the_build_context_builds_both_wheels(wheels):
+    """Both wheels, with the stubs, the server, the entry point and the files read at run time."""
+    context, wheels = wheels
     assert set(wheels) == {"lifelong", "lifelong_client"}
     with zipfile.ZipFile(wheels["lifelong_client"]) as z:
         assert "lifelong/v1/lifelong_pb2.py" in z.namelist()
@@ -219,8 +278,8 @@ def test_the_build_context_builds_both_wheels(tmp_path):
     with zipfile.ZipFile(wheels["lifelong"]) as z:
         names = z.namelist()
         assert "lifelong/cli.py" in names and "lifelong/app.py" in names
-        # Files the service reads at run time besides its modules (learner.py compiles
-        # kernel.c at first use): a non-editable install, as in the image, must have them.
+        # Files the service reads at run time besides its modules (the build stage compiles
+        # kernel.c): a non-editable install, as in the image, must have them.
         needed = [
             p.relative_to(context / "service").as_posix()
             for p in (context / "service" / "lifelong").rglob("*")
@@ -236,3 +295,66 @@ def test_the_build_context_builds_both_wheels(tmp_path):
         assert "lifelong = lifelong.cli:main" in entry_points
         requires = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
         assert "Requires-Dist: lifelong-client" in requires
+
+
+LEARN = """
+import json
+import numpy as np
+from lifelong.model.config import LearnerConfig
+from lifelong.model.fast import build
+from lifelong.model.learner import LifelongClassifier
+try:
+    compiler = build._compiler()
+except build.KernelUnavailable:
+    compiler = None
+rng = np.random.default_rng(0)
+X = rng.normal(size=(2000, 6))
+model = LifelongClassifier(LearnerConfig(hidden=(16, 16)))
+model.learn_many(X, (X[:, 0] > 0).astype(int))
+print(json.dumps({"module": build.__file__, "compiler": compiler, "fast": model._fast is not None,
+                  "unavailable": model.fast_path_unavailable, "library": build.load()._name}))
+"""
+
+
+def tree(path: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir()}
+
+
+@pytest.mark.slow
+def test_the_wheel_kernel_is_built_then_used_without_a_compiler(wheels, tmp_path):
+    """The image's two stages as far as possible without an engine: the server's wheel installed
+    (--no-deps: its dependencies come from this environment), the kernel built by the build
+    stage's command, then a learner with what the runtime stage has: no compiler on PATH,
+    LIFELONG_KERNEL_CACHE set, the kernel directory read-only (not enforced for root, so nothing
+    in it may change either). The learner must learn through the portable kernel."""
+    _context, wheels = wheels
+    site = tmp_path / "site-packages"
+    result = run(
+        sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "-q",
+        "--target", site, wheels["lifelong"],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    kernels = tmp_path / "opt" / "lifelong" / "kernel"
+    env = {k: v for k, v in os.environ.items() if k != "CC"}
+    env |= {"PYTHONPATH": str(site), CACHE_ENV: str(kernels)}
+    python, *command = shlex.split(KERNEL_BUILD)
+    assert python == "python"
+    built = run(sys.executable, *command, env=env)  # the build stage (gcc on PATH)
+    assert built.returncode == 0, built.stderr
+    paths = [Path(line) for line in built.stdout.split()]
+    assert paths and all(p.parent == kernels and p.name.startswith("kernel-") for p in paths)
+    assert sorted(kernels.iterdir()) == sorted(paths)
+
+    no_compiler = tmp_path / "bin"
+    no_compiler.mkdir()
+    before = tree(kernels)
+    kernels.chmod(0o555)
+    learned = run(sys.executable, "-c", LEARN, env=env | {"PATH": str(no_compiler)})
+    kernels.chmod(0o755)
+    assert learned.returncode == 0, learned.stderr
+    report = json.loads(learned.stdout)
+    assert report["module"].startswith(str(site))  # the wheel's code, not the source tree's
+    assert report["compiler"] is None
+    assert report["unavailable"] is None and report["fast"]
+    assert Path(report["library"]) in paths
+    assert tree(kernels) == before
