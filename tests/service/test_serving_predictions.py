@@ -113,3 +113,33 @@ def test_regression(serve):
     info = served.model.GetModelInfo(pb.GetModelInfoRequest())
     assert info.task == pb.TASK_REGRESSION
     assert info.samples_learned == 3000
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_single_prediction_is_the_batch_paths_to_the_bit(serve, task):
+    """Predict answers a complete, valid row by its own shorter path (`Predictor.row_function`):
+    the same response, to the last bit, as a one-row PredictBatch; partial rows, extra dense
+    values and unknown names included."""
+    served = serve(task=task)
+    rng = random.Random(3)
+    stream = [line_sample(rng) for _ in range(300)]
+    if task == "regression":
+        stream = [(x, 3 * x["x0"] - x["x1"]) for x, _ in stream]
+    served.learn(stream)
+    rows = []
+    for _ in range(100):
+        scale = rng.choice([1e-3, 1.0, 1e3, 1e30])
+        x0, x1 = rng.gauss(0, scale), rng.gauss(0, scale)
+        rows += [
+            pb.Features(dense=[x0, x1]),
+            pb.Features(dense=[x0, x1, rng.gauss(0, 1)]),
+            pb.Features(named={"x0": x0, "x1": x1}),
+            pb.Features(named={"x1": x1, "x0": x0, "unknown": 5.0}),
+            pb.Features(named={"x1": x1}),  # partial: the model's own path
+        ]
+    for row in rows:
+        single = served.predictions.Predict(pb.PredictRequest(features=row))
+        batch = served.predictions.PredictBatch(pb.PredictBatchRequest(examples=[row]))
+        assert single.model_version == batch.model_version == 300
+        assert single.prediction == batch.predictions[0], row
+        assert single.prediction.SerializeToString() == batch.predictions[0].SerializeToString()

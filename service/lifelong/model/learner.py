@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any
@@ -169,6 +169,40 @@ class Predictor:
         if self.classes:
             labels[:] = [self.classes[k] for k in np.argmax(self._outputs(Z), axis=1).tolist()]
         return labels
+
+    def row_function(self) -> Callable[[list[float]], np.ndarray | float]:
+        """One row's prediction with little per-call work, for serving one row at a time: a
+        function of the row's values (floats in `feature_names` order, every feature present,
+        finite) to what `predict_proba_dense` (classification: (1, n_classes) probabilities) or
+        `predict_dense` (regression: the estimate, a float) gives for that row, by the same
+        arithmetic. The scaler's statistics are read now, once: for a snapshot, whose statistics
+        never change, not for a learner's live predictor."""
+        weights, biases = self._weights, self._biases
+        scaler, n = self._scaler, len(self.feature_names)
+        if scaler is not None:  # Standardizer.transform's terms, as Python floats
+            std = np.sqrt(scaler.m2[:n] / np.maximum(scaler.count[:n], 1.0))
+            terms = list(zip(scaler.mean[:n].tolist(), std.tolist(), strict=True))
+            low, high = -scaler.clip, scaler.clip
+        regression = self.task == "regression"
+        if regression:
+            t_mean, t_std = self._target.mean, self._target.std
+
+        def predict(values: list[float]) -> np.ndarray | float:
+            if scaler is not None:  # Standardizer.transform in float64, element by element
+                values = [
+                    min(max((x - m) / s, low), high) if s > 0 else 0.0
+                    for x, (m, s) in zip(values, terms, strict=True)
+                ]
+            out = forward_batch(weights, biases, np.array((values,), dtype=np.float32))[-1]
+            if regression:
+                return t_mean + t_std * float(out[0, 0])
+            logits = out.astype(np.float64)  # as `_proba`
+            logits -= logits.max(axis=1, keepdims=True)
+            np.exp(logits, out=logits)
+            logits /= logits.sum(axis=1, keepdims=True)
+            return logits
+
+        return predict
 
     def _classifier_only(self) -> None:
         if self.task != "classification":

@@ -6,6 +6,7 @@ matrix through the network, so a batch has one `model_version`.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -13,7 +14,7 @@ import grpc
 import numpy as np
 from lifelong.client.convert import label_to_proto
 from lifelong.host import ModelHost
-from lifelong.samples import InvalidSample
+from lifelong.samples import FLOAT32_MAX, InvalidSample
 from lifelong.serving.inputs import at_row, features_matrix
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
@@ -22,12 +23,14 @@ from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 class SnapshotView:
     """What answering from one snapshot needs, built once per snapshot rather than per call."""
 
-    __slots__ = ("classes", "columns", "predictor")
+    __slots__ = ("classes", "columns", "n_features", "predictor", "row")
 
     def __init__(self, predictor) -> None:
         self.predictor = predictor
         self.columns = {name: j for j, name in enumerate(predictor.feature_names)}
+        self.n_features = len(self.columns)
         self.classes = [label_to_proto(c) for c in getattr(predictor, "classes", ())]
+        self.row = predictor.row_function()
 
 
 class NotReady(Exception):
@@ -117,9 +120,65 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
     def Predict(self, request: pb.PredictRequest, context) -> pb.PredictResponse:
         start = time.perf_counter()
         response = pb.PredictResponse()
-        self._answer("predict", (request.features,), response, lambda: response.prediction, context)
+        view = self._current()
+        if self._predict_one(view, request.features, response.prediction):
+            response.model_version = view.predictor.version
+            self._count["predict"].inc(1)
+        else:  # anything unusual, every error included: the batch path, as one row
+            self._answer(
+                "predict", (request.features,), response, lambda: response.prediction, context
+            )
         self._latency["predict"].observe(time.perf_counter() - start)
         return response
+
+    def _predict_one(self, view: SnapshotView, row: pb.Features, prediction) -> bool:
+        """Answer one row into `prediction` with less per-call work than `predict`, the same
+        numbers (`Predictor.row_function`): a complete, finite row, dense or by name, whose
+        outputs are finite. False, with `prediction` untouched, for anything else (not ready,
+        partial, invalid, non-finite): `predict` then answers or says what is wrong."""
+        n = view.n_features
+        if view.predictor.version == 0 or (self.classification and not view.classes) or not n:
+            return False
+        dense, named = row.dense, row.named
+        if dense:
+            if named or not n <= len(dense) <= self.max_features:
+                return False
+            values = list(dense)
+            for value in values:
+                if not -FLOAT32_MAX <= value <= FLOAT32_MAX:  # NaN compares false
+                    return False
+            del values[n:]  # ignored (checked all the same, above)
+        else:
+            if not n <= len(named) <= self.max_features:
+                return False
+            values = [None] * n
+            columns = view.columns
+            for name, value in named.items():
+                if not -FLOAT32_MAX <= value <= FLOAT32_MAX:
+                    return False
+                j = columns.get(name)
+                if j is not None:
+                    values[j] = value
+            if None in values:  # partial: the model's own path takes a missing feature as mean
+                return False
+        out = view.row(values)
+        if not self.classification:
+            if not math.isfinite(out):
+                return False
+            prediction.label.number = out
+            return True
+        ps = out[0].tolist()
+        for p in ps:
+            if not math.isfinite(p):
+                return False
+        # Most probable first, ties in class order: what the stable argsort in `predict` gives.
+        order = sorted(range(len(ps)), key=lambda j: -ps[j])
+        classes = view.classes
+        prediction.label.CopyFrom(classes[order[0]])
+        probabilities = prediction.probabilities
+        for j in order:
+            probabilities.add(probability=ps[j]).label.CopyFrom(classes[j])
+        return True
 
     def PredictBatch(self, request: pb.PredictBatchRequest, context) -> pb.PredictBatchResponse:
         start = time.perf_counter()
