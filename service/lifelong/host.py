@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from lifelong.checkpoint import CheckpointStore
+from lifelong.ingest.codecs import Rows
 from lifelong.metrics import ServiceMetrics
 from lifelong.samples import InvalidSample, Sample, Task, dense_size_mismatch
 from river import base
@@ -111,6 +112,12 @@ class ModelHost:
             return dict(self._offsets)
 
     @property
+    def feature_names(self) -> tuple:
+        """The model's features, in the order of its input (a plain read, no lock: `Rows` built
+        for names that changed meanwhile are learned sample by sample)."""
+        return self._learner.feature_names
+
+    @property
     def samples_learned(self) -> int:
         return self._learner.samples_learned
 
@@ -121,13 +128,17 @@ class ModelHost:
 
     def learn(
         self,
-        samples: Sequence[Sample],
+        samples: Sequence[Sample | Rows],
         *,
         source: str,
         offsets: Mapping[str, int] | None = None,
         on_rejected: Callable[[Sample, InvalidSample], None] | None = None,
     ) -> int:
         """Learn `samples` in order and record `offsets` with them; return how many were learned.
+
+        `samples` may hold `Rows` (a poll's records decoded in bulk, `lifelong.ingest.codecs`):
+        learned as one matrix when their names are still the model's, else sample by sample;
+        the same result either way.
 
         Three checks need the model as it is at the sample's turn (the batch before it may have
         added features or classes), so only the writer can make them: a dense sample shorter than
@@ -166,6 +177,47 @@ class ModelHost:
         return learned
 
     def _learn_in_order(
+        self, items: Sequence[Sample | Rows], rejected: list[tuple[Sample, InvalidSample]]
+    ) -> int:
+        """Learn under the lock: `Rows` straight through `learn_many`, runs of `Sample`s by
+        `_learn_samples`; nothing after a divergence."""
+        learned, i, n = 0, 0, len(items)
+        while i < n and not self._halted:
+            item = items[i]
+            if type(item) is Rows:
+                if item.names == self._learner.feature_names:
+                    learned += self._learn_rows(item, rejected)
+                else:  # a sample before it changed the features: the per-sample checks apply
+                    learned += self._learn_samples(item.samples(), rejected)
+                i += 1
+                continue
+            j = i + 1
+            while j < n and type(items[j]) is not Rows:
+                j += 1
+            learned += self._learn_samples(items[i:j], rejected)
+            i = j
+        return learned
+
+    def _learn_rows(self, rows: Rows, rejected: list[tuple[Sample, InvalidSample]]) -> int:
+        """`rows` (exactly the model's features) in one compiled loop, as `_learn_samples` learns
+        a run of such samples."""
+        learner, learned, start, n = self._learner, 0, 0, len(rows)
+        while start < n:
+            before = learner.samples_learned
+            try:
+                learner.learn_many(rows.matrix[start:], rows.labels[start:])
+            except TypeError as error:  # at row k; the rows before it are learned
+                k = learner.samples_learned - before
+                rejected.append((rows.sample(start + k), _wrong_label_type(error)))
+                learned, start = learned + k, start + k + 1
+            except FloatingPointError as error:  # as above, and nothing more is learned
+                self._halt(error)
+                return learned + learner.samples_learned - before
+            else:
+                learned, start = learned + n - start, n
+        return learned
+
+    def _learn_samples(
         self, samples: Sequence[Sample], rejected: list[tuple[Sample, InvalidSample]]
     ) -> int:
         """Learn under the lock; runs of rows with exactly the model's features go through

@@ -160,3 +160,143 @@ def test_decode_records_keeps_order_and_pairs_rejects():
         (1, "undecodable"),
         (4, "oversized"),
     ]
+
+
+def _poll_stream(seed: int = 0) -> list:
+    """JSON records of the common shape, with every kind of misfit in between."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    misfits = [
+        b'{"features": {"a": NaN, "b": 1, "c": 2}, "label": "p"}',
+        b'{"features": {"a": true, "b": 1, "c": 2}, "label": "p"}',
+        b'{"features": {"a": "1.5", "b": 1, "c": 2}, "label": "p"}',
+        b'{"features": {"a": null, "b": 1, "c": 2}, "label": "p"}',
+        b'{"features": {"a": 1e39, "b": 1, "c": 2}, "label": "p"}',
+        b'{"features": {"a": 1e400, "b": 1, "c": 2}, "label": "p"}',
+        b'{"features": {"a": 1' + b"0" * 400 + b', "b": 1, "c": 2}, "label": "p"}',
+        b'{"features": {"a": 1, "b": 1, "c": 2}}',
+        b'{"features": {"a": 1, "b": 1, "c": 2}, "label": 0.5}',
+        b'{"features": {"a": 1, "b": 1, "c": 2}, "label": 99999999999999999999}',
+        b'{"features": {"a": 1, "b": 1, "c": 2}, "label": [1]}',
+        b'{"features": {"a": 1, "b": 1, "c": 2}, "dense": [1, 2, 3], "label": "p"}',
+        b'{"features": {"a": 1, "b": 1, "c": 2}, "dense": [], "label": "p"}',
+        b'{"features": {}, "dense": [1, 2, 3], "label": "q"}',
+        b'{"dense": [1, 2], "label": "q"}',
+        b'{"dense": [1, 2, 3e38, 4], "label": "q"}',
+        b'{"dense": [1, true, 3], "label": "q"}',
+        b'{"dense": [1, [2], 3], "label": "q"}',
+        b'{"dense": [0.1, 0.2, 0.30000001], "label": "q"}',
+        b'{"dense": [1, 2, 3.4028235e38], "label": "q"}',
+        b'{"features": {"a": 1, "b": 2}, "label": "q"}',
+        b'{"features": {"a": 1, "b": 2, "c": 3, "z": 4}, "label": "q"}',
+        b'{"features": {"a": 1, "b": 2, "z": 4}, "label": "q"}',
+        b'{"features": [1, 2, 3], "label": "q"}',
+        b'{"features": {"a": 1, "b": 2, "c": 3}, "label": true}',
+        b'{"features": {"a": 1, "b": 2, "c": 3}, "label": 1}',
+        b"[1, 2, 3]",
+        b"not json",
+        b"\xff\xfe",
+        None,
+        b'{"features": {"a": 1, "b": 2, "c": 3}, "label": "' + b"x" * 400 + b'"}',
+    ]
+    for t in range(1500):
+        x = {name: rng.uniform(-1, 1) for name in rng.sample("abc", 3)}
+        if rng.random() < 0.2:
+            value = encode_json([x["a"], x["b"], x["c"]], rng.choice("pqr"))
+        else:
+            value = encode_json(x, rng.choice("pq" if t < 700 else "pqr"))
+        headers = [("content-type", b"application/json")] if rng.random() < 0.5 else []
+        if rng.random() < 0.05:
+            value = rng.choice(misfits)
+        elif rng.random() < 0.01:
+            value, headers = encode_protobuf(x, "p"), [("content-type", b"application/x-protobuf")]
+        out.append(record(value, t, headers))
+    return out
+
+
+def _expand(items):
+    from lifelong.ingest.codecs import Rows
+
+    for item in items:
+        yield from (item.samples() if isinstance(item, Rows) else [item])
+
+
+def _same_sample(a, b):
+    assert a.label == b.label and type(a.label) is type(b.label)
+    assert a.features == b.features
+    if a.dense is None or b.dense is None:
+        assert a.dense is None and b.dense is None
+    else:
+        assert a.dense.dtype == b.dense.dtype
+        np.testing.assert_array_equal(a.dense, b.dense)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_decode_poll_decodes_what_decode_records_does(task):
+    from lifelong.ingest.codecs import decode_poll
+
+    records = _poll_stream()
+    kwargs = dict(default="json", task=task, max_features=4, max_bytes=300)
+    reference = decode_records(records, **kwargs)
+    for names in [("a", "b", "c"), ("c", "a", "b"), ("a", "b"), ()]:
+        poll = decode_poll(records, names=names, **kwargs)
+        if names == ("a", "b", "c"):
+            assert any(type(item).__name__ == "Rows" for item in poll.items)
+        got = list(_expand(poll.items))
+        assert len(got) == len(reference.samples)
+        for a, b in zip(got, reference.samples, strict=True):
+            _same_sample(a, b)
+        assert [(r.offset, e.reason, e.message) for r, e in poll.rejected] == [
+            (r.offset, e.reason, e.message) for r, e in reference.rejected
+        ]
+
+
+def test_a_poll_decoded_in_bulk_learns_what_sample_by_sample_learning_does():
+    """Through Rows (model's features in any order, dense of its width), records that fall back
+    in between, a label of another type rejected within Rows, and names changing mid-poll."""
+    import random
+
+    from conftest import small_learner
+    from lifelong.host import ModelHost
+    from lifelong.ingest.codecs import decode_poll
+
+    records = _poll_stream(1)
+    # "d" appears mid-stream: Rows decoded for ("a", "b", "c") must fall back after it.
+    records.insert(900, record(encode_json({"a": 1, "b": 2, "c": 3, "d": 4}, "p"), 10_000))
+    records.insert(200, record(b'{"features": {"a": 1, "b": 2, "c": 3}, "label": true}', 10_001))
+    records.insert(300, record(b'{"features": {"a": 1, "b": 2, "c": 3}, "label": 1}', 10_002))
+    kwargs = dict(default="json", task="classification", max_features=4, max_bytes=300)
+
+    reference = small_learner(seed=3)
+    ref_host, ref_rejected = ModelHost(reference), []
+    bulk = small_learner(seed=3)
+    host, rejected = ModelHost(bulk), []
+    rng, start = random.Random(0), 0
+    while start < len(records):
+        end = start + rng.randint(1, 300)
+        poll = records[start:end]
+        decoded = decode_records(poll, **kwargs)
+        ref_rejected.extend((r.offset, e.reason, e.message) for r, e in decoded.rejected)
+        ref_host.learn(
+            decoded.samples,
+            source="kafka",
+            on_rejected=lambda s, e, d=decoded: ref_rejected.append(
+                (d.records[[id(x) for x in d.samples].index(id(s))].offset, e.reason, e.message)
+            ),
+        )
+        fast = decode_poll(poll, names=host.feature_names, **kwargs)
+        rejected.extend((r.offset, e.reason, e.message) for r, e in fast.rejected)
+        host.learn(
+            fast.items,
+            source="kafka",
+            on_rejected=lambda s, e, p=fast: rejected.append(
+                (p.record_of(s).offset, e.reason, e.message)
+            ),
+        )
+        start = end
+    assert rejected == ref_rejected
+    assert any(r[1] == "wrong_label_type" and r[0] == 10_002 for r in rejected)
+    assert bulk.samples_learned == reference.samples_learned > 1000
+    assert bulk.to_bytes() == reference.to_bytes()

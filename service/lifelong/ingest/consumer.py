@@ -23,7 +23,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, T
 from kafka.errors import KafkaError
 from lifelong.config import Settings
 from lifelong.host import LearningHalted, ModelHost
-from lifelong.ingest.codecs import decode_records
+from lifelong.ingest.codecs import decode_poll
 from lifelong.ingest.deadletter import DeadLetters
 from lifelong.samples import InvalidSample, Sample
 
@@ -116,12 +116,13 @@ class KafkaSource:
             offsets[key] = part[-1].offset + 1
         if not offsets:
             return
-        decoded = decode_records(
+        decoded = decode_poll(
             records,
             default=self.settings.value_format,
             task=self.host.task,
             max_features=self.settings.max_features,
             max_bytes=self.settings.max_request_bytes,
+            names=self.host.feature_names,
         )
         for record, error in decoded.rejected:
             self.reject(record, error)
@@ -129,11 +130,10 @@ class KafkaSource:
         def rejected_by_host(sample: Sample, error: InvalidSample) -> None:
             # Rare (checks only the model can make at the sample's turn, e.g. its width): find
             # the record by identity.
-            i = next(i for i, s in enumerate(decoded.samples) if s is sample)
-            self.dead_letters.send(decoded.records[i], error)  # the host counted it
+            self.dead_letters.send(decoded.record_of(sample), error)  # the host counted it
 
         self.host.learn(
-            decoded.samples, source="kafka", offsets=offsets, on_rejected=rejected_by_host
+            decoded.items, source="kafka", offsets=offsets, on_rejected=rejected_by_host
         )
         self.uncheckpointed += len(records)
 
