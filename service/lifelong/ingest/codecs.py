@@ -27,6 +27,7 @@ from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 from google.protobuf.message import DecodeError
 from lifelong.samples import (
     FLOAT32_MAX,
@@ -270,7 +271,8 @@ def decode_poll(
     json_default = default == "json"
     classification = task == "classification"
     pick = itemgetter(*names) if width > 1 else (lambda f, n=names[0]: (f[n],))
-    loads = json.loads
+    loads = orjson.loads  # 1.3 us for a 20-feature record, json.loads 7.7; anything it
+    # refuses (NaN, lone surrogates, integers beyond 64 bits) takes the per-record path
     # Pass 1, per record: parse, check the shape, pick the values in the model's order.
     fast: list[bool] = []
     rows: list[Any] = []
@@ -286,7 +288,7 @@ def decode_poll(
         if ok:
             try:
                 doc = loads(value)
-            except (ValueError, RecursionError):
+            except (ValueError, TypeError, RecursionError):
                 ok = False
         if ok and type(doc) is dict:
             ok, label = _fast_label(doc.get("label"), classification)
