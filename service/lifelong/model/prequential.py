@@ -130,7 +130,8 @@ class PrequentialMonitor:
         if not detector.drift_detected:
             return False
         before = self._window_sum / self._window_n
-        self._window_sum, self._window_n = detector.total, detector.width
+        # ADWIN reports its width as a float; the state keeps it an int, as loading does.
+        self._window_sum, self._window_n = detector.total, int(detector.width)
         if self._window_sum / self._window_n > before:
             self.drifts_detected += 1
             return True
