@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import time
 import uuid
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from testsupport import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,12 +70,6 @@ class KafkaBroker:
 _KAFKA_BROKER = pytest.StashKey[KafkaBroker]()
 
 
-def _free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _run_kafka_dev(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(KAFKA_DEV_SCRIPT), *map(str, args)],
@@ -115,7 +109,7 @@ def _probe_broker_version(bootstrap: str) -> str:
 def _start_session_broker(run_dir: Path) -> KafkaBroker:
     started = time.monotonic()
     for _attempt in range(3):
-        port = _free_tcp_port()
+        port = free_port()
         # --owner-pid: should this pytest process die without tearing down,
         # the script's watchdog still stops the broker.
         result = _run_kafka_dev(

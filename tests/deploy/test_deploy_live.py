@@ -24,7 +24,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -51,6 +50,7 @@ from deploy_support import (
     without_offsets,
 )
 from lifelong.model.fast.build import CACHE_ENV
+from testsupport import free_port, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -59,25 +59,6 @@ DEADLINE = 180.0  # seconds before a wait gives up: a hang, not a slow machine
 SCRAPES = 25  # scrapes of each service before the queries run (1 s apart)
 DASHBOARD_QUERIES = dashboard_queries(load_dashboard())
 ALERT_NAMES = sorted(alert_rules_from_text(ALERTS.read_text()))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], what: str, deadline: float = DEADLINE):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            value = condition()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 @dataclass
@@ -131,6 +112,8 @@ class Prometheus:
         try:
             data = self.get("/api/v1/query", query=expr)
         except urllib.error.HTTPError as e:
+            if e.code == 503:  # starting, not ready: an OSError, so waits try again
+                raise
             raise AssertionError(f"{expr!r}: {e.read().decode()}") from None
         if data["resultType"] in ("scalar", "string"):
             return [float(data["result"][1])]
@@ -275,7 +258,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             up = api.query('up{job="lifelong"}')
             return len(up) == 2 and all(v == 1 for v in up)
 
-        wait_for(all_up, "Prometheus to scrape both services")
+        wait_for(all_up, "Prometheus to scrape both services", DEADLINE)
         rows = {
             demo_grpc: lambda rng: {f"x{i}": rng.random() for i in range(4)},
             kafka_grpc: lambda rng: {f"x{i}": rng.random() for i in range(10)},
@@ -293,7 +276,9 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             predicted = api.query("sum by (instance) (lifelong_predictions_total) > 0")
             return len(counts) == 2 and min(counts) >= SCRAPES and lag and len(predicted) == 2
 
-        wait_for(scraped_enough, f"{SCRAPES} scrapes of each service, lag and predictions")
+        wait_for(
+            scraped_enough, f"{SCRAPES} scrapes of each service, lag and predictions", DEADLINE
+        )
         yield Stack(api, demo_grpc, kafka_grpc, tmp / "kernel-cache", processes)
     finally:
         stop.set()
@@ -338,7 +323,7 @@ def loaded_rules(stack) -> dict[str, dict]:
         ready = rules and all(r.get("lastEvaluation", "").startswith("2") for r in rules.values())
         return rules if ready else None
 
-    return wait_for(evaluated, "the alert rules to be evaluated")
+    return wait_for(evaluated, "the alert rules to be evaluated", DEADLINE)
 
 
 def test_prometheus_loaded_every_alert(loaded_rules):

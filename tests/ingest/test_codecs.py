@@ -258,9 +258,9 @@ def test_a_poll_decoded_in_bulk_learns_what_sample_by_sample_learning_does():
     in between, a label of another type rejected within Rows, and names changing mid-poll."""
     import random
 
-    from conftest import small_learner
     from lifelong.host import ModelHost
     from lifelong.ingest.codecs import decode_poll
+    from testsupport import small_learner
 
     records = _poll_stream(1)
     # "d" appears mid-stream: Rows decoded for ("a", "b", "c") must fall back after it.

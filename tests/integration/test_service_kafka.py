@@ -11,10 +11,8 @@ import itertools
 import json
 import random
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -28,28 +26,12 @@ from lifelong.config import Settings
 from lifelong.ingest.codecs import decode_records, encode_json, encode_protobuf
 from lifelong.ingest.produce import produce, samples_from_stream
 from prometheus_client.parser import text_string_to_metric_families
+from testsupport import free_port, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 LEARNER = {"hidden": [32], "seed": 7}
 DEADLINE = 120.0  # seconds before a wait gives up: a hang, not a slow machine
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], what: str, deadline: float = DEADLINE):
-    """Poll `condition` until it returns something truthy; return that."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 class Service:

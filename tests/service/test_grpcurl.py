@@ -5,7 +5,7 @@ import random
 import subprocess
 
 import pytest
-from conftest import line_sample
+from testsupport import line_sample
 
 
 def grpcurl_call(grpcurl, served, *args: str) -> str:

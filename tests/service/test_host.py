@@ -5,11 +5,11 @@ import time
 
 import numpy as np
 import pytest
-from conftest import line_sample, small_learner
 from lifelong.checkpoint import CheckpointStore
 from lifelong.host import LearningHalted, ModelHost
 from lifelong.model import load
 from lifelong.samples import Sample
+from testsupport import line_sample, small_learner
 
 
 def samples(n: int, seed: int = 0) -> list[Sample]:

@@ -5,12 +5,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port, small_learner
 from lifelong.app import App
 from lifelong.config import Settings
 from lifelong.host import ModelHost
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from testsupport import free_port, small_learner
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 PER_LAYER = (

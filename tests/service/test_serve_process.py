@@ -11,11 +11,11 @@ import time
 
 import grpc
 import pytest
-from conftest import free_port, line_sample
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lifelong.checkpoint import CheckpointStore
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
+from testsupport import free_port, line_sample
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 

@@ -5,9 +5,9 @@ import random
 
 import grpc
 import pytest
-from conftest import Servers, line_sample, small_learner
 from lifelong.host import ModelHost
 from lifelong.v1 import lifelong_pb2 as pb
+from testsupport import Servers, line_sample, small_learner
 
 NAN, INF = float("nan"), float("inf")
 MAX_FEATURES = 50

@@ -4,8 +4,8 @@ import random
 import threading
 import time
 
-from conftest import line_sample
 from lifelong.v1 import lifelong_pb2 as pb
+from testsupport import line_sample
 
 
 def test_concurrent_predictions_while_learning(serve):

@@ -5,11 +5,11 @@ import random
 
 import grpc
 import pytest
-from conftest import line_sample, sample_proto, small_learner
 from grpc_health.v1 import health_pb2
 from lifelong.checkpoint import CheckpointStore
 from lifelong.host import ModelHost
 from lifelong.v1 import lifelong_pb2 as pb
+from testsupport import line_sample, sample_proto, small_learner
 
 HALTED = "learning halted: the model diverged"
 

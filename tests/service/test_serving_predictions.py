@@ -4,9 +4,9 @@ import random
 
 import grpc
 import pytest
-from conftest import line_sample, sample_proto
 from grpc_health.v1 import health_pb2
 from lifelong.v1 import lifelong_pb2 as pb
+from testsupport import line_sample, sample_proto
 
 
 def accuracy(served, holdout) -> float:

@@ -1,0 +1,114 @@
+"""Helpers shared by the test folders (on pytest's pythonpath): free ports, waiting, small real
+learners, a learnable stream and real gRPC servers. Fixtures stay in the conftest files."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2_grpc
+from lifelong.config import Settings
+from lifelong.host import ModelHost
+from lifelong.model import LearnerConfig, LifelongClassifier, LifelongRegressor
+from lifelong.serving import GrpcServer
+from lifelong.v1 import lifelong_pb2 as pb
+from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
+
+DEADLINE = 120.0  # seconds before a wait gives up: a hang, not a slow machine
+
+
+def wait_for(condition: Callable[[], object], what: str, deadline: float = DEADLINE):
+    """Poll `condition` until it returns something truthy and return that; an OSError (a server
+    not listening yet) counts as not yet."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            value = condition()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def small_learner(task: str = "classification", **config):
+    """A real learner, small enough for fast tests."""
+    model = LifelongClassifier if task == "classification" else LifelongRegressor
+    return model(LearnerConfig(**{"hidden": (16, 16), "telemetry_window": 100, **config}))
+
+
+def line_sample(rng: random.Random) -> tuple[dict[str, float], str]:
+    """A learnable stream: which side of the line x0 + 2 x1 = 0 a point is on."""
+    x = {"x0": rng.uniform(-1, 1), "x1": rng.uniform(-1, 1)}
+    return x, "above" if x["x0"] + 2 * x["x1"] > 0 else "below"
+
+
+def sample_proto(features: dict[str, float] | list[float], label) -> pb.Sample:
+    named = isinstance(features, dict)
+    return pb.Sample(
+        features=pb.Features(named=features) if named else pb.Features(dense=features),
+        label=pb.Label(text=label) if isinstance(label, str) else pb.Label(number=label),
+    )
+
+
+@dataclass
+class Served:
+    """A started server, its host and stubs over one channel."""
+
+    host: ModelHost
+    server: GrpcServer
+    channel: grpc.Channel
+    target: str
+    predictions: pb_grpc.PredictionServiceStub = field(init=False)
+    learning: pb_grpc.LearningServiceStub = field(init=False)
+    model: pb_grpc.ModelServiceStub = field(init=False)
+    admin: pb_grpc.AdminServiceStub = field(init=False)
+    health: health_pb2_grpc.HealthStub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.predictions = pb_grpc.PredictionServiceStub(self.channel)
+        self.learning = pb_grpc.LearningServiceStub(self.channel)
+        self.model = pb_grpc.ModelServiceStub(self.channel)
+        self.admin = pb_grpc.AdminServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    def learn(self, samples) -> pb.LearnStreamResponse:
+        """Learn (features, label) pairs over LearnStream."""
+        return self.learning.LearnStream(
+            pb.LearnStreamRequest(sample=sample_proto(x, y)) for x, y in samples
+        )
+
+
+class Servers:
+    """Starts real servers on free ports; `close()` stops them all."""
+
+    def __init__(self) -> None:
+        self.started: list[Served] = []
+
+    def start(self, host: ModelHost | None = None, *, task="classification", **settings) -> Served:
+        """A server for `host` (default: a fresh small learner, snapshot after every sample)."""
+        if host is None:
+            host = ModelHost(small_learner(task), refresh_every_samples=1)
+        settings = Settings(task=task, grpc_address="127.0.0.1:0", metrics_port=0, **settings)
+        server = GrpcServer(host, settings)
+        server.start()
+        target = f"127.0.0.1:{server.port}"
+        served = Served(host, server, grpc.insecure_channel(target), target)
+        self.started.append(served)
+        return served
+
+    def close(self) -> None:
+        for served in self.started:
+            served.channel.close()
+            served.server.stop(0)
