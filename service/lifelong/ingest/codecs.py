@@ -49,6 +49,7 @@ __all__ = [
     "decode_json",
     "decode_poll",
     "decode_protobuf",
+    "decode_record",
     "decode_records",
     "decoder_for",
     "encode_json",
@@ -148,22 +149,33 @@ class Decoded:
     rejected: list[tuple[Any, InvalidSample]] = field(default_factory=list)
 
 
+def decode_record(
+    record: Any, *, default: Format, task: Task, max_features: int, max_bytes: int
+) -> Sample:
+    """One kafka-python `ConsumerRecord`'s value as a `Sample`; `InvalidSample` says why not."""
+    value = record.value
+    if value is not None and len(value) > max_bytes:
+        raise InvalidSample(
+            "oversized", f"{len(value)} bytes, more than max_request_bytes={max_bytes}"
+        )
+    decode = decoder_for(record.headers, default) if record.headers else DECODERS[default]
+    return decode(value, task=task, max_features=max_features)
+
+
 def decode_records(
     records: Iterable[Any], *, default: Format, task: Task, max_features: int, max_bytes: int
 ) -> Decoded:
     """Decode kafka-python `ConsumerRecord`s in one pass; a bad record never stops the others."""
     out = Decoded()
     samples, kept, rejected = out.samples, out.records, out.rejected
-    default_decoder = DECODERS[default]
     for record in records:
-        value = record.value
         try:
-            if value is not None and len(value) > max_bytes:
-                raise InvalidSample(
-                    "oversized", f"{len(value)} bytes, more than max_request_bytes={max_bytes}"
+            samples.append(
+                decode_record(
+                    record, default=default, task=task, max_features=max_features,
+                    max_bytes=max_bytes,
                 )
-            decode = decoder_for(record.headers, default) if record.headers else default_decoder
-            samples.append(decode(value, task=task, max_features=max_features))
+            )  # fmt: skip
         except InvalidSample as e:
             rejected.append((record, e))
         else:
@@ -335,7 +347,6 @@ def decode_poll(
             if is_dense.any():  # dense values are float32 on the per-record path
                 matrix[is_dense] = matrix[is_dense].astype(np.float32)
     # Pass 3, in stream order: runs of good rows become Rows, every other record a Sample.
-    default_decoder = DECODERS[default]
     run: list[int] = []  # row indices of the current run
     run_records: list[Any] = []
 
@@ -363,14 +374,10 @@ def decode_poll(
                 run.append(j - 1)
                 run_records.append(record)
                 continue
-        value = record.value
         try:
-            if value is not None and len(value) > max_bytes:
-                raise InvalidSample(
-                    "oversized", f"{len(value)} bytes, more than max_request_bytes={max_bytes}"
-                )
-            decode = decoder_for(record.headers, default) if record.headers else default_decoder
-            sample = decode(value, task=task, max_features=max_features)
+            sample = decode_record(
+                record, default=default, task=task, max_features=max_features, max_bytes=max_bytes
+            )
         except InvalidSample as e:
             out.rejected.append((record, e))  # learns nothing: the run goes on across it
         else:
