@@ -36,10 +36,10 @@ from common import (
     finite,
     learner_config,
     probe_stats,
+    record_run,
     run_parallel,
     split_overrides,
     stream_stats,
-    write_json,
 )
 from data import bit_flipping_stream
 
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     methods = check_methods(a.methods, BF_METHODS)
     results = run_parallel(run_method, [(m, s, opts) for s in a.seeds for m in methods], a.jobs)
-    write_json(
+    record_run(
         a.out / "run.json",
         {
             "benchmark": "bit_flipping",
@@ -188,10 +188,10 @@ def main(argv: list[str] | None = None) -> None:
             "methods": a.methods,
             "base": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
             "per_method": per_method,
-            "runs": results,
             "wall_seconds": time.perf_counter() - t0,
             "environment": environment(),
         },
+        results,
     )
     print(f"done in {time.perf_counter() - t0:.0f}s -> {a.out}")
 

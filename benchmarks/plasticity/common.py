@@ -274,6 +274,24 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def record_run(path: Path, header: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+    """Write run.json: this invocation's settings at the top level, every invocation in
+    "invocations", and "runs" merged with those already there (a (method, seed) run again
+    replaces the old entry), each run tagged with the learner it ran on."""
+    env = header["environment"]
+    for r in runs:
+        r["learner"] = {k: v for k, v in env.items() if "learner" in k}
+    old = json.loads(path.read_text()) if path.exists() else {}
+    again = {(r["method"], r["seed"]) for r in runs}
+    kept = [r for r in old.get("runs", []) if (r["method"], r["seed"]) not in again]
+    first = {k: v for k, v in old.items() if k != "runs"}
+    invocations = old.get("invocations", [first] if old else [])
+    for r in kept:
+        r.setdefault("learner", {k: old["environment"].get(k) for k in env if "learner" in k})
+    invocations.append({k: v for k, v in header.items() if k != "runs"})
+    write_json(path, {**header, "runs": kept + runs, "invocations": invocations})
+
+
 def environment() -> dict[str, Any]:
     import torch
 

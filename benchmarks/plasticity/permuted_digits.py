@@ -35,10 +35,10 @@ from common import (
     finite,
     learner_config,
     probe_stats,
+    record_run,
     run_parallel,
     split_overrides,
     stream_stats,
-    write_json,
 )
 from data import Task, permuted_digits_task, permuted_digits_tasks
 
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         jobs += [("fresh", "fresh", s, opts) for s in a.seeds]
     t0 = time.perf_counter()
     results = run_parallel(_job, jobs, a.jobs)
-    write_json(
+    record_run(
         a.out / "run.json",
         {
             "benchmark": "permuted_digits",
@@ -204,10 +204,10 @@ def main(argv: list[str] | None = None) -> None:
             "fresh": opts["fresh"],
             "base": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
             "per_method": per_method,
-            "runs": results,
             "wall_seconds": time.perf_counter() - t0,
             "environment": environment(),
         },
+        results,
     )
     print(f"done in {time.perf_counter() - t0:.0f}s -> {a.out}")
 

@@ -124,6 +124,8 @@ def permuted_digits(folder: Path, out: Path, window: int, units: bool = True) ->
     if meta:
         base = meta.get("base", {})
         title += f", {base.get('optimizer', '?').upper()} lr={base.get('lr', '?')}"
+        if "default" in runs:
+            title += " (default config: its own lr 0.01)"
     if window > 1:
         title += f"\n(mean over seeds, {window}-task running mean; band: min-max over seeds)"
     ax.set_title(title, fontsize=10)
@@ -308,7 +310,8 @@ def bit_flipping(folder: Path, out: Path, rebin: int) -> dict[str, Any]:
             continue
         binned = mse[:, :n].reshape(len(tables), -1, rebin).mean(2)
         x = ex[:n].reshape(-1, rebin)[:, -1] / 1e6
-        ax.plot(x, binned.mean(0), color=color(method, mi), label=_label(method, len(tables)))
+        ls = "--" if method == "river_linear" else "-"
+        ax.plot(x, binned.mean(0), ls, color=color(method, mi), label=_label(method, len(tables)))
         if len(tables) > 1:
             ax.fill_between(
                 x, binned.min(0), binned.max(0), color=color(method, mi), alpha=0.15, lw=0
@@ -322,25 +325,34 @@ def bit_flipping(folder: Path, out: Path, rebin: int) -> dict[str, Any]:
                 "mse_first10pct": _ms(mse[:, :q].mean(1)),
                 "mse_last10pct": _ms(mse[:, -q:].mean(1)),
                 "mse_min_bin": _ms(binned.min(1)),
+                "mse_second_half": _ms(mse[:, mse.shape[1] // 2 :].mean(1)),
+                "dead_last10pct": _tail_mean(tables, "dead_0", q),
             }
         )
     ax.set_xlabel("examples (millions)")
     ax.set_ylabel(f"squared error, mean per {rebin * _bin(meta):,} examples")
-    ax.set_title("Slowly-changing regression (bit flipping): online error", fontsize=10)
+    ax.set_title(
+        "Slowly-changing regression (bit flipping): online error\n(mean over seeds; "
+        "band: min-max over seeds, clipped at 2.5)",
+        fontsize=10,
+    )
+    ax.set_ylim(0, min(ax.get_ylim()[1], 2.5))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     if has_units:
         for ax, key, name in (
-            (axes[0, 1], "dead_0", "dead hidden units (fraction)"),
-            (axes[0, 2], "w_0", "mean |W| hidden layer"),
+            (axes[0, 1], "dead_0", "dead hidden units (fraction of 5)"),
+            (axes[0, 2], "w_0", "mean |W| into the hidden layer"),
         ):
             for mi, (method, tables) in enumerate(runs.items()):
                 if key not in tables[0]:
                     continue
-                v = stack(tables, key)
-                ex = tables[0]["examples"][: v.shape[1]] / 1e6
-                ax.plot(ex, np.nanmean(v, 0), color=color(method, mi), label=label(method))
-            ax.set_title(name, fontsize=10)
+                v = np.nanmean(stack(tables, key), 0)
+                n = len(v) // rebin * rebin
+                ex = tables[0]["examples"][:n].reshape(-1, rebin)[:, -1] / 1e6
+                v = v[:n].reshape(-1, rebin).mean(1)
+                ax.plot(ex, v, color=color(method, mi), label=label(method))
+            ax.set_title(f"{name}, mean per bin", fontsize=10)
             ax.set_xlabel("examples (millions)")
             ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -349,8 +361,15 @@ def bit_flipping(folder: Path, out: Path, rebin: int) -> dict[str, Any]:
     res: dict[str, Any] = {"rows": rows}
     if meta:
         res["setup"] = {k: meta.get(k) for k in ("base", "per_method", "examples", "seeds")}
-        res["us_per_step"] = {r["method"]: r.get("us_per_step") for r in meta.get("runs", [])}
+        per: dict[str, list[float]] = {}
+        for r in meta.get("runs", []):
+            per.setdefault(r["method"], []).append(r.get("us_per_step"))
+        res["us_per_step"] = {m: float(np.median(v)) for m, v in per.items()}
     return res
+
+
+def _tail_mean(tables: list[dict[str, np.ndarray]], key: str, q: int) -> float | None:
+    return float(np.nanmean(stack(tables, key)[:, -q:])) if key in tables[0] else None
 
 
 def _bin(meta: dict[str, Any] | None) -> int:
@@ -360,11 +379,19 @@ def _bin(meta: dict[str, Any] | None) -> int:
 def bits_markdown(s: dict[str, Any]) -> str:
     if not s:
         return ""
-    lines = ["| method | MSE first 10% | MSE last 10% | lowest bin |", "|---|---|---|---|"]
+    lines = [
+        "| method | MSE first 10% | MSE last 10% | MSE second half | dead units, last 10% "
+        "| µs/step |",
+        "|---|---|---|---|---|---|",
+    ]
+    speed = s.get("us_per_step", {})
     for r in s["rows"]:
+        dead = "-" if r.get("dead_last10pct") is None else f"{r['dead_last10pct']:.2f}"
+        us = speed.get(r["method"])
         lines.append(
             f"| {label(r['method'])} | {_pm(r['mse_first10pct'])} | "
-            f"{_pm(r['mse_last10pct'])} | {_pm(r['mse_min_bin'])} |"
+            f"{_pm(r['mse_last10pct'])} | {_pm(r['mse_second_half'])} | {dead} | "
+            f"{'-' if us is None else f'{us:.0f}'} |"
         )
     return "\n".join(lines)
 
@@ -398,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--window", type=int, default=5, help="tasks in the accuracy running mean")
-    p.add_argument("--rebin", type=int, default=2, help="error bins merged per plotted point")
+    p.add_argument("--rebin", type=int, default=10, help="bit flipping: bins per plotted point")
     p.add_argument("--sweeps", action="store_true", help="also results/sweep/*/ (plots, table)")
     a = p.parse_args(argv)
     import matplotlib

@@ -1,5 +1,6 @@
 """Cost of each plasticity method: microseconds per learned example (learn_dense) on the
-permuted-digits network, and per prediction (predict_proba_dense of one row).
+permuted-digits network with the benchmark's settings, and per prediction (predict_proba_dense
+of one row).
 
 Methods are timed in interleaved rounds (so a busy neighbour on a shared machine slows all of
 them alike) and the median round is reported.
@@ -30,6 +31,7 @@ from common import (
     write_json,
 )
 from data import permuted_digits_task
+from permuted_digits import BASE, PRESETS
 
 DEFAULT_METHODS = ["bp", "cbp", "snp", "l2", "cbp+l2", "default"]
 
@@ -45,8 +47,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     a = p.parse_args(argv)
     one_thread()
-    common, per_method = split_overrides(a.overrides)
-    base: dict[str, Any] = {"hidden": tuple(a.hidden), "optimizer": "sgd", "lr": a.lr, **common}
+    common, overrides = split_overrides(a.overrides)
+    base: dict[str, Any] = {"hidden": tuple(a.hidden), "optimizer": "sgd", "lr": a.lr}
+    base.update({**BASE, **common})
+    per_method = {m: dict(v) for m, v in PRESETS.items()}
+    for m, v in overrides.items():
+        per_method.setdefault(m, {}).update(v)
     task = permuted_digits_task(0, 0)
     X, y = task.X[: a.examples], task.y[: a.examples]
     Classifier = api().LifelongClassifier

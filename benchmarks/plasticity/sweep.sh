@@ -4,7 +4,8 @@
 #   2. at the chosen lr: CBP's replacement rate and utility, shrink & perturb and L2-init
 #      strengths, input standardisation, and the learner's default config.
 # Results: results/sweep/<name>/ (CSV per run, run.json); tables: plot.py --sweeps.
-# Usage: benchmarks/plasticity/sweep.sh [lr|tune|tune2]  (from the repository root; all if omitted)
+# Usage: benchmarks/plasticity/sweep.sh [lr|tune|tune2|standardize]  (from the repository root;
+# all if omitted)
 set -eu
 PY=.venv/bin/python
 RUN="$PY benchmarks/plasticity/permuted_digits.py --tasks 100 --seeds 0 --jobs 2 --quiet"
@@ -43,4 +44,10 @@ if [ "${1:-}" = tune2 ] || [ $# -eq 0 ]; then
     --set snp@1e-3_1e-3:shrink=1e-3 --set snp@1e-3_1e-3:perturb_std=1e-3 \
     --set l2@3e-3:l2_init_strength=3e-3 --set l2@1e-2:l2_init_strength=1e-2 \
     --set cbp+l2@1e-3:l2_init_strength=1e-3
+fi
+
+# 4. standardised inputs at lr 0.03 again, with the learner that clips z-scores to +-10 (80a9be6;
+#    without the clip, tune's CBP diverged in task 3).
+if [ "${1:-}" = standardize ] || [ $# -eq 0 ]; then
+  $RUN --lr $LR --fresh 0 --set standardize=true --out $OUT/standardize_lr$LR --methods bp cbp
 fi
