@@ -75,6 +75,18 @@ def split_overrides(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, dic
     return common, per_method
 
 
+def method_configs(
+    base: dict[str, Any], presets: dict[str, dict[str, Any]], items: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The config every method starts from and each method's own fields, after --set `items`."""
+    common, overrides = split_overrides(items)
+    base = {**base, **common}
+    per_method = {m: dict(v) for m, v in presets.items()}
+    for m, v in overrides.items():
+        per_method.setdefault(m, {}).update(v)
+    return base, per_method
+
+
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """`key=value` pairs; values parsed as JSON when possible (numbers, lists, true/false)."""
     out: dict[str, Any] = {}

@@ -34,10 +34,10 @@ from common import (
     environment,
     finite,
     learner_config,
+    method_configs,
     probe_stats,
     record_run,
     run_parallel,
-    split_overrides,
     stream_stats,
 )
 from data import Task, permuted_digits_task, permuted_digits_tasks
@@ -171,13 +171,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
-    base: dict[str, Any] = {"hidden": tuple(a.hidden), "optimizer": a.optimizer, "lr": a.lr}
-    base.update(BASE)
-    common, overrides = split_overrides(a.overrides)
-    base.update(common)
-    per_method = {m: dict(v) for m, v in PRESETS.items()}
-    for m, v in overrides.items():
-        per_method.setdefault(m, {}).update(v)
+    base, per_method = method_configs(
+        {"hidden": tuple(a.hidden), "optimizer": a.optimizer, "lr": a.lr, **BASE},
+        PRESETS,
+        a.overrides,
+    )
     opts = {
         "tasks": a.tasks,
         "fresh": min(a.fresh, a.tasks),
