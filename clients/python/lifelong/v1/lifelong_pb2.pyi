@@ -79,37 +79,63 @@ class PredictResponse(_message.Message):
     model_version: int
     def __init__(self, prediction: _Optional[_Union[Prediction, _Mapping]] = ..., model_version: _Optional[int] = ...) -> None: ...
 
+class Matrix(_message.Message):
+    __slots__ = ("columns", "values")
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    columns: int
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, columns: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class MatrixPredictions(_message.Message):
+    __slots__ = ("classes", "probabilities", "values")
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    classes: _containers.RepeatedCompositeFieldContainer[Label]
+    probabilities: _containers.RepeatedScalarFieldContainer[float]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, classes: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., probabilities: _Optional[_Iterable[float]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class PredictBatchRequest(_message.Message):
-    __slots__ = ("examples",)
+    __slots__ = ("examples", "matrix")
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    MATRIX_FIELD_NUMBER: _ClassVar[int]
     examples: _containers.RepeatedCompositeFieldContainer[Features]
-    def __init__(self, examples: _Optional[_Iterable[_Union[Features, _Mapping]]] = ...) -> None: ...
+    matrix: Matrix
+    def __init__(self, examples: _Optional[_Iterable[_Union[Features, _Mapping]]] = ..., matrix: _Optional[_Union[Matrix, _Mapping]] = ...) -> None: ...
 
 class PredictBatchResponse(_message.Message):
-    __slots__ = ("predictions", "model_version")
+    __slots__ = ("predictions", "model_version", "matrix_predictions")
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MATRIX_PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     predictions: _containers.RepeatedCompositeFieldContainer[Prediction]
     model_version: int
-    def __init__(self, predictions: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., model_version: _Optional[int] = ...) -> None: ...
+    matrix_predictions: MatrixPredictions
+    def __init__(self, predictions: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., model_version: _Optional[int] = ..., matrix_predictions: _Optional[_Union[MatrixPredictions, _Mapping]] = ...) -> None: ...
 
 class PredictStreamRequest(_message.Message):
-    __slots__ = ("request_id", "examples")
+    __slots__ = ("request_id", "examples", "matrix")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    MATRIX_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     examples: _containers.RepeatedCompositeFieldContainer[Features]
-    def __init__(self, request_id: _Optional[int] = ..., examples: _Optional[_Iterable[_Union[Features, _Mapping]]] = ...) -> None: ...
+    matrix: Matrix
+    def __init__(self, request_id: _Optional[int] = ..., examples: _Optional[_Iterable[_Union[Features, _Mapping]]] = ..., matrix: _Optional[_Union[Matrix, _Mapping]] = ...) -> None: ...
 
 class PredictStreamResponse(_message.Message):
-    __slots__ = ("request_id", "predictions", "model_version")
+    __slots__ = ("request_id", "predictions", "model_version", "matrix_predictions")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MATRIX_PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     predictions: _containers.RepeatedCompositeFieldContainer[Prediction]
     model_version: int
-    def __init__(self, request_id: _Optional[int] = ..., predictions: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., model_version: _Optional[int] = ...) -> None: ...
+    matrix_predictions: MatrixPredictions
+    def __init__(self, request_id: _Optional[int] = ..., predictions: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., model_version: _Optional[int] = ..., matrix_predictions: _Optional[_Union[MatrixPredictions, _Mapping]] = ...) -> None: ...
 
 class LearnRequest(_message.Message):
     __slots__ = ("sample",)
