@@ -4,7 +4,8 @@ Its "model" is deliberately trivial so tests can compute the expected answer: th
 example is the sum of its feature values, P("pos") = sigmoid(score). Responses are built from
 protobuf directly (not with lifelong.client.convert), so the client's decoding is checked
 independently. Knobs: ``errors`` (status codes to fail with, per method, consumed one per call),
-``delay`` (seconds to wait before answering), ``tamper`` (edits each response before it is sent).
+``delay`` (seconds to wait before answering), ``tamper`` (edits each response before it is sent),
+``regression`` (matrix answers as a regressor's: the score itself).
 """
 
 from __future__ import annotations
@@ -35,6 +36,21 @@ def fake_prediction(features: pb.Features) -> pb.Prediction:
     )
 
 
+def fake_matrix_predictions(matrix: pb.Matrix, regression: bool) -> pb.MatrixPredictions:
+    """The same model for a matrix, classes in the order neg, pos."""
+    values, k = list(matrix.values), matrix.columns
+    scores = [sum(values[i : i + k]) for i in range(0, len(values), k)] if k else []
+    if regression:
+        return pb.MatrixPredictions(values=scores)
+    probabilities = []
+    for score in scores:
+        p = 1 / (1 + math.exp(-score))
+        probabilities += [1 - p, p]
+    return pb.MatrixPredictions(
+        classes=[pb.Label(text="neg"), pb.Label(text="pos")], probabilities=probabilities
+    )
+
+
 class FakeServer(
     pb_grpc.PredictionServiceServicer,
     pb_grpc.LearningServiceServicer,
@@ -50,6 +66,7 @@ class FakeServer(
         self.calls: dict[str, int] = defaultdict(int)
         self.received: list[Any] = []  # requests (or stream messages), in arrival order
         self.stream_closed = threading.Event()  # set when a PredictStream call ends
+        self.regression = False  # matrix answers as a regressor's
 
     def _enter(self, method: str, context: grpc.ServicerContext) -> None:
         self.calls[method] += 1
@@ -74,12 +91,15 @@ class FakeServer(
     def PredictBatch(self, request, context):
         self._enter("PredictBatch", context)
         self.received.append(request)
-        return self._send(
-            pb.PredictBatchResponse(
-                predictions=[fake_prediction(f) for f in request.examples],
-                model_version=self.model_version,
-            )
+        response = pb.PredictBatchResponse(
+            predictions=[fake_prediction(f) for f in request.examples],
+            model_version=self.model_version,
         )
+        if request.HasField("matrix"):
+            response.matrix_predictions.CopyFrom(
+                fake_matrix_predictions(request.matrix, self.regression)
+            )
+        return self._send(response)
 
     def PredictStream(self, request_iterator, context):
         try:
@@ -87,13 +107,16 @@ class FakeServer(
             for request in request_iterator:
                 self.received.append(request)
                 self.model_version += 1  # the model learns between answers
-                yield self._send(
-                    pb.PredictStreamResponse(
-                        request_id=request.request_id,
-                        predictions=[fake_prediction(f) for f in request.examples],
-                        model_version=self.model_version,
-                    )
+                response = pb.PredictStreamResponse(
+                    request_id=request.request_id,
+                    predictions=[fake_prediction(f) for f in request.examples],
+                    model_version=self.model_version,
                 )
+                if request.HasField("matrix"):
+                    response.matrix_predictions.CopyFrom(
+                        fake_matrix_predictions(request.matrix, self.regression)
+                    )
+                yield self._send(response)
         finally:
             self.stream_closed.set()
 

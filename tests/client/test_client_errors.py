@@ -48,6 +48,8 @@ def test_status_codes_map_to_exceptions_carrying_the_details(client, fake, addre
     [
         ("PredictBatch", lambda c: c.predict_batch([[1.0]])),
         ("PredictStream", lambda c: list(c.predict_stream([[[1.0]]]))),
+        ("PredictBatch", lambda c: c.predict_matrix([[1.0]])),
+        ("PredictStream", lambda c: list(c.predict_matrix_stream([[[1.0]]]))),
         ("Learn", lambda c: c.learn([1.0], "a")),
         ("LearnStream", lambda c: c.learn_stream([([1.0], "a")])),
         ("GetModelInfo", lambda c: c.model_info()),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from lifelong.client.results import (
     BatchPrediction,
@@ -23,6 +23,7 @@ from lifelong.client.results import (
     LabelValue,
     LayerStats,
     LearnStreamResult,
+    MatrixPrediction,
     ModelInfo,
     PlasticityStats,
     Prediction,
@@ -130,6 +131,61 @@ def batch_from_proto(predictions: Iterable[pb.Prediction], model_version: int) -
     """Predictions of one model version, in order."""
     return BatchPrediction(
         predictions=tuple(prediction_from_proto(p, model_version) for p in predictions),
+        model_version=model_version,
+    )
+
+
+def matrix_to_proto(rows: Iterable[Sequence[float]]) -> pb.Matrix:
+    """Rows of numbers, each in ``ModelInfo.feature_names`` order, as one ``Matrix``: sequences,
+    or a 2-D array (its ``tolist()``, the quickest way to Python floats, is used when it has one).
+
+    >>> matrix_to_proto([[1, 2.5], [3, 4]]).values
+    [1.0, 2.5, 3.0, 4.0]
+    """
+    if hasattr(rows, "tolist"):
+        rows = rows.tolist()
+    if not isinstance(rows, Sequence):
+        rows = list(rows)  # counted, then read
+    try:
+        columns = len(rows[0]) if rows else 0
+        values = [value for row in rows for value in row]
+        matrix = pb.Matrix(columns=columns, values=values)
+    except TypeError as err:
+        raise TypeError(_first_bad_row(rows)) from err
+    if rows and not columns:
+        raise ValueError("the rows have no values; send one per feature (ModelInfo.feature_names)")
+    if len(values) != columns * len(rows):
+        i = next(i for i, row in enumerate(rows) if len(row) != columns)
+        raise ValueError(
+            f"row {i} has {len(rows[i])} values, row 0 has {columns}; "
+            "send one per feature (ModelInfo.feature_names) in every row"
+        )
+    return matrix
+
+
+def _first_bad_row(rows: Sequence) -> str:
+    """Say which row is not a sequence of numbers, so the caller can fix it."""
+    for i, row in enumerate(rows):
+        if isinstance(row, Mapping | str | bytes) or not isinstance(row, Iterable):
+            return (
+                f"row {i} is {type(row).__name__}, not a sequence of numbers in "
+                "ModelInfo.feature_names order (features by name go to predict_batch)"
+            )
+        for j, value in enumerate(row):
+            if not isinstance(value, numbers.Real):
+                return f"row {i}, column {j} is {value!r}, not a number"
+    return "a value is not a number"
+
+
+def matrix_from_proto(answer: pb.MatrixPredictions, model_version: int) -> MatrixPrediction:
+    """Probabilities cut into rows of one value per class; regression values as they came."""
+    classes = tuple(label_from_proto(label) for label in answer.classes)
+    flat, width = tuple(answer.probabilities), len(classes)
+    starts = range(0, len(flat), width) if width else ()
+    return MatrixPrediction(
+        classes=classes,
+        probabilities=tuple(flat[i : i + width] for i in starts),
+        values=tuple(answer.values),
         model_version=model_version,
     )
 

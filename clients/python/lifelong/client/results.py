@@ -43,6 +43,34 @@ class BatchPrediction:
 
 
 @dataclass(frozen=True, slots=True)
+class MatrixPrediction:
+    """Predictions for rows sent as a matrix, in row order, all from one model version.
+
+    Classification: ``probabilities[i][j]`` is row ``i``'s probability of ``classes[j]`` (every
+    known class, in the server's order). Regression: ``values[i]`` is row ``i``'s prediction,
+    and ``classes`` and ``probabilities`` are empty.
+
+    >>> m = MatrixPrediction(("a", "b"), ((0.25, 0.75), (0.5, 0.5)), (), model_version=7)
+    >>> m.labels
+    ['b', 'a']
+    """
+
+    classes: tuple[LabelValue, ...]
+    probabilities: tuple[tuple[float, ...], ...]
+    values: tuple[float, ...]
+    model_version: int
+
+    @property
+    def labels(self) -> list[LabelValue]:
+        """Each row's most probable class (the first of equals, in ``classes`` order), or its
+        predicted value for regression."""
+        if not self.classes:
+            return list(self.values)
+        classes, columns = self.classes, range(len(self.classes))
+        return [classes[max(columns, key=row.__getitem__)] for row in self.probabilities]
+
+
+@dataclass(frozen=True, slots=True)
 class LearnStreamResult:
     """Samples of the stream that were learned, and samples the model has learned in all."""
 
