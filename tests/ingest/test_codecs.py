@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from kafka.consumer.fetcher import ConsumerRecord
+from confluent_kafka import Message
 from lifelong.ingest.codecs import (
     decode_json,
     decode_protobuf,
@@ -16,9 +16,11 @@ from lifelong.v1 import lifelong_pb2
 
 
 def record(value, offset=0, headers=(), key=None):
-    return ConsumerRecord(
-        "samples", 0, -1, offset, 0, 0, key, value, list(headers), None, -1, -1, -1
-    )
+    # As the consumer hands them over: no headers is None, not [].
+    return Message(
+        topic="samples", partition=0, offset=offset, key=key, value=value,
+        headers=list(headers) or None,
+    )  # fmt: skip
 
 
 def json_decode(value, task="classification", max_features=4):
@@ -155,8 +157,8 @@ def test_decode_records_keeps_order_and_pairs_rejects():
         records, default="json", task="classification", max_features=4, max_bytes=100
     )
     assert [s.label for s in decoded.samples] == ["x", "y", "z"]
-    assert [r.offset for r in decoded.records] == [0, 2, 3]
-    assert [(r.offset, e.reason) for r, e in decoded.rejected] == [
+    assert [r.offset() for r in decoded.records] == [0, 2, 3]
+    assert [(r.offset(), e.reason) for r, e in decoded.rejected] == [
         (1, "undecodable"),
         (4, "oversized"),
     ]
@@ -248,8 +250,8 @@ def test_decode_poll_decodes_what_decode_records_does(task):
         assert len(got) == len(reference.samples)
         for a, b in zip(got, reference.samples, strict=True):
             _same_sample(a, b)
-        assert [(r.offset, e.reason, e.message) for r, e in poll.rejected] == [
-            (r.offset, e.reason, e.message) for r, e in reference.rejected
+        assert [(r.offset(), e.reason, e.message) for r, e in poll.rejected] == [
+            (r.offset(), e.reason, e.message) for r, e in reference.rejected
         ]
 
 
@@ -278,21 +280,21 @@ def test_a_poll_decoded_in_bulk_learns_what_sample_by_sample_learning_does():
         end = start + rng.randint(1, 300)
         poll = records[start:end]
         decoded = decode_records(poll, **kwargs)
-        ref_rejected.extend((r.offset, e.reason, e.message) for r, e in decoded.rejected)
+        ref_rejected.extend((r.offset(), e.reason, e.message) for r, e in decoded.rejected)
         ref_host.learn(
             decoded.samples,
             source="kafka",
             on_rejected=lambda s, e, d=decoded: ref_rejected.append(
-                (d.records[[id(x) for x in d.samples].index(id(s))].offset, e.reason, e.message)
+                (d.records[[id(x) for x in d.samples].index(id(s))].offset(), e.reason, e.message)
             ),
         )
         fast = decode_poll(poll, names=host.feature_names, **kwargs)
-        rejected.extend((r.offset, e.reason, e.message) for r, e in fast.rejected)
+        rejected.extend((r.offset(), e.reason, e.message) for r, e in fast.rejected)
         host.learn(
             fast.items,
             source="kafka",
             on_rejected=lambda s, e, p=fast: rejected.append(
-                (p.record_of(s).offset, e.reason, e.message)
+                (p.record_of(s).offset(), e.reason, e.message)
             ),
         )
         start = end

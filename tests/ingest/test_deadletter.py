@@ -1,13 +1,12 @@
-from kafka.consumer.fetcher import ConsumerRecord
+from confluent_kafka import Message
 from lifelong.ingest.deadletter import MAX_MESSAGE_CHARS, error_headers
 from lifelong.samples import InvalidSample
 
 
 def test_error_headers_keep_the_originals_and_replace_stale_errors():
-    record = ConsumerRecord(
-        "samples", 3, -1, 42, 0, 0, b"k", b"v",
-        [("content-type", b"application/json"), ("lifelong-error-reason", b"old")],
-        None, -1, -1, -1,
+    record = Message(
+        topic="samples", partition=3, offset=42, key=b"k", value=b"v",
+        headers=[("content-type", b"application/json"), ("lifelong-error-reason", b"old")],
     )  # fmt: skip
     headers = error_headers(record, InvalidSample("non_finite", "x" * 5000))
     assert headers[0] == ("content-type", b"application/json")

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+from confluent_kafka import Message
 from kafka import KafkaConsumer, TopicPartition
 from lifelong.ingest.codecs import decode_records
 from lifelong.ingest.produce import STREAMS, samples_from_csv, samples_from_stream
@@ -53,8 +54,13 @@ def test_produce_command_writes_decodable_records(kafka_bootstrap, kafka_topic):
     records = list(itertools.islice(consumer, 50))
     consumer.close()
     assert {tuple(r.headers) for r in records} == {(("content-type", b"application/x-protobuf"),)}
+    # Read by kafka-python, an independent client, handed over as the service's consumer would.
+    messages = [
+        Message(topic=topic, partition=0, offset=r.offset, value=r.value, headers=r.headers)
+        for r in records
+    ]
     decoded = decode_records(
-        records, default="json", task="classification", max_features=10, max_bytes=1024
+        messages, default="json", task="classification", max_features=10, max_bytes=1024
     )
     expected = list(samples_from_stream("sea", seed=42, count=50))
     assert [s.features for s in decoded.samples] == [x for x, _ in expected]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Message
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from lifelong.checkpoint import CheckpointStore, decode
 from lifelong.client import LifelongClient, LifelongError
@@ -133,6 +134,15 @@ def read_topic(bootstrap: str, topic: str, n: int) -> list:
     return records[:n]
 
 
+def as_message(record) -> Message:
+    """A kafka-python record (the tests' own, independent client) as the service's consumer
+    (confluent-kafka) hands it over."""
+    return Message(
+        topic=record.topic, partition=record.partition, offset=record.offset, key=record.key,
+        value=record.value, headers=record.headers or None,
+    )  # fmt: skip
+
+
 def accuracy(client: LifelongClient, holdout: list[tuple[dict, object]]) -> float:
     predictions = client.predict_batch([x for x, _ in holdout]).predictions
     right = sum(p.label == y for p, (_, y) in zip(predictions, holdout, strict=True))
@@ -241,7 +251,7 @@ def test_sigkilled_service_resumes_from_its_checkpoint_exactly_once(
     defaults = Settings()
     reference = LifelongClassifier(Settings(learner=LEARNER).learner_config())
     decoded = decode_records(
-        read_topic(kafka_bootstrap, topic, n),
+        map(as_message, read_topic(kafka_bootstrap, topic, n)),
         default="json",
         task="classification",
         max_features=defaults.max_features,

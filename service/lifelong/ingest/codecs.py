@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import orjson
@@ -39,6 +39,9 @@ from lifelong.samples import (
     sample_from_proto,
 )
 from lifelong.v1 import lifelong_pb2
+
+if TYPE_CHECKING:  # the model's host imports this module, with or without Kafka
+    from confluent_kafka import Message
 
 __all__ = [
     "CONTENT_TYPES",
@@ -145,27 +148,30 @@ class Decoded:
     invalid record with the reason."""
 
     samples: list[Sample] = field(default_factory=list)
-    records: list[Any] = field(default_factory=list)
-    rejected: list[tuple[Any, InvalidSample]] = field(default_factory=list)
+    records: list[Message] = field(default_factory=list)
+    rejected: list[tuple[Message, InvalidSample]] = field(default_factory=list)
 
 
 def decode_record(
-    record: Any, *, default: Format, task: Task, max_features: int, max_bytes: int
+    record: Message, *, default: Format, task: Task, max_features: int, max_bytes: int
 ) -> Sample:
-    """One kafka-python `ConsumerRecord`'s value as a `Sample`; `InvalidSample` says why not."""
-    value = record.value
+    """One record's (a `confluent_kafka.Message`) value as a `Sample`; `InvalidSample` says
+    why not."""
+    value = record.value()
     if value is not None and len(value) > max_bytes:
         raise InvalidSample(
             "oversized", f"{len(value)} bytes, more than max_request_bytes={max_bytes}"
         )
-    decode = decoder_for(record.headers, default) if record.headers else DECODERS[default]
+    headers = record.headers()  # None when it has none
+    decode = decoder_for(headers, default) if headers else DECODERS[default]
     return decode(value, task=task, max_features=max_features)
 
 
 def decode_records(
-    records: Iterable[Any], *, default: Format, task: Task, max_features: int, max_bytes: int
+    records: Iterable[Message], *, default: Format, task: Task, max_features: int, max_bytes: int
 ) -> Decoded:
-    """Decode kafka-python `ConsumerRecord`s in one pass; a bad record never stops the others."""
+    """Decode records (`confluent_kafka.Message`s) in one pass; a bad record never stops the
+    others."""
     out = Decoded()
     samples, kept, rejected = out.samples, out.records, out.rejected
     for record in records:
@@ -223,10 +229,10 @@ class Poll:
     `rejected` pairs each invalid record with the reason."""
 
     items: list[Sample | Rows] = field(default_factory=list)
-    records: list[Any] = field(default_factory=list)
-    rejected: list[tuple[Any, InvalidSample]] = field(default_factory=list)
+    records: list[Message | None] = field(default_factory=list)
+    rejected: list[tuple[Message, InvalidSample]] = field(default_factory=list)
 
-    def record_of(self, sample: Sample) -> Any:
+    def record_of(self, sample: Sample) -> Message:
         """The record `sample` (an item, or made by a `Rows`) came from."""
         for item, record in zip(self.items, self.records, strict=True):
             if item is sample:
@@ -260,7 +266,7 @@ def _fast_label(label: object, classification: bool) -> tuple[bool, Label | None
 
 
 def decode_poll(
-    records: Sequence[Any],
+    records: Sequence[Message],
     *,
     default: Format,
     task: Task,
@@ -291,7 +297,7 @@ def decode_poll(
     labels: list[Label] = []
     dense: list[bool] = []
     for record in records:
-        value, headers = record.value, record.headers
+        value, headers = record.value(), record.headers()
         ok = (
             value is not None
             and len(value) <= max_bytes
@@ -348,7 +354,7 @@ def decode_poll(
                 matrix[is_dense] = matrix[is_dense].astype(np.float32)
     # Pass 3, in stream order: runs of good rows become Rows, every other record a Sample.
     run: list[int] = []  # row indices of the current run
-    run_records: list[Any] = []
+    run_records: list[Message] = []
 
     def close_run() -> None:
         if run:

@@ -19,49 +19,56 @@ import threading
 import time
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaError
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from lifelong.config import Settings
 from lifelong.host import LearningHalted, ModelHost
 from lifelong.ingest.codecs import decode_poll
 from lifelong.ingest.deadletter import DeadLetters
 from lifelong.samples import InvalidSample, Sample
 
-__all__ = ["run"]
+__all__ = ["consumer_config", "run"]
 
 log = logging.getLogger(__name__)
 
-POLL_TIMEOUT_MS = 250  # the longest `stop` waits for an idle poll
-LAG_EVERY_SECONDS = 5.0  # end_offsets is a broker round trip: not on every poll
+POLL_TIMEOUT_SECONDS = 0.25  # the longest `stop` waits for an idle poll
+LAG_EVERY_SECONDS = 5.0  # the log end offsets are a broker round trip: not on every poll
+BROKER_TIMEOUT_SECONDS = 10.0  # for the lag's end offsets and the commit
 
 
-def partition_key(tp: TopicPartition) -> str:
+def partition_key(topic: str, partition: int) -> str:
     """How offsets are keyed in the host and in checkpoints: "topic:partition"."""
-    return f"{tp.topic}:{tp.partition}"
+    return f"{topic}:{partition}"
 
 
-class ResumeWhereTheModelIs(ConsumerRebalanceListener):
-    """Seeks each assigned partition to the offset the model's state reflects."""
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka's configuration of the learn loop's consumer."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": settings.kafka_group,
+        "client.id": "lifelong",
+        # Offsets are the checkpoint's; Kafka's are committed after it, for lag only.
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        # Used only when the model's offset is no longer in the log (retention passed it).
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",  # never learn records of aborted transactions
+        "logger": log,  # librdkafka's logs through ours (text or JSON), served by each poll
+        "error_cb": _on_error,
+    }
 
-    def __init__(self, consumer: KafkaConsumer, host: ModelHost) -> None:
-        self.consumer = consumer
-        self.host = host
 
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        offsets = self.host.offsets
-        for tp in assigned:
-            offset = offsets.get(partition_key(tp))
-            if offset is None:
-                self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, offset)
-            log.info(
-                "assigned %s, resuming at %s", tp, "the beginning" if offset is None else offset
-            )
-
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        for tp in revoked:  # another consumer reports their lag now
-            self.host.metrics.kafka_consumer_lag.remove(str(tp.partition))
+def _on_error(error: KafkaError) -> None:
+    # librdkafka retries transient errors (a broker down, a connection refused) by itself.
+    if error.fatal():
+        raise KafkaException(error)
+    log.warning("kafka: %s", error)
 
 
 class KafkaSource:
@@ -71,7 +78,7 @@ class KafkaSource:
         self,
         host: ModelHost,
         settings: Settings,
-        consumer: KafkaConsumer,
+        consumer: Consumer,
         dead_letters: DeadLetters,
     ) -> None:
         self.host = host
@@ -82,10 +89,27 @@ class KafkaSource:
         self._checkpointed_at = time.monotonic()
         self._lag_due = 0.0
 
+    def on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        """Start each assigned partition at the offset the model's state reflects."""
+        offsets = self.host.offsets
+        for tp in assigned:
+            offset = offsets.get(partition_key(tp.topic, tp.partition))
+            tp.offset = OFFSET_BEGINNING if offset is None else offset
+            log.info(
+                "assigned %s:%d, resuming at %s",
+                tp.topic, tp.partition, "the beginning" if offset is None else offset,
+            )  # fmt: skip
+        consumer.assign(assigned)
+
+    def on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:  # another consumer reports their lag now
+            self.host.metrics.kafka_consumer_lag.remove(str(tp.partition))
+        consumer.unassign()
+
     def poll_once(self) -> None:
         """Poll, learn, and checkpoint or refresh the lag gauge when due."""
-        batch = self.consumer.poll(
-            timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.kafka_poll_max_records
+        batch = self.consumer.consume(
+            num_messages=self.settings.kafka_poll_max_records, timeout=POLL_TIMEOUT_SECONDS
         )
         if batch:
             self.learn(batch)
@@ -98,22 +122,29 @@ class KafkaSource:
         elif now >= self._lag_due:
             self.update_lag()
 
-    def learn(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    def learn(self, batch: list[Message]) -> None:
         """Learn a poll's valid records in order; dead-letter and count the others."""
         model_offsets = self.host.offsets
-        records: list[Any] = []
+        records: list[Message] = []
         offsets: dict[str, int] = {}
-        for tp, part in batch.items():
-            key = partition_key(tp)
+        dropped: dict[str, int] = {}
+        for record in batch:
+            error = record.error()
+            if error is not None:  # an event, not a record: e.g. an unknown topic
+                log.warning("kafka: %s", error)
+                continue
+            key = partition_key(record.topic(), record.partition())
+            offset = record.offset()
             start = model_offsets.get(key)
-            if start is not None and part[0].offset < start:
-                # Already in the model (a fetch raced a seek): learning them again would repeat.
-                log.warning("dropping records %s@%d..%d", key, part[0].offset, start - 1)
-                part = [r for r in part if r.offset >= start]
-                if not part:
-                    continue
-            records += part
-            offsets[key] = part[-1].offset + 1
+            if start is not None and offset < start:
+                # Already in the model (a fetch raced a rebalance): learning it again would repeat.
+                dropped[key] = dropped.get(key, 0) + 1
+                continue
+            records.append(record)
+            offsets[key] = offset + 1
+        for key, count in dropped.items():
+            log.warning("dropped %d record(s) of %s before %d, already learned", count, key,
+                        model_offsets[key])  # fmt: skip
         if not offsets:
             return
         decoded = decode_poll(
@@ -137,7 +168,7 @@ class KafkaSource:
         )
         self.uncheckpointed += len(records)
 
-    def reject(self, record: Any, error: InvalidSample) -> None:
+    def reject(self, record: Message, error: InvalidSample) -> None:
         self.dead_letters.send(record, error)
         self.host.metrics.rejected("kafka", error.reason).inc()
 
@@ -147,15 +178,15 @@ class KafkaSource:
         info = self.host.checkpoint()
         self.uncheckpointed = 0
         self._checkpointed_at = time.monotonic()
-        commit = {
-            tp: OffsetAndMetadata(info.offsets[partition_key(tp)], "", -1)
-            for tp in self.consumer.assignment()
-            if partition_key(tp) in info.offsets
-        }
+        commit = []
+        for tp in self.consumer.assignment():
+            offset = info.offsets.get(partition_key(tp.topic, tp.partition))
+            if offset is not None:
+                commit.append(TopicPartition(tp.topic, tp.partition, offset))
         if commit:
             try:
-                self.consumer.commit(commit)
-            except KafkaError as e:  # e.g. a rebalance moved a partition; the checkpoint holds
+                self.consumer.commit(offsets=commit, asynchronous=False)
+            except KafkaException as e:  # e.g. a rebalance moved a partition; the checkpoint holds
                 log.warning("offset commit failed (used for lag monitoring only): %s", e)
         self.update_lag()
 
@@ -163,25 +194,25 @@ class KafkaSource:
         """Stay in the group with every partition paused and keep the lag gauge true: records
         that pile up then raise the lag alert beside the halt alert."""
         while not stop.is_set():
-            self.consumer.pause(*self.consumer.assignment())  # again: a rebalance may add some
-            self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)  # heartbeats; paused, returns nothing
+            self.consumer.pause(self.consumer.assignment())  # again: a rebalance may add some
+            # Serves rebalances; anything fetched before the pause is dropped, never learned.
+            self.consumer.consume(num_messages=1, timeout=POLL_TIMEOUT_SECONDS)
             if time.monotonic() >= self._lag_due:
                 self.update_lag()
 
     def update_lag(self) -> None:
         """Set the lag gauge of each assigned partition: log end minus the model's offset."""
         self._lag_due = time.monotonic() + LAG_EVERY_SECONDS
-        assigned = list(self.consumer.assignment())
-        if not assigned:
-            return
-        try:
-            ends = self.consumer.end_offsets(assigned)
-        except KafkaError as e:
-            log.warning("cannot read end offsets for the lag gauge: %s", e)
-            return
         model_offsets = self.host.offsets
-        for tp, end in ends.items():
-            lag = end - model_offsets.get(partition_key(tp), 0)
+        for tp in self.consumer.assignment():
+            try:
+                ends = self.consumer.get_watermark_offsets(tp, timeout=BROKER_TIMEOUT_SECONDS)
+            except KafkaException as e:
+                ends = None
+                log.warning("cannot read the end offset of %s:%d: %s", tp.topic, tp.partition, e)
+            if ends is None:  # a timeout; the gauge keeps its last value
+                continue
+            lag = ends[1] - model_offsets.get(partition_key(tp.topic, tp.partition), 0)
             self.host.metrics.set_consumer_lag(tp.partition, max(lag, 0))
 
 
@@ -192,20 +223,13 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
     checkpoint stays the truth and a restart resumes from it. When learning halts (the model
     diverged), the consumer stays in its group, paused, reporting lag until `stop`.
     """
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=settings.kafka_group,
-        client_id="lifelong",
-        enable_auto_commit=False,
-        # Used only when the model's offset is no longer in the log (retention passed it).
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",  # never learn records of aborted transactions
-        max_poll_records=settings.kafka_poll_max_records,
-    )
+    consumer = Consumer(consumer_config(settings))
     dead_letters = DeadLetters(settings.kafka_bootstrap, settings.dead_letter)
     source = KafkaSource(host, settings, consumer, dead_letters)
     try:
-        consumer.subscribe([settings.kafka_topic], listener=ResumeWhereTheModelIs(consumer, host))
+        consumer.subscribe(
+            [settings.kafka_topic], on_assign=source.on_assign, on_revoke=source.on_revoke
+        )
         try:
             while not stop.is_set():
                 source.poll_once()
@@ -215,5 +239,5 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
         if source.uncheckpointed:
             source.checkpoint()
     finally:
-        consumer.close(autocommit=False)
+        consumer.close()  # leaves the group; commits nothing (auto-commit is off)
         dead_letters.close()

@@ -15,10 +15,8 @@ topic before the offsets that pass it are saved; after a crash it may be copied 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError, MessageSizeTooLargeError
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from lifelong.samples import InvalidSample
 
 __all__ = ["DeadLetters"]
@@ -29,23 +27,22 @@ PREFIX = "lifelong-"
 MAX_MESSAGE_CHARS = 1000  # a message quotes input; keep the header small
 
 
-def error_headers(record: Any, error: InvalidSample) -> list[tuple[str, bytes]]:
+def error_headers(record: Message, error: InvalidSample) -> list[tuple[str, bytes]]:
     """The record's own headers (earlier `lifelong-*` ones dropped: a replayed dead letter
     gets fresh ones) and the error's.
 
-    >>> from types import SimpleNamespace
-    >>> record = SimpleNamespace(topic="t", partition=0, offset=7, headers=[("k", b"v")])
+    >>> record = Message(topic="t", partition=0, offset=7, headers=[("k", b"v")])
     >>> error_headers(record, InvalidSample("undecodable", "not JSON"))[:2]
     [('k', b'v'), ('lifelong-error-reason', b'undecodable')]
 
     """
-    headers = [(k, v) for k, v in record.headers if not k.startswith(PREFIX)]
+    headers = [(k, v) for k, v in record.headers() or () if not k.startswith(PREFIX)]
     headers += [
         ("lifelong-error-reason", error.reason.encode()),
         ("lifelong-error-message", error.message[:MAX_MESSAGE_CHARS].encode()),
-        ("lifelong-source-topic", record.topic.encode()),
-        ("lifelong-source-partition", str(record.partition).encode()),
-        ("lifelong-source-offset", str(record.offset).encode()),
+        ("lifelong-source-topic", record.topic().encode()),
+        ("lifelong-source-partition", str(record.partition()).encode()),
+        ("lifelong-source-offset", str(record.offset()).encode()),
     ]
     return headers
 
@@ -53,41 +50,57 @@ def error_headers(record: Any, error: InvalidSample) -> list[tuple[str, bytes]]:
 class DeadLetters:
     """A producer of dead letters to `topic`."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, **producer_config: Any) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
         self.topic = topic
-        # Idempotent, acks=all (kafka-python's defaults): no loss and no duplicates from retries.
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id="lifelong-dead-letters",
-            **producer_config,
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "client.id": "lifelong-dead-letters",
+                "enable.idempotence": True,  # acks=all, no loss and no duplicates from retries
+                "logger": log,
+            }
         )
-        self._failures: list[Exception] = []  # appended by the producer's I/O thread
+        self._failures: list[KafkaError] = []  # appended by delivery reports (poll, flush)
 
-    def send(self, record: Any, error: InvalidSample) -> None:
-        """Copy `record` (a kafka-python `ConsumerRecord`) to the topic, asynchronously."""
+    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            self._failures.append(error)
+
+    def send(self, record: Message, error: InvalidSample) -> None:
+        """Copy `record` to the topic, asynchronously."""
         # Kafka needs a key or a value; a record with neither is copied with an empty value.
-        value = record.value if record.value is not None or record.key is not None else b""
-        try:
-            future = self._producer.send(
-                self.topic, key=record.key, value=value, headers=error_headers(record, error)
-            )
-        except MessageSizeTooLargeError as e:
-            # Retrying cannot help and stopping would stop the stream: say so and go on.
-            log.error(
-                "cannot dead-letter %s:%d@%d (%s): %s",
-                record.topic, record.partition, record.offset, error.reason, e,
-            )  # fmt: skip
-            return
-        future.add_errback(self._failures.append)
+        key, value = record.key(), record.value()
+        if key is None and value is None:
+            value = b""
+        headers = error_headers(record, error)
+        while True:
+            try:
+                self._producer.produce(
+                    self.topic, value, key, headers=headers, on_delivery=self._delivered
+                )
+            except BufferError:  # the local queue is full: wait for deliveries, then again
+                self._producer.poll(1.0)
+                continue
+            except KafkaException as e:
+                if e.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise
+                # Retrying cannot help and stopping would stop the stream: say so and go on.
+                log.error(
+                    "cannot dead-letter %s:%d@%d (%s): %s",
+                    record.topic(), record.partition(), record.offset(), error.reason, e,
+                )  # fmt: skip
+            break
+        self._producer.poll(0)  # serve delivery reports
 
     def flush(self) -> None:
         """Wait until every dead letter sent so far is acknowledged; raise if one failed."""
         self._producer.flush()
         failed, self._failures = self._failures, []
         if failed:
-            raise KafkaError(
+            raise KafkaException(
                 f"{len(failed)} dead letter(s) to {self.topic} failed, first: {failed[0]}"
             )
 
     def close(self) -> None:
-        self._producer.close()
+        # Dead letters past the last checkpoint are sent again after a restart: a bounded wait.
+        self._producer.flush(10.0)

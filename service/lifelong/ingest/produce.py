@@ -29,6 +29,7 @@ __all__ = ["arguments", "command", "produce", "samples_from_csv", "samples_from_
 Sample = tuple[dict[str, float], Label]
 
 CONTENT_TYPE = {fmt: content_type for content_type, fmt in CONTENT_TYPES.items()}
+BROKER_TIMEOUT_SECONDS = 10.0  # for the first answer of the broker
 STREAMS = ("agrawal", "drifting", "friedman", "hyperplane", "rbf", "sea", "sine")
 
 
@@ -103,24 +104,41 @@ def produce(
     progress: bool = True,
 ) -> int:
     """Write `samples` to `topic` in order; return how many were acknowledged."""
-    from kafka import KafkaProducer
+    from confluent_kafka import KafkaError, Message, Producer
 
     encode = encode_json if fmt == "json" else encode_protobuf
     headers = [("content-type", CONTENT_TYPE[fmt].encode())]
-    failures: list[Exception] = []
-    producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="lifelong-produce", linger_ms=5)
+    failures: list[KafkaError] = []
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            failures.append(error)
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "client.id": "lifelong-produce",
+            "linger.ms": 5,
+            "enable.idempotence": True,
+        }
+    )
+    # librdkafka retries an absent broker until each record times out (minutes): ask first.
+    producer.list_topics(timeout=BROKER_TIMEOUT_SECONDS)
     sent, shown_at = 0, 0.0
-    try:
-        for features, label in samples:
-            future = producer.send(topic, value=encode(features, label), headers=headers)
-            future.add_errback(failures.append)
-            sent += 1
-            if progress and time.monotonic() - shown_at >= 0.2:
-                shown_at = time.monotonic()
-                _show(sent, total, end="")
-        producer.flush()
-    finally:
-        producer.close()
+    for features, label in samples:
+        value = encode(features, label)
+        while True:
+            try:
+                producer.produce(topic, value, headers=headers, on_delivery=delivered)
+                break
+            except BufferError:  # the local queue is full: wait for deliveries, then again
+                producer.poll(0.1)
+        producer.poll(0)
+        sent += 1
+        if progress and time.monotonic() - shown_at >= 0.2:
+            shown_at = time.monotonic()
+            _show(sent, total, end="")
+    producer.flush()
     if progress:
         _show(sent, total, end="\n")
     if failures:
@@ -161,7 +179,7 @@ def command(args: argparse.Namespace) -> int:
     else:
         args.count = args.count or 10_000
         samples = samples_from_stream(args.stream, seed=args.seed, count=args.count)
-    from kafka.errors import KafkaError
+    from confluent_kafka import KafkaException
 
     try:
         sent = produce(
@@ -172,7 +190,7 @@ def command(args: argparse.Namespace) -> int:
             total=args.count,
             progress=sys.stderr.isatty(),
         )
-    except KafkaError as e:  # e.g. no broker at --bootstrap
+    except KafkaException as e:  # e.g. no broker at --bootstrap
         raise SystemExit(f"lifelong produce: {e}") from None
     print(f"produced {sent} samples to {args.topic} ({args.format})")
     return 0
