@@ -9,8 +9,12 @@ Two topics of the 20-feature Hyperplane stream are written first (JSON records, 
 a small one (`--warm`, 2k) and a large one (`--load`, 250k). Phase "idle": `lifelong serve`
 (defaults: 8 gRPC workers, one OpenBLAS/torch thread) learns the small topic, then only answers:
 PredictBatch of 256 and 1024 rows and PredictStream of 1024-row messages, from 1 and 2 client
-threads of raw stubs with requests built once (`--seconds` each; rows/s = rows answered / wall
-time), then ghz: unary Predict (one dense row) at a constant `--rps` for `--duration`. Phase
+threads of raw stubs with requests built once, each case with the rows as `examples` (one dense
+`Features` each) then as one `Matrix` (`--seconds` each; rows/s = rows answered / wall time;
+CPU per row of the client process and of the service), then ghz: unary Predict (one dense row)
+at a constant `--rps` for `--duration`. `--throughput-only`: the batch and stream cases alone,
+without a broker (the service learns the small set over LearnStream), into
+results/predict_throughput.json. Phase
 "learning": a fresh service consumes the large topic; once it learns, the same ghz run, and the
 learning rate during it (from /metrics) is recorded; the topic outlasts the run (checked).
 Client and server share the machine's cores. Writes results/predict.json (ghz's own JSON report
@@ -25,6 +29,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -48,72 +53,100 @@ GHZ = REPO / ".cache" / "bin" / "ghz"
 GHZ_VERSION = "v0.120.0"
 
 
-def rows_request(X: np.ndarray, cls=pb.PredictBatchRequest, **kw):
+def rows_request(X: np.ndarray, cls=pb.PredictBatchRequest, *, matrix: bool = False, **kw):
+    """The rows of `X` as one `Matrix`, or as one dense `Features` per row."""
+    if matrix:
+        return cls(matrix=pb.Matrix(columns=X.shape[1], values=X.ravel().tolist()), **kw)
     return cls(examples=[pb.Features(dense=row) for row in X.tolist()], **kw)
 
 
-def batch_throughput(target: str, X: np.ndarray, size: int, threads: int, seconds: float) -> dict:
-    request = rows_request(X[:size])
-    channel = grpc.insecure_channel(target)
-    stub = pb_grpc.PredictionServiceStub(channel)
-    stub.PredictBatch(request, timeout=10)  # warm
+def answered(response) -> int:
+    """Rows answered, in either form."""
+    dense = response.matrix_predictions
+    if dense.classes:
+        return len(dense.probabilities) // len(dense.classes)
+    return len(response.predictions) or len(dense.values)
+
+
+def run_threads(threads: int, seconds: float, work: Callable[[float], int], pid: int) -> dict:
+    """`work(stop)` on `threads` threads at once, each answering rows until `perf_counter()`
+    reaches `stop` and returning how many; rows/s over the wall time, and the CPU time per row
+    of this (client) process and of the service (`pid`), the steadier figures on a shared
+    machine."""
     counts = [0] * threads
     stop = time.perf_counter() + seconds
 
-    def work(k: int) -> None:
-        while time.perf_counter() < stop:
-            response = stub.PredictBatch(request, timeout=10)
-            counts[k] += len(response.predictions)
+    def run(k: int) -> None:
+        counts[k] = work(stop)
 
-    start = time.perf_counter()
-    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    start, client, service = time.perf_counter(), time.process_time(), cpu_seconds(pid)
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    wall = time.perf_counter() - start
-    channel.close()
+    wall, rows = time.perf_counter() - start, sum(counts)
     return {
-        "rpc": "PredictBatch",
-        "rows_per_call": size,
         "client_threads": threads,
-        "rows": sum(counts),
+        "rows": rows,
         "seconds": wall,
-        "rows_per_s": sum(counts) / wall,
+        "rows_per_s": rows / wall,
+        "client_cpu_us_per_row": (time.process_time() - client) / rows * 1e6,
+        "service_cpu_us_per_row": (cpu_seconds(pid) - service) / rows * 1e6,
     }
 
 
-def stream_throughput(target: str, X: np.ndarray, size: int, threads: int, seconds: float) -> dict:
-    request = rows_request(X[:size], pb.PredictStreamRequest, request_id=1)
-    channel = grpc.insecure_channel(target)
-    stub = pb_grpc.PredictionServiceStub(channel)
-    counts = [0] * threads
-    stop = time.perf_counter() + seconds
+def batch_throughput(
+    target: str, X: np.ndarray, size: int, threads: int, seconds: float, pid: int, matrix: bool
+) -> dict:
+    request = rows_request(X[:size], matrix=matrix)
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.PredictionServiceStub(channel)
+        assert answered(stub.PredictBatch(request, timeout=10)) == size  # warm
 
-    def work(k: int) -> None:
-        def requests():
+        def work(stop: float) -> int:
+            rows = 0
             while time.perf_counter() < stop:
-                yield request
+                rows += answered(stub.PredictBatch(request, timeout=10))
+            return rows
 
-        for response in stub.PredictStream(requests(), timeout=seconds + 30):
-            counts[k] += len(response.predictions)
+        result = run_threads(threads, seconds, work, pid)
+    form = "matrix" if matrix else "examples"
+    return {"rpc": "PredictBatch", "form": form, "rows_per_call": size, **result}
 
-    start = time.perf_counter()
-    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    wall = time.perf_counter() - start
-    channel.close()
-    return {
-        "rpc": "PredictStream",
-        "rows_per_call": size,
-        "client_threads": threads,
-        "rows": sum(counts),
-        "seconds": wall,
-        "rows_per_s": sum(counts) / wall,
-    }
+
+def stream_throughput(
+    target: str, X: np.ndarray, size: int, threads: int, seconds: float, pid: int, matrix: bool
+) -> dict:
+    request = rows_request(X[:size], pb.PredictStreamRequest, matrix=matrix, request_id=1)
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.PredictionServiceStub(channel)
+
+        def work(stop: float) -> int:
+            def requests():
+                while time.perf_counter() < stop:
+                    yield request
+
+            return sum(map(answered, stub.PredictStream(requests(), timeout=seconds + 30)))
+
+        result = run_threads(threads, seconds, work, pid)
+    form = "matrix" if matrix else "examples"
+    return {"rpc": "PredictStream", "form": form, "rows_per_call": size, **result}
+
+
+def throughput(service: Service, X: np.ndarray, seconds: float) -> list[dict]:
+    """Every batch and stream case, each form right after the other (interleaved, so a busy
+    machine slows both alike)."""
+    cases = [(batch_throughput, size, threads) for size in (256, 1024) for threads in (1, 2)]
+    cases += [(stream_throughput, 1024, threads) for threads in (1, 2)]
+    results = []
+    for measure, size, threads in cases:
+        for matrix in (False, True):
+            r = measure(service.target, X, size, threads, seconds, service.proc.pid, matrix)
+            r["load_1min"] = loadavg()[0]
+            print(r, flush=True)
+            results.append(r)
+    return results
 
 
 def ghz(target: str, row: list[float], rps: int, duration: str, concurrency: int) -> dict:
@@ -190,6 +223,24 @@ def wait_learned(service: Service, n: int, timeout: float = 300) -> None:
         time.sleep(0.2)
 
 
+def throughput_only(args: argparse.Namespace) -> None:
+    result: dict = {"load_average_at_start": loadavg(), "args": vars(args)}
+    X, y = hyperplane(args.warm)
+    with Service() as service:
+        service.wait_ready()
+        samples = (
+            pb.LearnStreamRequest(
+                sample=pb.Sample(features=pb.Features(dense=row), label=pb.Label(integer=label))
+            )
+            for row, label in zip(X.tolist(), y.tolist(), strict=True)
+        )
+        with grpc.insecure_channel(service.target) as channel:
+            pb_grpc.LearningServiceStub(channel).LearnStream(samples, timeout=300)
+        result["throughput"] = throughput(service, X, args.seconds)
+    result.update(load_average_at_end=loadavg(), machine=machine_info())
+    write_json("predict_throughput.json", result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
@@ -199,7 +250,16 @@ def main() -> None:
     parser.add_argument("--rps", type=int, default=2000)
     parser.add_argument("--duration", default="20s")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="PredictBatch/PredictStream only, no broker: the service learns the --warm rows over "
+        "LearnStream; writes results/predict_throughput.json",
+    )
     args = parser.parse_args()
+    if args.throughput_only:
+        throughput_only(args)
+        return
     if not GHZ.exists():
         raise SystemExit(
             f"build ghz first: GOBIN={GHZ.parent} go install "
@@ -226,18 +286,7 @@ def main() -> None:
         ) as service:
             service.wait_ready()
             wait_learned(service, args.warm)
-            throughput = []
-            for size in (256, 1024):
-                for threads in (1, 2):
-                    r = batch_throughput(service.target, X, size, threads, args.seconds)
-                    r["load_1min"] = loadavg()[0]
-                    print(r, flush=True)
-                    throughput.append(r)
-            for threads in (1, 2):
-                r = stream_throughput(service.target, X, 1024, threads, args.seconds)
-                r["load_1min"] = loadavg()[0]
-                print(r, flush=True)
-                throughput.append(r)
+            rates = throughput(service, X, args.seconds)
             before = service.metrics()
             cpu0 = cpu_seconds(service.proc.pid)
             report = ghz(service.target, row, args.rps, args.duration, args.concurrency)
@@ -249,7 +298,7 @@ def main() -> None:
                 "ghz_report": report,
             }
             print("idle", idle["client"], idle["server"], flush=True)
-        result.update(throughput=throughput, unary_idle=idle)
+        result.update(throughput=rates, unary_idle=idle)
 
         # Phase learning: the service learns the large topic at full rate during the ghz run.
         with Service(
@@ -318,11 +367,12 @@ def plot(result: dict, path: Path) -> None:
     a.legend()
     a.set_title(f"unary Predict at {result['args']['rps']} req/s")
     labels = [
-        f"{r['rpc'].replace('Predict', '')} {r['rows_per_call']}\n{r['client_threads']} thr"
+        f"{r['rpc'].replace('Predict', '')} {r['rows_per_call']}\n"
+        f"{r['form']}\n{r['client_threads']} thr"
         for r in result["throughput"]
     ]
     b.bar(range(len(labels)), [r["rows_per_s"] / 1e3 for r in result["throughput"]])
-    b.set_xticks(range(len(labels)), labels, fontsize=8)
+    b.set_xticks(range(len(labels)), labels, fontsize=6)
     b.axhline(200, color="grey", lw=0.8)
     b.set_ylabel("rows/s (thousands)")
     b.set_title("batch / stream prediction throughput (no learning)")
