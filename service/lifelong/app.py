@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -86,6 +87,7 @@ class App:
         # One intra-op thread: per-example work gains nothing from more, and the gRPC workers
         # and the learn loop already share the cores (design.md, the learner).
         torch.set_num_threads(1)
+        sys.setswitchinterval(settings.switch_interval_ms / 1000)
         self.settings = settings
         self.metrics = ServiceMetrics()
         self.checkpoints = (

@@ -64,6 +64,16 @@ class Settings:
         default="[::]:50051", metadata=doc("Address the gRPC server listens on.")
     )
     grpc_workers: int = field(default=8, metadata=doc("Threads serving gRPC calls.", minimum=1))
+    switch_interval_ms: float = field(
+        default=0.5,
+        metadata=doc(
+            "Python's GIL switch interval (`sys.setswitchinterval`), in milliseconds: how long "
+            "the learning thread's Python may keep the GIL from a waiting gRPC thread. A unary "
+            "call needs the GIL several times, so Python's default of 5 ms can add that much, "
+            "more than once, to a call while the service learns.",
+            minimum=0.01,
+        ),
+    )
     max_request_bytes: int = field(
         default=4 * 1024 * 1024,
         metadata=doc(

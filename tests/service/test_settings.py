@@ -1,5 +1,6 @@
 """Settings: precedence, parsing, validation, and the generated configuration docs."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,7 @@ def test_config_file_from_the_environment(tmp_path):
         ({"LIFELONG_TASK": "ranking"}, "task: 'ranking' is not one of classification, regression"),
         ({"LIFELONG_GRPC_WORKERS": "many"}, "grpc_workers: cannot read 'many'"),
         ({"LIFELONG_GRPC_WORKERS": "0"}, "grpc_workers: 0 is below the minimum 1"),
+        ({"LIFELONG_SWITCH_INTERVAL_MS": "0"}, "switch_interval_ms: 0.0 is below the minimum"),
         ({"LIFELONG_REFRESH_EVERY_SECONDS": "nan"}, "refresh_every_seconds"),
         ({"LIFELONG_DEMO": "perhaps"}, "demo: cannot read 'perhaps'"),
         ({"LIFELONG_LEARNER": "[64]"}, "learner: cannot read '[64]': expected a JSON object"),
@@ -90,3 +92,13 @@ def test_printed_settings_read_back(tmp_path, capsys, monkeypatch):
 def test_configuration_docs_are_generated_from_the_settings():
     committed = (ROOT / "docs" / "configuration.md").read_text()
     assert committed == config.markdown(), "run: lifelong config --markdown > docs/configuration.md"
+
+
+def test_the_app_sets_the_switch_interval(monkeypatch):
+    from lifelong.app import App
+
+    calls = []
+    monkeypatch.setattr(sys, "setswitchinterval", calls.append)
+    app = App(Settings(grpc_address="127.0.0.1:0", metrics_port=0, switch_interval_ms=0.25))
+    app.grpc.stop(0)
+    assert calls == [0.00025]
