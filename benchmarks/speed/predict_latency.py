@@ -16,7 +16,9 @@ at a constant `--rps` for `--duration`. `--throughput-only`: the batch and strea
 without a broker (the service learns the small set over LearnStream), into
 results/predict_throughput.json. Phase
 "learning": a fresh service consumes the large topic; once it learns, the same ghz run, and the
-learning rate during it (from /metrics) is recorded; the topic outlasts the run (checked).
+learning rate during it (from /metrics) is recorded; the topic outlasts the run (checked). It runs
+twice: with the default GIL switch interval (`unary_learning`) and with Python's own 5 ms
+(`unary_learning_switch_5ms`). Each ghz run records the CPU per call of the service and of ghz.
 Client and server share the machine's cores. Writes results/predict.json (ghz's own JSON report
 included) and results/predict_latency.png.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import threading
 import time
@@ -51,6 +54,10 @@ from service_bench import (
 
 GHZ = REPO / ".cache" / "bin" / "ghz"
 GHZ_VERSION = "v0.120.0"
+LEARNING_PHASES = (  # result key, extra `lifelong serve` flags
+    ("unary_learning", ()),
+    ("unary_learning_switch_5ms", ("--switch-interval-ms", "5")),
+)
 
 
 def rows_request(X: np.ndarray, cls=pb.PredictBatchRequest, *, matrix: bool = False, **kw):
@@ -184,6 +191,37 @@ def ghz(target: str, row: list[float], rps: int, duration: str, concurrency: int
     return report
 
 
+def unary(service: Service, row: list[float], args: argparse.Namespace) -> dict:
+    """ghz against `service`: latencies as ghz sees them and as the server's histogram does, and
+    the CPU seconds of the service and of ghz (both on this machine's cores)."""
+    before, t0 = service.metrics(), time.perf_counter()
+    cpu0, ghz0 = cpu_seconds(service.proc.pid), children_cpu_seconds()
+    report = ghz(service.target, row, args.rps, args.duration, args.concurrency)
+    ghz_cpu = children_cpu_seconds() - ghz0
+    service_cpu = cpu_seconds(service.proc.pid) - cpu0
+    after, t1 = service.metrics(), time.perf_counter()
+    key = 'lifelong_samples_learned_total{source="kafka"}'
+    calls = max(report["count"], 1)
+    return {
+        "client": percentiles(report),
+        "server": server_latency(before, after),
+        "service_cpu_seconds": service_cpu,
+        "service_cpu_ms_per_call": 1e3 * service_cpu / calls,
+        "ghz_cpu_ms_per_call": 1e3 * ghz_cpu / calls,
+        "learned_during": after[key] - before[key],
+        "learning_rate_during": (after[key] - before[key]) / (t1 - t0),
+        "learned_at_end": after[key],
+        "load_1min": loadavg()[0],
+        "ghz_report": report,
+    }
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's finished children (ghz, once it has run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def percentiles(report: dict) -> dict:
     dist = {d["percentage"]: d["latency"] / 1e6 for d in report.get("latencyDistribution") or []}
     return {
@@ -245,7 +283,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
     parser.add_argument("--warm", type=int, default=2000)
-    parser.add_argument("--load", type=int, default=250_000)
+    parser.add_argument("--load", type=int, default=400_000)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rps", type=int, default=2000)
     parser.add_argument("--duration", default="20s")
@@ -287,55 +325,36 @@ def main() -> None:
             service.wait_ready()
             wait_learned(service, args.warm)
             rates = throughput(service, X, args.seconds)
-            before = service.metrics()
-            cpu0 = cpu_seconds(service.proc.pid)
-            report = ghz(service.target, row, args.rps, args.duration, args.concurrency)
-            idle = {
-                "client": percentiles(report),
-                "server": server_latency(before, service.metrics()),
-                "service_cpu_seconds": cpu_seconds(service.proc.pid) - cpu0,
-                "load_1min": loadavg()[0],
-                "ghz_report": report,
-            }
+            idle = unary(service, row, args)
             print("idle", idle["client"], idle["server"], flush=True)
         result.update(throughput=rates, unary_idle=idle)
 
-        # Phase learning: the service learns the large topic at full rate during the ghz run.
-        with Service(
-            "--kafka-bootstrap",
-            broker.bootstrap,
-            "--kafka-topic",
-            load,
-            "--kafka-group",
-            f"bench-{uuid.uuid4().hex[:8]}",
-        ) as service:
-            service.wait_ready()
-            wait_learned(service, 1)
-            time.sleep(1.0)
-            before, t0 = service.metrics(), time.perf_counter()
-            cpu0 = cpu_seconds(service.proc.pid)
-            report = ghz(service.target, row, args.rps, args.duration, args.concurrency)
-            after, t1 = service.metrics(), time.perf_counter()
-            key = 'lifelong_samples_learned_total{source="kafka"}'
-            learning = {
-                "client": percentiles(report),
-                "server": server_latency(before, after),
-                "learned_during": after[key] - before[key],
-                "learning_rate_during": (after[key] - before[key]) / (t1 - t0),
-                "still_learning_at_end": after[key] < args.load,
-                "service_cpu_seconds": cpu_seconds(service.proc.pid) - cpu0,
-                "load_1min": loadavg()[0],
-                "ghz_report": report,
-            }
+        # Phase learning: the service learns the large topic at full rate during the ghz run; with
+        # the default GIL switch interval and with Python's own (5 ms), each a fresh service.
+        for name, flags in LEARNING_PHASES:
+            with Service(
+                "--kafka-bootstrap",
+                broker.bootstrap,
+                "--kafka-topic",
+                load,
+                "--kafka-group",
+                f"bench-{uuid.uuid4().hex[:8]}",
+                *flags,
+            ) as service:
+                service.wait_ready()
+                wait_learned(service, 1)
+                time.sleep(1.0)
+                learning = unary(service, row, args)
+            learning["still_learning_at_end"] = learning["learned_at_end"] < args.load
+            result[name] = learning
             print(
-                "learning",
+                name,
                 learning["client"],
                 learning["server"],
                 learning["learning_rate_during"],
                 learning["still_learning_at_end"],
                 flush=True,
             )
-        result["unary_learning"] = learning
 
     result.update(load_average_at_end=loadavg(), machine=machine_info())
     write_json("predict.json", result)
@@ -349,8 +368,11 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, style in (("unary_idle", "-"), ("unary_learning", "--")):
-        hist = result[name]["ghz_report"].get("histogram") or []
+    for name, style in (
+        ("unary_idle", "-"),
+        ("unary_learning", "--"),
+        ("unary_learning_switch_5ms", ":"),
+    ):
         dist = result[name]["ghz_report"].get("latencyDistribution") or []
         a.plot(
             [d["percentage"] for d in dist],
@@ -359,7 +381,6 @@ def plot(result: dict, path: Path) -> None:
             marker="o",
             label=name.replace("unary_", ""),
         )
-        del hist
     a.set_xlabel("percentile")
     a.set_ylabel("Predict latency, ms (ghz, client side)")
     a.set_yscale("log")
