@@ -182,7 +182,9 @@ def test_effective_rank_is_computed_when_read_once_per_window(monkeypatch):
     """Closing a window only copies its second moment; `stats` eigendecomposes it once."""
     calls = []
     eigvalsh = torch.linalg.eigvalsh
-    monkeypatch.setattr(torch.linalg, "eigvalsh", lambda S: calls.append(1) or eigvalsh(S))
+    monkeypatch.setattr(
+        torch.linalg, "eigvalsh", lambda S, **kw: calls.append(1) or eigvalsh(S, **kw)
+    )
     H = relu_activations(n=500, width=16)
     t = LayerTelemetry(16, window=100)
     t.observe(H[:300])  # three windows close unread
@@ -195,3 +197,17 @@ def test_effective_rank_is_computed_when_read_once_per_window(monkeypatch):
     t.observe(H[350:400])
     assert t.stats()["effective_rank"] == pytest.approx(effective_rank(H[300:400]), rel=1e-6)
     assert len(calls) == 2
+
+
+def test_only_the_upper_triangle_of_the_second_moment_is_read():
+    """The compiled fast path sums only S's upper triangle: statistics and state come from it."""
+    H = relu_activations(n=150, width=16)
+    full, upper = LayerTelemetry(16, window=100), LayerTelemetry(16, window=100)
+    for t in (full, upper):
+        t.observe(H[:90])
+    upper._gram.tril_(-1).mul_(-3.0).add_(torch.triu(full._gram))  # a garbage lower triangle
+    assert torch.equal(upper.state_dict()["gram"], full.state_dict()["gram"])
+    assert upper.stats() == full.stats()
+    for t in (full, upper):
+        t.observe(H[90:150])  # the window closes with the lower triangle still garbage
+    assert upper.stats() == full.stats()

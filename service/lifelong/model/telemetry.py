@@ -63,9 +63,9 @@ def _entropy_rank(sigma: torch.Tensor) -> float:
 
 def _gram_rank(gram: torch.Tensor) -> float:
     """Effective rank from the second-moment sum S = Σ h hᵀ, whose eigenvalues are the squared
-    singular values."""
+    singular values; read from S's upper triangle."""
     # S is symmetric positive semi-definite; rounding can make tiny eigenvalues negative.
-    return _entropy_rank(torch.linalg.eigvalsh(gram).clamp(min=0).sqrt())
+    return _entropy_rank(torch.linalg.eigvalsh(gram, UPLO="U").clamp(min=0).sqrt())
 
 
 def dead_fraction(H: torch.Tensor) -> float:
@@ -159,6 +159,7 @@ class LayerTelemetry:
         self.tau = tau
         self.dormant_below = dormant_below
         # Sums over the current window; float64 so the small eigenvalues of S survive summation.
+        # Only S's upper triangle is read: the compiled fast path sums no other.
         self._n = 0
         self._gram = torch.zeros(width, width, dtype=torch.float64)
         # Per-unit sums, |h| and 1[h > 0], as one tensor so one op adds an example to both.
@@ -238,10 +239,16 @@ class LayerTelemetry:
             "n": torch.tensor(self._n, dtype=torch.int64),
             "active": self._active.to(torch.int64),
             "abs_sum": self._abs_sum.clone(),
-            "gram": self._gram.clone(),
+            "gram": self._symmetric_gram(),
             "has_last": torch.tensor(self._last is not None, dtype=torch.int64),
             "last": torch.tensor([last.get(k, 0.0) for k in _KEYS], dtype=torch.float64),
         }
+
+    def _symmetric_gram(self) -> torch.Tensor:
+        """S, both triangles from its upper one."""
+        upper = np.triu(self._gram.numpy())
+        upper += np.triu(upper, 1).T
+        return torch.from_numpy(upper)
 
     def load_state_dict(self, d: dict[str, torch.Tensor]) -> None:
         """Restore what `state_dict` returned, for a layer of the same width and window."""

@@ -14,6 +14,12 @@
  * and target statistics are only counted once it passes. A failing example stops the loop with
  * `diverged` set, the examples before it learned.
  *
+ * Memory traffic: the weights (1 MB at 784-256-256-10) stream from beyond L1 per pass, so each
+ * example makes one pass over them that updates a row for this example and then, while the row is
+ * in L1, computes the next example's output of that unit (the next example sees the updated row,
+ * as it must). The check's backpropagation reads the weights before, but only the rows of units
+ * with a nonzero delta (ReLU); plain SGD writes only those rows (a zero delta changes nothing).
+ *
  * Loaded with ctypes: plain C, no Python or torch headers. */
 #include <math.h>
 #include <stdint.h>
@@ -54,8 +60,9 @@ typedef struct {
     double *gram[MAX_LAYERS];
     double *unit_sums[MAX_LAYERS];
     /* scratch: hidden activations and deltas (sum of widths), output, input, |W| per unit,
-     * GRAM_ROWS buffered activation rows per hidden layer, and one row's gradient */
-    float *h, *delta, *out, *d_out, *x, *magnitude, *rows, *g;
+     * GRAM_ROWS buffered activation rows per hidden layer, one row's gradient, and the next
+     * example's input and hidden activations (computed in this example's update pass) */
+    float *h, *delta, *out, *d_out, *x, *magnitude, *rows, *g, *x_next, *h_next;
     /* results: squared norm of the last learned example's gradient; set if an example diverged */
     double grad_norm2;
     int32_t diverged;
@@ -67,32 +74,40 @@ static inline float *hidden_of(const Net *n, float *all, int layer) {
     return all + start;
 }
 
-/* One unit's output w . a + b (ReLU'd if relu). The sum runs in LANES independent partial
- * sums: a single vector accumulator would wait on each multiply-add's latency. */
+/* One unit's input w . a + b. The sum runs in LANES independent partial sums (a single vector
+ * accumulator would wait on each multiply-add's latency), halved in a fixed tree. */
 #define LANES 64
-static float unit(const float *w, const float *a, int cols, float b,
-                                            int relu) {
+#define HALVE(width)                                                                              \
+    _Pragma("omp simd") for (int j = 0; j < (width); j++) acc[j] += acc[j + (width)];
+static inline float dot(const float *restrict w, const float *restrict a, int cols, float b) {
     float acc[LANES] = {0.0f};
     int c = 0;
     for (; c + LANES <= cols; c += LANES) {
 #pragma omp simd
         for (int j = 0; j < LANES; j++) acc[j] = fmaf(w[c + j], a[c + j], acc[j]);
     }
-    for (int j = 0; c < cols; c++, j++) acc[j] = fmaf(w[c], a[c], acc[j]);
-    for (int width = LANES / 2; width > 0; width /= 2) {
+    const int rest = cols - c;
 #pragma omp simd
-        for (int j = 0; j < width; j++) acc[j] += acc[j + width];
-    }
-    const float s = acc[0] + b;
-    return relu && !(s > 0.0f) ? 0.0f : s;
+    for (int j = 0; j < rest; j++) acc[j] = fmaf(w[c + j], a[c + j], acc[j]);
+    HALVE(32) HALVE(16) HALVE(8) HALVE(4) HALVE(2) HALVE(1)
+    return acc[0] + b;
 }
 
-/* out = W a + b, ReLU on hidden layers */
-static void dense(const Net *n, int i, const float *a, float *out) {
+/* Layer i's output for one unit from its input s, ReLU'd on hidden layers; clears *finite if s
+ * is not finite (a row of W with a non-finite element always gives a non-finite s). */
+static inline float activate(const Net *n, int i, float s, int *finite) {
+    if (!isfinite(s)) *finite = 0;
+    return i < n->n_layers - 1 && !(s > 0.0f) ? 0.0f : s;
+}
+
+/* out = W a + b, ReLU on hidden layers; whether every unit's input was finite */
+static int dense(const Net *n, int i, const float *a, float *out) {
     const int rows = n->sizes[i + 1], cols = n->sizes[i];
     const float *W = n->param + n->w_off[i], *b = n->param + n->b_off[i];
-    const int relu = i < n->n_layers - 1;
-    for (int r = 0; r < rows; r++) out[r] = unit(W + r * n->w_stride[i], a, cols, b[r], relu);
+    int finite = 1;
+    for (int r = 0; r < rows; r++)
+        out[r] = activate(n, i, dot(W + r * n->w_stride[i], a, cols, b[r]), &finite);
+    return finite;
 }
 
 /* Parameters [k, k + len) from their gradient g (overwritten), as optim.py updates them; with
@@ -147,8 +162,11 @@ static double max_abs(const float *v, int len) { /* nan if any is nan */
 }
 
 /* Layer i: d_prev = (W^T d) masked by a > 0, from the weights before the update (network.py:
- * Network.propagate). Returns the layer's gradient bound max|d| max(1, max|a|). */
-static double propagate(const Net *n, int i, const float *d, const float *a, float *d_prev) {
+ * Network.propagate). Returns the layer's gradient bound max|d| max(1, max|a|). With `finite`
+ * (every row of W finite, known from the forward pass) a row whose delta is zero adds nothing
+ * and is not read; else it is, as in the reference, where inf * 0 makes a nan. */
+static double propagate(const Net *n, int i, const float *d, const float *a, float *d_prev,
+                        int finite) {
     const int rows = n->sizes[i + 1], cols = n->sizes[i];
     const int64_t w0 = n->w_off[i], stride = n->w_stride[i];
     const double top = max_abs(d, rows), a_max = max_abs(a, cols);
@@ -157,6 +175,7 @@ static double propagate(const Net *n, int i, const float *d, const float *a, flo
         for (int r = 0; r < rows; r++) {
             const float *w = n->param + w0 + r * stride;
             const float dr = d[r];
+            if (finite && dr == 0.0f) continue;
 #pragma omp simd
             for (int c = 0; c < cols; c++) d_prev[c] = fmaf(w[c], dr, d_prev[c]);
         }
@@ -175,76 +194,119 @@ static double sum_sq(const float *v, int len) {
 
 /* Layer i: W, b updated from d a^T and d, reading each weight once; col_abs[c] = sum_r |W[r, c]|
  * after the update (continual backprop's outgoing weight magnitude). Adds the squared norm of
- * the layer's gradient to *norm2. */
-static void backward(const Net *n, int i, const float *d, const float *a, float *col_abs,
-                     double *norm2) {
+ * the layer's gradient to *norm2. With `next` (the next example's input to the layer), each
+ * updated row also gives that example's output of its unit, into out_next; returns whether every
+ * unit's input was finite (1 without `next`). */
+static int backward(const Net *n, int i, const float *d, const float *a, float *col_abs,
+                    double *norm2, const float *next, float *out_next) {
     const int rows = n->sizes[i + 1], cols = n->sizes[i];
     const int64_t w0 = n->w_off[i], stride = n->w_stride[i], b0 = n->b_off[i];
     if (col_abs) memset(col_abs, 0, cols * sizeof(float));
     /* |d a^T|^2 + |d|^2 = |d|^2 (|a|^2 + 1); L2-init's term is only known element by element */
     if (!n->initial) *norm2 += sum_sq(d, rows) * (sum_sq(a, cols) + 1.0);
+    /* plain SGD: w -= (d a) lr, which leaves a row whose delta is zero as it is (the check has
+     * made d and a finite) */
     const int plain = n->optimizer == SGD && !n->momentum && !n->initial;
     const float lr = n->lr;
+    int finite = 1;
     for (int r = 0; r < rows; r++) {
         float *w = n->param + w0 + r * stride;
         const float dr = d[r];
-        if (plain) { /* the common case, in the same pass: w -= (d a) lr */
-#pragma omp simd
-            for (int c = 0; c < cols; c++) w[c] -= (dr * a[c]) * lr;
-        } else {
+        if (!plain) {
             float *g = n->g;
 #pragma omp simd
             for (int c = 0; c < cols; c++) g[c] = dr * a[c];
             update(n, w0 + r * stride, g, cols, norm2);
+            g[0] = dr;
+            update(n, b0 + r, g, 1, norm2);
+        } else if (dr != 0.0f) {
+#pragma omp simd
+            for (int c = 0; c < cols; c++) w[c] -= (dr * a[c]) * lr;
+            n->param[b0 + r] -= dr * lr;
         }
         if (col_abs) {
 #pragma omp simd
             for (int c = 0; c < cols; c++) col_abs[c] += fabsf(w[c]);
         }
-        if (plain) {
-            n->param[b0 + r] -= dr * lr;
-        } else {
-            float g = dr;
-            update(n, b0 + r, &g, 1, norm2);
-        }
+        if (next) out_next[r] = activate(n, i, dot(w, next, cols, n->param[b0 + r]), &finite);
     }
+    return finite;
 }
 
-/* Add the buffered activation rows to each hidden layer's float64 second moment. */
+/* Add the buffered activation rows to each hidden layer's float64 second moment S: its upper
+ * triangle (telemetry.py reads no other), each element summed in example order. Tiles of S's
+ * rows, aligned to GRAM_TILE columns (so a few elements left of the diagonal are summed too),
+ * stay in registers across the examples; rows are skipped where h_i is zero (ReLU). */
+#define GRAM_TILE 32
 static void flush_gram(const Net *n, int buffered) {
-    if (!buffered) return;
     for (int l = 0; l < n->n_layers - 1; l++) {
         const int w = n->sizes[l + 1];
         const float *rows = n->rows + GRAM_ROWS * (hidden_of(n, n->h, l) - n->h);
         double *S = n->gram[l];
         for (int i = 0; i < w; i++) {
             double *Si = S + (int64_t)i * w;
+            const float *h[GRAM_ROWS];
+            double hi[GRAM_ROWS];
+            int active = 0;
             for (int b = 0; b < buffered; b++) {
-                const float *h = rows + b * w;
-                const double hi = h[i];
-                if (hi == 0.0) continue; /* ReLU activations are sparse */
+                h[active] = rows + b * w;
+                hi[active] = h[active][i];
+                active += hi[active] != 0.0;
+            }
+            int j0 = i - i % GRAM_TILE;
+            for (; j0 + GRAM_TILE <= w; j0 += GRAM_TILE) {
+                double acc[GRAM_TILE];
 #pragma omp simd
-                for (int j = 0; j < w; j++) Si[j] = fma(hi, (double)h[j], Si[j]);
+                for (int j = 0; j < GRAM_TILE; j++) acc[j] = Si[j0 + j];
+                for (int k = 0; k < active; k++) {
+#pragma omp simd
+                    for (int j = 0; j < GRAM_TILE; j++)
+                        acc[j] = fma(hi[k], (double)h[k][j0 + j], acc[j]);
+                }
+#pragma omp simd
+                for (int j = 0; j < GRAM_TILE; j++) Si[j0 + j] = acc[j];
+            }
+            for (int k = 0; k < active; k++) {
+#pragma omp simd
+                for (int j = j0 > i ? j0 : i; j < w; j++) Si[j] = fma(hi[k], (double)h[k][j], Si[j]);
             }
         }
     }
 }
 
-/* Continual backprop's statistics for this step (plasticity.py, ContinualBackprop.step), then
- * whether a layer has a replacement due. */
-static int cbp_step(Net *n) {
+/* Continual backprop's counters for this step (plasticity.py, ContinualBackprop.step): ages,
+ * maturity, accumulated replacements; whether a layer has a replacement due. */
+static int cbp_count(Net *n) {
+    int due = 0;
+    for (int l = 0, start = 0; l < n->n_layers - 1; l++) {
+        const int w = n->sizes[l + 1];
+        int64_t eligible = 0;
+        for (int k = start; k < start + w; k++) {
+            n->age[k] += 1;
+            eligible += n->mature[k] = n->age[k] > n->maturity;
+        }
+        if (eligible) {
+            n->accumulated[l] += n->rho * eligible;
+            if (n->accumulated[l] >= 1.0) due = 1;
+        }
+        start += w;
+    }
+    return due;
+}
+
+/* Continual backprop's unit statistics for this step, from its activations, outgoing weight
+ * magnitudes and (adaptable) incoming ones. */
+static void cbp_step(Net *n) {
     const float eta = n->eta;
-    int due = 0, start = 0;
+    int start = 0;
     for (int l = 0; l < n->n_layers - 1; l++) {
         const int w = n->sizes[l + 1];
         /* magnitude: sum |outgoing| per unit (backward of layer l+1), turned into the mean */
         const int out_rows = n->sizes[l + 2];
         const int in_cols = n->sizes[l];
         float *mag = n->magnitude + start;
-        int64_t eligible = 0;
         for (int u = 0; u < w; u++) {
             const int k = start + u;
-            n->age[k] += 1;
             n->decay_power[k] *= eta;
             n->correction[k] = 1.0f - n->decay_power[k];
             n->mean[k] = n->mean[k] * eta + n->h[k] * n->one_minus_eta;
@@ -254,16 +316,9 @@ static int cbp_step(Net *n) {
             if (n->adaptable && in_cols) weight = weight * in_cols / n->delta[k];
             y *= weight;
             n->utility[k] = n->utility[k] * eta + y * n->one_minus_eta;
-            n->mature[k] = n->age[k] > n->maturity;
-            eligible += n->mature[k];
-        }
-        if (eligible) {
-            n->accumulated[l] += n->rho * eligible;
-            if (n->accumulated[l] >= 1.0) due = 1;
         }
         start += w;
     }
-    return due;
 }
 
 /* Standardise raw row xr into x as if it were counted, clipped (scaler.py:
@@ -297,6 +352,15 @@ static void count_inputs(const Net *n, const double *restrict xr) {
     }
 }
 
+/* Row t of X into x, standardised if enabled. */
+static void input(const Net *n, const double *X, int64_t t, float *x) {
+    const int n_in = n->sizes[0];
+    if (n->standardize)
+        standardize(n, X + t * n_in, x);
+    else
+        for (int c = 0; c < n_in; c++) x[c] = (float)X[t * n_in + c];
+}
+
 /* Learn examples [0, count) of X (count x sizes[0], row-major; raw features, standardised here
  * if enabled) with targets y_class (output index) or y_value. Writes each example's prediction,
  * made before learning it, to outputs (count x sizes[-1]): class probabilities or the regression
@@ -307,22 +371,23 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
                        const double *y_value, double *outputs) {
     const int L = n->n_layers, n_in = n->sizes[0], n_out = n->sizes[L];
     int buffered = 0;
+    int finite[MAX_LAYERS]; /* per layer: every unit's input finite in this example's forward */
+    int ready = 0;          /* this example's forward pass was made by the previous update pass */
     int64_t t = 0;
     n->diverged = 0;
     while (t < count) {
         float *x = n->x;
-        if (n->standardize)
-            standardize(n, X + t * n_in, x);
-        else
-            for (int c = 0; c < n_in; c++) x[c] = (float)X[t * n_in + c];
-        const float *a = x;
-        for (int i = 0; i < L - 1; i++) {
-            float *h = hidden_of(n, n->h, i);
-            dense(n, i, a, h);
-            a = h;
+        if (!ready) {
+            input(n, X, t, x);
+            const float *a = x;
+            for (int i = 0; i < L - 1; i++) {
+                float *h = hidden_of(n, n->h, i);
+                finite[i] = dense(n, i, a, h);
+                a = h;
+            }
+            finite[L - 1] = dense(n, L - 1, a, n->out);
         }
         float *o = n->out, *d = n->d_out;
-        dense(n, L - 1, a, o);
         double *pred = outputs + t * n_out;
         double target[3]; /* the target scaler's statistics once this example is counted */
         if (n->task == CLASSIFY) { /* learner.py: softmax in double, d = p - onehot in float */
@@ -357,7 +422,8 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
         double bound = 0.0; /* the gradient's, from the weights before anything changes */
         for (int i = L - 1; i >= 0; i--) {
             float *d_prev = i ? hidden_of(n, n->delta, i - 1) : NULL;
-            const double b = propagate(n, i, d, i ? hidden_of(n, n->h, i - 1) : x, d_prev);
+            const float *a = i ? hidden_of(n, n->h, i - 1) : x;
+            const double b = propagate(n, i, d, a, d_prev, finite[i]);
             if (!(b <= bound)) bound = b;
             d = d_prev;
         }
@@ -367,14 +433,23 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
         }
         if (n->standardize) count_inputs(n, X + t * n_in);
         if (n->task == REGRESS) memcpy(n->target, target, sizeof target);
-        double norm2 = 0.0;
-        d = n->d_out;
-        for (int i = L - 1; i >= 0; i--) {
+        const int due = n->cbp && cbp_count(n);
+        /* The next example's forward pass rides on this one's update, unless a replacement
+         * (in Python) changes the weights in between. */
+        ready = t + 1 < count && !due;
+        if (ready) input(n, X, t + 1, n->x_next);
+        double norm2[MAX_LAYERS];
+        for (int i = 0; i < L; i++) {
             float *col = n->cbp && i ? hidden_of(n, n->magnitude, i - 1) : NULL;
-            backward(n, i, d, i ? hidden_of(n, n->h, i - 1) : x, col, &norm2);
-            d = i ? hidden_of(n, n->delta, i - 1) : NULL;
+            const float *a = i ? hidden_of(n, n->h, i - 1) : x;
+            const float *next = ready ? (i ? hidden_of(n, n->h_next, i - 1) : n->x_next) : NULL;
+            float *out_next = i < L - 1 ? hidden_of(n, n->h_next, i) : n->out;
+            d = i < L - 1 ? hidden_of(n, n->delta, i) : n->d_out;
+            norm2[i] = 0.0;
+            finite[i] = backward(n, i, d, a, col, &norm2[i], next, out_next);
         }
-        n->grad_norm2 = norm2;
+        n->grad_norm2 = 0.0;
+        for (int i = L - 1; i >= 0; i--) n->grad_norm2 += norm2[i];
         if (n->cbp && n->adaptable) { /* sum |incoming| per unit, into the deltas, now free */
             for (int i = 0; i < L - 1; i++) {
                 const int rows = n->sizes[i + 1], cols = n->sizes[i];
@@ -387,7 +462,7 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
                 }
             }
         }
-        const int due = n->cbp && cbp_step(n);
+        if (n->cbp) cbp_step(n);
         for (int l = 0, start = 0; l < L - 1; l++) { /* telemetry.py: LayerTelemetry.observe */
             const int w = n->sizes[l + 1];
             const float *h = n->h + start;
@@ -403,9 +478,14 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
             flush_gram(n, buffered);
             buffered = 0;
         }
+        if (ready) {
+            memcpy(x, n->x_next, n_in * sizeof(float));
+            const int hidden = (int)(hidden_of(n, n->h, L - 1) - n->h);
+            memcpy(n->h, n->h_next, hidden * sizeof(float));
+        }
         t++;
         if (due) break;
     }
-    flush_gram(n, buffered);
+    if (buffered) flush_gram(n, buffered);
     return t;
 }

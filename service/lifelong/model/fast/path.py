@@ -65,6 +65,8 @@ class _Net(ctypes.Structure):
         ("gram", _d * MAX_LAYERS),
         ("unit_sums", _d * MAX_LAYERS),
         *((name, _f) for name in ("h", "delta", "out", "d_out", "x", "magnitude", "rows", "g")),
+        ("x_next", _f),
+        ("h_next", _f),
         ("grad_norm2", ctypes.c_double),
         ("diverged", _i32),
     ]
@@ -105,6 +107,7 @@ class FastPath:
         widths = learner.config.hidden
         total = sum(widths)
         self._delta = np.zeros(total, dtype=np.float32)
+        self._h_next = np.zeros(total, dtype=np.float32)
         self._magnitude = np.zeros(total, dtype=np.float32)
         self._rows = np.zeros(GRAM_ROWS * total, dtype=np.float32)
         self._accumulated = np.zeros(len(widths))
@@ -172,6 +175,8 @@ class FastPath:
         # One row's gradient: scratch sized for this layout, kept alive with the binding.
         self._g = np.zeros(max(net_.capacity[0], *net_.sizes[1:]), dtype=np.float32)
         n.g = _ptr(self._g, _f)
+        self._x_next = np.zeros(net_.sizes[0], dtype=np.float32)
+        n.x_next, n.h_next = _ptr(self._x_next, _f), _ptr(self._h_next, _f)
         n.x = _ptr(net_._input_t.numpy(), _f)
         n.out = _ptr(net_._output_t.numpy(), _f)
         n.d_out = _ptr(net_._d_output_t.numpy(), _f)
