@@ -166,3 +166,21 @@ def test_non_finite_weights_are_refused_before_anything_changes() -> None:
     with pytest.raises(LearnerDiverged, match="diverged"):
         model.learn_one({"x": 1.0}, "a")
     assert model.to_bytes() == before
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("path", PATHS)
+def test_a_non_finite_weight_of_a_silent_unit_is_refused(path: str) -> None:
+    """A -inf incoming weight silences its unit (ReLU of -inf is 0), so its delta is zero and the
+    output stays finite; its backpropagated inf * 0 is nan all the same, so the step is refused
+    (the fast path may not skip that unit's row for its zero delta)."""
+    X, y, _ = stream(60)
+    model = make(LifelongClassifier, LearnerConfig(hidden=(16, 16), seed=0), path)
+    model.learn_many(X[:50], y[:50])
+    W1 = model._network.layers("param")[1][0]
+    W1[0] = -np.inf
+    before = model.to_bytes()
+    with pytest.raises(LearnerDiverged) as raised:
+        model.learn_many(X[50:], y[50:])
+    assert raised.value.learned == 0
+    assert model.to_bytes() == before
