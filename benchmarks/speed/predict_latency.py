@@ -6,13 +6,14 @@ and without the service learning from Kafka at full rate.
     .venv/bin/python benchmarks/speed/predict_latency.py --bootstrap 127.0.0.1:9092
 
 Two topics of the 20-feature Hyperplane stream are written first (JSON records, as kafka_e2e.py):
-a small one (`--warm`, 2k) and a large one (`--load`, 250k). Phase "idle": `lifelong serve`
+a small one (`--warm`, 2k) and a large one (`--load`, 800k). Phase "idle": `lifelong serve`
 (defaults: 8 gRPC workers, one OpenBLAS/torch thread) learns the small topic, then only answers:
 PredictBatch of 256 and 1024 rows and PredictStream of 1024-row messages, from 1 and 2 client
 threads of raw stubs with requests built once, each case with the rows as `examples` (one dense
 `Features` each) then as one `Matrix` (`--seconds` each; rows/s = rows answered / wall time;
 CPU per row of the client process and of the service), then ghz: unary Predict (one dense row)
-at a constant `--rps` for `--duration`. `--throughput-only`: the batch and stream cases alone,
+at a constant `--rps` for `--duration` (`--unary-only`: the ghz phases alone, into
+results/predict_unary.json). `--throughput-only`: the batch and stream cases alone,
 without a broker (the service learns the small set over LearnStream), into
 results/predict_throughput.json. Phase
 "learning": a fresh service consumes the large topic; once it learns, the same ghz run, and the
@@ -283,7 +284,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
     parser.add_argument("--warm", type=int, default=2000)
-    parser.add_argument("--load", type=int, default=400_000)
+    parser.add_argument("--load", type=int, default=800_000)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rps", type=int, default=2000)
     parser.add_argument("--duration", default="20s")
@@ -293,6 +294,11 @@ def main() -> None:
         action="store_true",
         help="PredictBatch/PredictStream only, no broker: the service learns the --warm rows over "
         "LearnStream; writes results/predict_throughput.json",
+    )
+    parser.add_argument(
+        "--unary-only",
+        action="store_true",
+        help="the ghz phases only (idle, learning); writes results/predict_unary.json",
     )
     args = parser.parse_args()
     if args.throughput_only:
@@ -324,10 +330,10 @@ def main() -> None:
         ) as service:
             service.wait_ready()
             wait_learned(service, args.warm)
-            rates = throughput(service, X, args.seconds)
-            idle = unary(service, row, args)
+            if not args.unary_only:
+                result["throughput"] = throughput(service, X, args.seconds)
+            result["unary_idle"] = idle = unary(service, row, args)
             print("idle", idle["client"], idle["server"], flush=True)
-        result.update(throughput=rates, unary_idle=idle)
 
         # Phase learning: the service learns the large topic at full rate during the ghz run; with
         # the default GIL switch interval and with Python's own (5 ms), each a fresh service.
@@ -357,6 +363,9 @@ def main() -> None:
             )
 
     result.update(load_average_at_end=loadavg(), machine=machine_info())
+    if args.unary_only:
+        write_json("predict_unary.json", result)
+        return
     write_json("predict.json", result)
     plot(result, RESULTS / "predict_latency.png")
 
