@@ -2,11 +2,11 @@
 
 The checkpoint is the source of truth, not Kafka's committed offsets. The host records, with each
 learned batch and under the same lock, the next offset of every partition it came from; a
-checkpoint saves learner state and those offsets together. On assignment a partition is sought
-to the model's own offset (from the checkpoint it started from, or learned since), or to the
-beginning if the model never saw it. After a crash the records learned since the last checkpoint
-are read again and learned again from the checkpoint's state: no gap, no repeat, and, on one
-partition, the same model as an uninterrupted run.
+checkpoint saves learner state and those offsets together. On assignment a partition starts at
+the model's own offset (from the checkpoint it started from, or learned since, or read and about
+to be learned), or at the beginning if the model never saw it. After a crash the records learned
+since the last checkpoint are read again and learned again from the checkpoint's state: no gap,
+no repeat, and, on one partition, the same model as an uninterrupted run.
 
 Invalid records advance the offsets too: they go to the dead-letter topic, which is flushed before
 each checkpoint. Offsets are committed to Kafka only after a checkpoint, for lag monitoring.
@@ -15,8 +15,10 @@ each checkpoint. Offsets are committed to Kafka only after a checkpoint, for lag
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import (
@@ -29,7 +31,7 @@ from confluent_kafka import (
 )
 from lifelong.config import Settings
 from lifelong.host import LearningHalted, ModelHost
-from lifelong.ingest.codecs import decode_poll
+from lifelong.ingest.codecs import Poll, decode_poll
 from lifelong.ingest.deadletter import DeadLetters
 from lifelong.samples import InvalidSample, Sample
 
@@ -38,8 +40,9 @@ __all__ = ["consumer_config", "run"]
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_SECONDS = 0.25  # the longest `stop` waits for an idle poll
-LAG_EVERY_SECONDS = 5.0  # the log end offsets are a broker round trip: not on every poll
-BROKER_TIMEOUT_SECONDS = 10.0  # for the lag's end offsets and the commit
+LAG_EVERY_SECONDS = 5.0  # not on every poll
+BROKER_TIMEOUT_SECONDS = 10.0  # for a paused partition's end offset
+READ_AHEAD = 4  # decoded polls waiting for the learner: enough to keep it busy
 
 
 def partition_key(topic: str, partition: int) -> str:
@@ -71,8 +74,25 @@ def _on_error(error: KafkaError) -> None:
     log.warning("kafka: %s", error)
 
 
+@dataclass(slots=True)
+class Polled:
+    """A poll, decoded, for the learner: `offsets` are the next offset of each partition it
+    came from; `count` records in all (learned or dead-lettered)."""
+
+    decoded: Poll
+    offsets: dict[str, int]
+    count: int
+
+
 class KafkaSource:
-    """One consumer's learn loop; `run` drives it."""
+    """One consumer's learn loop, in two threads; `run` drives it.
+
+    The reader (`run`'s thread) owns the consumer, which takes calls from one thread only (a
+    call from another waits for the running `consume` while holding the GIL: a deadlock). It
+    polls, decodes, commits and reads the lag. The learner (`learn_all`) dead-letters, learns
+    and checkpoints the polls in the order they were read. Decoding a poll overlaps with learning
+    the one before: the learner's kernel runs without the GIL, the reader's Python meanwhile.
+    """
 
     def __init__(
         self,
@@ -85,20 +105,30 @@ class KafkaSource:
         self.settings = settings
         self.consumer = consumer
         self.dead_letters = dead_letters
+        self.polled: queue.Queue[Polled] = queue.Queue(READ_AHEAD)
+        self.commits: queue.SimpleQueue[dict[str, int]] = queue.SimpleQueue()  # checkpointed
+        self.failure: BaseException | None = None  # what ended the learner
+        # The reader's: the next offset of each partition after the records it handed over.
+        # Those are learned, in order, unless learning stops: where a partition resumes.
+        self._positions: dict[str, int] = {}
         self.uncheckpointed = 0  # records consumed (learned or dead-lettered) since the checkpoint
         self._checkpointed_at = time.monotonic()
         self._lag_due = 0.0
 
+    # -- the reader (rebalance callbacks run in its `consume`)
+
     def on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
-        """Start each assigned partition at the offset the model's state reflects."""
+        """Start each assigned partition where the model will be once it has learned what was
+        read: at the model's offset, or the beginning if it never saw the partition."""
         offsets = self.host.offsets
         for tp in assigned:
-            offset = offsets.get(partition_key(tp.topic, tp.partition))
+            key = partition_key(tp.topic, tp.partition)
+            offset = self._positions.get(key, offsets.get(key))
             tp.offset = OFFSET_BEGINNING if offset is None else offset
+            self._positions[key] = 0 if offset is None else offset
             log.info(
-                "assigned %s:%d, resuming at %s",
-                tp.topic, tp.partition, "the beginning" if offset is None else offset,
-            )  # fmt: skip
+                "assigned %s, resuming at %s", key, "the beginning" if offset is None else offset
+            )
         consumer.assign(assigned)
 
     def on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
@@ -106,25 +136,30 @@ class KafkaSource:
             self.host.metrics.kafka_consumer_lag.remove(str(tp.partition))
         consumer.unassign()
 
-    def poll_once(self) -> None:
-        """Poll, learn, and checkpoint or refresh the lag gauge when due."""
+    def read_once(self, learning: threading.Event) -> None:
+        """Poll and decode, hand the poll to the learner; commit what it checkpointed and
+        refresh the lag gauge when due."""
         batch = self.consumer.consume(
             num_messages=self.settings.kafka_poll_max_records, timeout=POLL_TIMEOUT_SECONDS
         )
-        if batch:
-            self.learn(batch)
-        settings, now = self.settings, time.monotonic()
-        if self.uncheckpointed and (
-            self.uncheckpointed >= settings.checkpoint_every_samples
-            or now - self._checkpointed_at >= settings.checkpoint_every_seconds
-        ):
-            self.checkpoint()
-        elif now >= self._lag_due:
+        polled = self.decode(batch) if batch else None
+        if polled is not None and self._hand_over(polled, learning):
+            self._positions.update(polled.offsets)
+        if not self.commit_checkpointed() and time.monotonic() >= self._lag_due:
             self.update_lag()
 
-    def learn(self, batch: list[Message]) -> None:
-        """Learn a poll's valid records in order; dead-letter and count the others."""
-        model_offsets = self.host.offsets
+    def _hand_over(self, polled: Polled, learning: threading.Event) -> bool:
+        while learning.is_set():
+            try:
+                self.polled.put(polled, timeout=POLL_TIMEOUT_SECONDS)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def decode(self, batch: list[Message]) -> Polled | None:
+        """A poll's records decoded in order, past each partition's read position."""
+        positions = self._positions
         records: list[Message] = []
         offsets: dict[str, int] = {}
         dropped: dict[str, int] = {}
@@ -135,18 +170,17 @@ class KafkaSource:
                 continue
             key = partition_key(record.topic(), record.partition())
             offset = record.offset()
-            start = model_offsets.get(key)
-            if start is not None and offset < start:
-                # Already in the model (a fetch raced a rebalance): learning it again would repeat.
+            if offset < positions.get(key, 0):
+                # Already read (a fetch raced a rebalance): learning it again would repeat.
                 dropped[key] = dropped.get(key, 0) + 1
                 continue
             records.append(record)
             offsets[key] = offset + 1
         for key, count in dropped.items():
-            log.warning("dropped %d record(s) of %s before %d, already learned", count, key,
-                        model_offsets[key])  # fmt: skip
+            log.warning("dropped %d record(s) of %s before %d, already read", count, key,
+                        positions[key])  # fmt: skip
         if not offsets:
-            return
+            return None
         decoded = decode_poll(
             records,
             default=self.settings.value_format,
@@ -155,32 +189,19 @@ class KafkaSource:
             max_bytes=self.settings.max_request_bytes,
             names=self.host.feature_names,
         )
-        for record, error in decoded.rejected:
-            self.reject(record, error)
+        return Polled(decoded, offsets, len(records))
 
-        def rejected_by_host(sample: Sample, error: InvalidSample) -> None:
-            # Rare (checks only the model can make at the sample's turn, e.g. its width): find
-            # the record by identity.
-            self.dead_letters.send(decoded.record_of(sample), error)  # the host counted it
-
-        self.host.learn(
-            decoded.items, source="kafka", offsets=offsets, on_rejected=rejected_by_host
-        )
-        self.uncheckpointed += len(records)
-
-    def reject(self, record: Message, error: InvalidSample) -> None:
-        self.dead_letters.send(record, error)
-        self.host.metrics.rejected("kafka", error.reason).inc()
-
-    def checkpoint(self) -> None:
-        """Dead letters first, then the checkpoint, then (for lag monitoring) the commit."""
-        self.dead_letters.flush()
-        info = self.host.checkpoint()
-        self.uncheckpointed = 0
-        self._checkpointed_at = time.monotonic()
+    def commit_checkpointed(self) -> bool:
+        """Commit the offsets of the newest checkpoint not yet committed (for lag monitoring
+        only), then refresh the lag gauge; False if there was none."""
+        offsets = None
+        while not self.commits.empty():
+            offsets = self.commits.get()
+        if offsets is None:
+            return False
         commit = []
         for tp in self.consumer.assignment():
-            offset = info.offsets.get(partition_key(tp.topic, tp.partition))
+            offset = offsets.get(partition_key(tp.topic, tp.partition))
             if offset is not None:
                 commit.append(TopicPartition(tp.topic, tp.partition, offset))
         if commit:
@@ -189,6 +210,7 @@ class KafkaSource:
             except KafkaException as e:  # e.g. a rebalance moved a partition; the checkpoint holds
                 log.warning("offset commit failed (used for lag monitoring only): %s", e)
         self.update_lag()
+        return True
 
     def idle_while_halted(self, stop: threading.Event) -> None:
         """Stay in the group with every partition paused and keep the lag gauge true: records
@@ -198,22 +220,81 @@ class KafkaSource:
             # Serves rebalances; anything fetched before the pause is dropped, never learned.
             self.consumer.consume(num_messages=1, timeout=POLL_TIMEOUT_SECONDS)
             if time.monotonic() >= self._lag_due:
-                self.update_lag()
+                self.update_lag(fetching=False)
 
-    def update_lag(self) -> None:
-        """Set the lag gauge of each assigned partition: log end minus the model's offset."""
+    def update_lag(self, fetching: bool = True) -> None:
+        """Set the lag gauge of each assigned partition: log end minus the model's offset.
+
+        While fetching, the log end is the one the last fetch response carried: asking the
+        broker would queue behind the fetch it holds open (up to fetch.wait.max.ms)."""
         self._lag_due = time.monotonic() + LAG_EVERY_SECONDS
         model_offsets = self.host.offsets
         for tp in self.consumer.assignment():
             try:
-                ends = self.consumer.get_watermark_offsets(tp, timeout=BROKER_TIMEOUT_SECONDS)
+                ends = self.consumer.get_watermark_offsets(
+                    tp, timeout=BROKER_TIMEOUT_SECONDS, cached=fetching
+                )
             except KafkaException as e:
                 ends = None
                 log.warning("cannot read the end offset of %s:%d: %s", tp.topic, tp.partition, e)
-            if ends is None:  # a timeout; the gauge keeps its last value
+            if ends is None or ends[1] < 0:  # a timeout, or nothing fetched yet: as it was
                 continue
             lag = ends[1] - model_offsets.get(partition_key(tp.topic, tp.partition), 0)
             self.host.metrics.set_consumer_lag(tp.partition, max(lag, 0))
+
+    # -- the learner
+
+    def learn_all(self, learning: threading.Event) -> None:
+        """Learn polls in the order read while `learning` is set; on an exception (the model
+        diverged, a dead letter failed), keep it in `failure` and clear `learning`."""
+        try:
+            while learning.is_set():
+                self.learn_next()
+        except BaseException as e:
+            self.failure = e
+            learning.clear()
+
+    def learn_next(self) -> None:
+        """Learn the next poll read, if one comes soon; checkpoint when due."""
+        try:
+            polled = self.polled.get(timeout=POLL_TIMEOUT_SECONDS)
+        except queue.Empty:
+            polled = None
+        if polled is not None:
+            self.learn(polled)
+        if self.uncheckpointed and (
+            self.uncheckpointed >= self.settings.checkpoint_every_samples
+            or time.monotonic() - self._checkpointed_at >= self.settings.checkpoint_every_seconds
+        ):
+            self.checkpoint()
+
+    def learn(self, polled: Polled) -> None:
+        """Learn a poll's valid records in order; dead-letter and count the others."""
+        decoded = polled.decoded
+        for record, error in decoded.rejected:
+            self.reject(record, error)
+
+        def rejected_by_host(sample: Sample, error: InvalidSample) -> None:
+            # Rare (checks only the model can make at the sample's turn, e.g. its width): find
+            # the record by identity.
+            self.dead_letters.send(decoded.record_of(sample), error)  # the host counted it
+
+        self.host.learn(
+            decoded.items, source="kafka", offsets=polled.offsets, on_rejected=rejected_by_host
+        )
+        self.uncheckpointed += polled.count
+
+    def reject(self, record: Message, error: InvalidSample) -> None:
+        self.dead_letters.send(record, error)
+        self.host.metrics.rejected("kafka", error.reason).inc()
+
+    def checkpoint(self) -> None:
+        """Dead letters first, then the checkpoint; the reader then commits its offsets."""
+        self.dead_letters.flush()
+        info = self.host.checkpoint()
+        self.uncheckpointed = 0
+        self._checkpointed_at = time.monotonic()
+        self.commits.put(info.offsets)
 
 
 def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
@@ -226,18 +307,28 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
     consumer = Consumer(consumer_config(settings))
     dead_letters = DeadLetters(settings.kafka_bootstrap, settings.dead_letter)
     source = KafkaSource(host, settings, consumer, dead_letters)
+    learning = threading.Event()  # cleared: the learner stops
+    learning.set()
+    learner = threading.Thread(target=source.learn_all, args=(learning,), name="kafka-learner")
     try:
         consumer.subscribe(
             [settings.kafka_topic], on_assign=source.on_assign, on_revoke=source.on_revoke
         )
+        learner.start()
         try:
-            while not stop.is_set():
-                source.poll_once()
-        except LearningHalted:
-            source.idle_while_halted(stop)
-            raise
+            while learning.is_set() and not stop.is_set():
+                source.read_once(learning)
+        finally:  # polls read but not learned are read again after a restart
+            learning.clear()
+            learner.join()
+        if source.failure is not None:
+            raise source.failure
         if source.uncheckpointed:
             source.checkpoint()
+        source.commit_checkpointed()
+    except LearningHalted:
+        source.idle_while_halted(stop)
+        raise
     finally:
         consumer.close()  # leaves the group; commits nothing (auto-commit is off)
         dead_letters.close()
