@@ -16,6 +16,7 @@ from lifelong.client.convert import label_to_proto
 from lifelong.host import ModelHost
 from lifelong.samples import FLOAT32_MAX, InvalidSample
 from lifelong.serving.inputs import at_row, features_matrix
+from lifelong.serving.matrix import matrix_inputs, matrix_predictions
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 
@@ -64,12 +65,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
         place into the response: building messages and copying them in would cost more than the
         network's forward pass.
         """
-        if view.predictor.version == 0 or (self.classification and not view.classes):
-            raise NotReady(
-                "the model has learned nothing yet, so it knows no class"
-                if self.classification
-                else "the model has learned nothing yet"
-            )
+        self._check_ready(view)
         if not rows:
             return
         X, partial = features_matrix(rows, view.columns, max_features=self.max_features)
@@ -97,6 +93,22 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
             for j, p in zip(js, ps, strict=True):
                 probabilities.add(probability=p).label.CopyFrom(classes[j])
 
+    def _check_ready(self, view: SnapshotView) -> None:
+        if view.predictor.version == 0 or (self.classification and not view.classes):
+            raise NotReady(
+                "the model has learned nothing yet, so it knows no class"
+                if self.classification
+                else "the model has learned nothing yet"
+            )
+
+    def predict_matrix(self, view: SnapshotView, request, out: pb.MatrixPredictions) -> int:
+        """Predict `request.matrix` from `view`'s snapshot into `out` as arrays
+        (`lifelong.serving.matrix`); returns the number of rows."""
+        self._check_ready(view)
+        X = matrix_inputs(request, view.predictor.feature_names)
+        matrix_predictions(view.predictor, view.classes, X, out)
+        return len(X)
+
     def _answer(
         self,
         rpc: str,
@@ -105,17 +117,23 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
         add: Callable[[], pb.Prediction],
         context,
         where: str = "",
+        request: pb.PredictBatchRequest | pb.PredictStreamRequest | None = None,
     ) -> None:
-        """Fill `response`, or abort the call with a status saying why not."""
+        """Fill `response`, or abort the call with a status saying why not. A `request` with a
+        `matrix` is answered from it into `response.matrix_predictions` instead of `rows`."""
         view = self._current()
         try:
-            self.predict(view, rows, add)
+            if request is not None and request.HasField("matrix"):
+                n = self.predict_matrix(view, request, response.matrix_predictions)
+            else:
+                self.predict(view, rows, add)
+                n = len(rows)
         except InvalidSample as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{where}{e}")
         except NotReady as e:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{where}{e}; learn samples first")
         response.model_version = view.predictor.version
-        self._count[rpc].inc(len(rows))
+        self._count[rpc].inc(n)
 
     def Predict(self, request: pb.PredictRequest, context) -> pb.PredictResponse:
         start = time.perf_counter()
@@ -183,7 +201,14 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
     def PredictBatch(self, request: pb.PredictBatchRequest, context) -> pb.PredictBatchResponse:
         start = time.perf_counter()
         response = pb.PredictBatchResponse()
-        self._answer("predict_batch", request.examples, response, response.predictions.add, context)
+        self._answer(
+            "predict_batch",
+            request.examples,
+            response,
+            response.predictions.add,
+            context,
+            request=request,
+        )
         self._latency["predict_batch"].observe(time.perf_counter() - start)
         return response
 
@@ -203,6 +228,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
                 response.predictions.add,
                 context,
                 f"request_id {request.request_id}: ",
+                request=request,
             )
             latency.observe(time.perf_counter() - start)
             yield response
