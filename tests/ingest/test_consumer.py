@@ -54,7 +54,7 @@ def test_a_rebalance_resumes_after_what_was_read_and_nothing_is_learned_twice():
     # Records 5..9 are read; a rebalance comes before they are learned (they wait for the
     # learner); the partition must resume at 10, yet a fetch in flight still brings 8..12.
     consumer = ScriptedConsumer(["assign", records(5, 10), "assign", records(8, 13)], done)
-    source = KafkaSource(host, Settings(), consumer, dead_letters=None)
+    source = KafkaSource(host, Settings(kafka_topic="t"), consumer, dead_letters=None)
     consumer.source = source
 
     learning = threading.Event()

@@ -160,6 +160,8 @@ class KafkaSource:
     def decode(self, batch: list[Message]) -> Polled | None:
         """A poll's records decoded in order, past each partition's read position."""
         positions = self._positions
+        topic = self.settings.kafka_topic  # the one subscribed: a partition number is enough
+        keys: dict[int, str] = {}
         records: list[Message] = []
         offsets: dict[str, int] = {}
         dropped: dict[str, int] = {}
@@ -168,7 +170,10 @@ class KafkaSource:
             if error is not None:  # an event, not a record: e.g. an unknown topic
                 log.warning("kafka: %s", error)
                 continue
-            key = partition_key(record.topic(), record.partition())
+            partition = record.partition()
+            key = keys.get(partition)
+            if key is None:
+                key = keys[partition] = partition_key(topic, partition)
             offset = record.offset()
             if offset < positions.get(key, 0):
                 # Already read (a fetch raced a rebalance): learning it again would repeat.
