@@ -15,12 +15,11 @@ the JSON records `lifelong produce` writes, before any timing. Then, interleaved
   counted from the first reading with samples learned (start-up, group join and the first fetch
   excluded) to the reading with all N learned.
 
-`--profile` adds one run of each variant under `py-spy record` (sampling, --nonblocking) and writes
-the inclusive share of the time of the learn loop's thread per function.
+`--profile` adds one end-to-end run under `py-spy record` (sampling on-CPU stacks, --nonblocking)
+and writes the inclusive share per function of the reader's and the learner's CPU time.
 Writes results/kafka_e2e.json (every repetition, CPU seconds of the service and of the broker
 over the timed window, load averages, machine), results/kafka_e2e.png and
-results/kafka_e2e_profile_<variant>.txt;
-`--repeats 0 --profile` makes the profiles only.
+results/kafka_e2e_profile.txt; `--repeats 0 --profile` makes the profile only.
 """
 
 from __future__ import annotations
@@ -35,13 +34,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-
-CRC32C = Path(__file__).resolve().parents[2] / ".cache" / "crc32c"
-if CRC32C.is_dir():  # the producer here only: kafka-python's pure-Python CRC-32C is slow
-    import sys
-
-    sys.path.insert(0, str(CRC32C))
-from service_bench import (  # noqa: E402
+from service_bench import (
     REPO,
     RESULTS,
     Broker,
@@ -54,11 +47,8 @@ from service_bench import (  # noqa: E402
     write_json,
 )
 
-# "stock": the service as installed. "crc32c": the same with the `crc32c` package importable
-# (pip install --target .cache/crc32c crc32c), which kafka-python uses instead of its pure-Python
-# CRC-32C when checking each fetched record batch. Skipped if .cache/crc32c is missing.
-VARIANTS = ("stock", "crc32c") if CRC32C.is_dir() else ("stock",)
 PY_SPY = REPO / ".cache" / "py-spy" / "bin" / "py-spy"
+PROFILE_RATE = 200  # py-spy samples per second
 
 
 def in_process(X: np.ndarray, y: np.ndarray, poll: int) -> dict:
@@ -84,9 +74,7 @@ def in_process(X: np.ndarray, y: np.ndarray, poll: int) -> dict:
     }
 
 
-def end_to_end(
-    broker: Broker, topic: str, n: int, poll: int, profile: Path | None, crc32c: bool = False
-) -> dict:
+def end_to_end(broker: Broker, topic: str, n: int, poll: int, profile: Path | None) -> dict:
     flags = [
         "--kafka-bootstrap",
         broker.bootstrap,
@@ -97,8 +85,7 @@ def end_to_end(
         "--kafka-poll-max-records",
         str(poll),
     ]
-    env = {"PYTHONPATH": str(CRC32C)} if crc32c else None
-    with Service(*flags, env=env) as service:
+    with Service(*flags) as service:
         service.wait_ready()
         spy = None
         if profile is not None:
@@ -110,9 +97,8 @@ def end_to_end(
                     str(service.proc.pid),
                     "--nonblocking",
                     "--threads",
-                    "--idle",
                     "--rate",
-                    "200",
+                    str(PROFILE_RATE),
                     "--format",
                     "raw",
                     "-o",
@@ -161,29 +147,30 @@ def end_to_end(
 
 
 def summarise_profile(raw: Path, out: Path) -> str:
-    """Inclusive share of samples per function, in the thread running the Kafka learn loop."""
+    """Inclusive share of on-CPU samples per function, in each thread of the Kafka loop: the
+    reader (`KafkaSource.read_once`: poll, decode) and the learner (`KafkaSource.learn_all`)."""
     stacks: list[tuple[list[str], int]] = []
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
-        stacks.append((frames, int(count)))
-    learn_loop = [(f, c) for f, c in stacks if any("KafkaSource.poll_once" in x for x in f)]
-    # The first poll builds or loads the compiled kernel (start-up, outside the timed window).
-    startup = sum(c for f, c in learn_loop if any("FastPath.__init__" in x for x in f))
-    learn_loop = [(f, c) for f, c in learn_loop if not any("FastPath.__init__" in x for x in f)]
-    total = sum(c for _, c in learn_loop)
-    inclusive: collections.Counter = collections.Counter()
-    for frames, count in learn_loop:
-        for name in {x.split(" (")[0] + " (" + x.split(" (")[-1] for x in frames[1:]}:
-            inclusive[name] += count
+        stacks.append((stack.split(";"), int(count)))
     all_total = sum(c for _, c in stacks)
-    lines = [
-        f"py-spy samples: {all_total} in all threads, {total} in the Kafka learn loop "
-        f"(stacks through KafkaSource.poll_once) after leaving out {startup} in the kernel's "
-        f"one-time build/load (FastPath.__init__); inclusive share of the loop's samples:"
-    ]
-    for name, count in inclusive.most_common(45):
-        lines.append(f"{100 * count / total:6.1f}%  {name}")
+    lines = [f"py-spy samples (on CPU, {PROFILE_RATE}/s): {all_total} in all threads"]
+    for role, entry in (("reader", "KafkaSource.read_once"), ("learner", "KafkaSource.learn_all")):
+        thread = [(f, c) for f, c in stacks if any(entry in x for x in f)]
+        # The first poll builds or loads the compiled kernel (start-up, outside the timed window).
+        startup = sum(c for f, c in thread if any("FastPath.__init__" in x for x in f))
+        thread = [(f, c) for f, c in thread if not any("FastPath.__init__" in x for x in f)]
+        total = sum(c for _, c in thread) or 1
+        inclusive: collections.Counter = collections.Counter()
+        for frames, count in thread:
+            for name in {x.split(" (")[0] + " (" + x.split(" (")[-1] for x in frames[1:]}:
+                inclusive[name] += count
+        lines.append(
+            f"\n{role}: {total} samples (stacks through {entry}; {startup} more in the kernel's "
+            f"one-time build/load left out); inclusive share of the {role}'s samples:"
+        )
+        for name, count in inclusive.most_common(30):
+            lines.append(f"{100 * count / total:6.1f}%  {name}")
     text = "\n".join(lines) + "\n"
     out.write_text(text)
     return text
@@ -198,15 +185,14 @@ def plot(data: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for k, run in enumerate(data["runs"]):
-        for v, variant in enumerate(VARIANTS):
-            series = run[f"end_to_end_{variant}"]["series"]
-            ax.plot(
-                [t for t, _ in series],
-                [n / 1e3 for _, n in series],
-                color=f"C{v}",
-                alpha=0.8,
-                label=f"lifelong serve from Kafka ({variant})" if k == 0 else None,
-            )
+        series = run["end_to_end"]["series"]
+        ax.plot(
+            [t for t, _ in series],
+            [n / 1e3 for _, n in series],
+            color="C0",
+            alpha=0.8,
+            label="lifelong serve from Kafka" if k == 0 else None,
+        )
     rate = data["summary"]["in_process_rate_median"]
     n = data["summary"]["n"]
     ax.plot(
@@ -239,27 +225,23 @@ def main() -> None:
         for r in range(args.repeats):
             a = in_process(X, y, args.poll)
             load = loadavg()[0]
-            run = {"in_process": a, "load_1min": load}
-            for variant in VARIANTS:
-                b = end_to_end(broker, topic, args.n, args.poll, None, variant == "crc32c")
-                print(
-                    f"rep {r}: in-process {a['rate']:,.0f}/s, Kafka end to end ({variant}) "
-                    f"{b['rate']:,.0f}/s ({b['rate'] / a['rate']:.0%}); service CPU "
-                    f"{b['service_cpu_seconds']:.1f} s, broker CPU "
-                    f"{b['broker_cpu_seconds']:.1f} s over {b['seconds']:.1f} s; "
-                    f"load {load:.2f}",
-                    flush=True,
-                )
-                run[f"end_to_end_{variant}"] = b
-            runs.append(run)
+            b = end_to_end(broker, topic, args.n, args.poll, None)
+            print(
+                f"rep {r}: in-process {a['rate']:,.0f}/s "
+                f"({1e6 * a['cpu_seconds'] / a['samples']:.1f} us CPU/sample), Kafka end to end "
+                f"{b['rate']:,.0f}/s ({b['rate'] / a['rate']:.0%}); service CPU "
+                f"{b['service_cpu_seconds']:.1f} s "
+                f"({1e6 * b['service_cpu_seconds'] / b['samples']:.1f} us/sample), broker CPU "
+                f"{b['broker_cpu_seconds']:.1f} s over {b['seconds']:.1f} s; load {load:.2f}",
+                flush=True,
+            )
+            runs.append({"in_process": a, "load_1min": load, "end_to_end": b})
         if args.profile:
-            for variant in VARIANTS:
-                raw = Path("/tmp") / f"lifelong-e2e-{uuid.uuid4().hex[:8]}.txt"
-                p = end_to_end(broker, topic, args.n, args.poll, raw, variant == "crc32c")
-                print(f"profiled run ({variant}): {p['rate']:,.0f}/s", flush=True)
-                text = summarise_profile(raw, RESULTS / f"kafka_e2e_profile_{variant}.txt")
-                print(text)
-                print(f"raw py-spy stacks kept in {raw}", flush=True)
+            raw = Path("/tmp") / f"lifelong-e2e-{uuid.uuid4().hex[:8]}.txt"
+            p = end_to_end(broker, topic, args.n, args.poll, raw)
+            print(f"profiled run: {p['rate']:,.0f}/s", flush=True)
+            print(summarise_profile(raw, RESULTS / "kafka_e2e_profile.txt"))
+            print(f"raw py-spy stacks kept in {raw}", flush=True)
         if not runs:
             return  # --repeats 0 --profile: the profiles only
 
@@ -273,18 +255,17 @@ def main() -> None:
             r["in_process"]["cpu_seconds"] / r["in_process"]["samples"] for r in runs
         ),
     }
-    for variant in VARIANTS:
-        e2e = [r[f"end_to_end_{variant}"] for r in runs]
-        summary[variant] = {
-            "end_to_end_rate_median": statistics.median(b["rate"] for b in e2e),
-            "ratio_median": statistics.median(
-                b["rate"] / r["in_process"]["rate"] for b, r in zip(e2e, runs, strict=True)
-            ),
-            "service_cpu_us_per_sample_median": 1e6
-            * statistics.median(b["service_cpu_seconds"] / b["samples"] for b in e2e),
-            "broker_cpu_us_per_sample_median": 1e6
-            * statistics.median(b["broker_cpu_seconds"] / b["samples"] for b in e2e),
-        }
+    e2e = [r["end_to_end"] for r in runs]
+    summary["end_to_end"] = {
+        "rate_median": statistics.median(b["rate"] for b in e2e),
+        "ratio_median": statistics.median(
+            b["rate"] / r["in_process"]["rate"] for b, r in zip(e2e, runs, strict=True)
+        ),
+        "service_cpu_us_per_sample_median": 1e6
+        * statistics.median(b["service_cpu_seconds"] / b["samples"] for b in e2e),
+        "broker_cpu_us_per_sample_median": 1e6
+        * statistics.median(b["broker_cpu_seconds"] / b["samples"] for b in e2e),
+    }
     print(summary)
     data = {
         "summary": summary,

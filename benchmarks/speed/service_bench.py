@@ -63,6 +63,7 @@ def loadavg() -> list[float]:
 
 
 def machine_info() -> dict:
+    import confluent_kafka
     import grpc
     import torch
 
@@ -84,7 +85,9 @@ def machine_info() -> dict:
         torch=torch.__version__,
         numpy=np.__version__,
         grpcio=grpc.__version__,
-        kafka_python=version("kafka-python"),
+        confluent_kafka=version("confluent-kafka"),
+        librdkafka=confluent_kafka.libversion()[0],
+        kafka_python=version("kafka-python"),  # the benchmarks' producer
         git_commit=subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
         ).stdout.strip(),
@@ -176,7 +179,7 @@ def produce_json(bootstrap: str, topic: str, X: np.ndarray, y: np.ndarray) -> fl
 class Service:
     """`lifelong serve` as a subprocess on free 127.0.0.1 ports; stopped with SIGTERM."""
 
-    def __init__(self, *flags: str, env: dict | None = None) -> None:
+    def __init__(self, *flags: str) -> None:
         self.grpc_port, self.metrics_port = free_port(), free_port()
         self.dir = tempfile.mkdtemp(prefix="lifelong-bench-service-")
         self.log = open(Path(self.dir) / "service.log", "w")  # noqa: SIM115
@@ -193,9 +196,7 @@ class Service:
             "WARNING",
             *flags,
         ]
-        self.proc = subprocess.Popen(
-            cmd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         self.target = f"127.0.0.1:{self.grpc_port}"
 
     def wait_ready(self, timeout: float = 60.0) -> None:
