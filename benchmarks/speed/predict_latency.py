@@ -275,7 +275,11 @@ def throughput_only(args: argparse.Namespace) -> None:
         )
         with grpc.insecure_channel(service.target) as channel:
             pb_grpc.LearningServiceStub(channel).LearnStream(samples, timeout=300)
-        result["throughput"] = throughput(service, X, args.seconds)
+        result["throughput"] = [
+            {"repeat": k, **r}
+            for k in range(args.repeats)
+            for r in throughput(service, X, args.seconds)
+        ]
     result.update(load_average_at_end=loadavg(), machine=machine_info())
     write_json("predict_throughput.json", result)
 
@@ -295,6 +299,7 @@ def main() -> None:
         help="PredictBatch/PredictStream only, no broker: the service learns the --warm rows over "
         "LearnStream; writes results/predict_throughput.json",
     )
+    parser.add_argument("--repeats", type=int, default=1, help="with --throughput-only: rounds")
     parser.add_argument(
         "--unary-only",
         action="store_true",
