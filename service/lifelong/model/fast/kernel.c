@@ -153,12 +153,15 @@ static void update(const Net *n, int64_t k, float *restrict g, int len, double *
 }
 
 static double max_abs(const float *v, int len) { /* nan if any is nan */
-    double m = 0.0;
+    float m = 0.0f;
+    int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
     for (int c = 0; c < len; c++) {
-        const double a = fabs((double)v[c]);
-        if (!(a <= m)) m = a;
+        const float a = fabsf(v[c]);
+        m = a > m ? a : m;
+        nan |= a != a;
     }
-    return m;
+    return nan ? NAN : m;
 }
 
 /* Layer i: d_prev = (W^T d) masked by a > 0, from the weights before the update (network.py:
@@ -212,6 +215,7 @@ static int backward(const Net *n, int i, const float *d, const float *a, float *
     for (int r = 0; r < rows; r++) {
         float *w = n->param + w0 + r * stride;
         const float dr = d[r];
+        int summed = 0; /* col_abs has the row */
         if (!plain) {
             float *g = n->g;
 #pragma omp simd
@@ -219,12 +223,20 @@ static int backward(const Net *n, int i, const float *d, const float *a, float *
             update(n, w0 + r * stride, g, cols, norm2);
             g[0] = dr;
             update(n, b0 + r, g, 1, norm2);
+        } else if (dr != 0.0f && col_abs) { /* col_abs in the same pass */
+#pragma omp simd
+            for (int c = 0; c < cols; c++) {
+                w[c] -= (dr * a[c]) * lr;
+                col_abs[c] += fabsf(w[c]);
+            }
+            n->param[b0 + r] -= dr * lr;
+            summed = 1;
         } else if (dr != 0.0f) {
 #pragma omp simd
             for (int c = 0; c < cols; c++) w[c] -= (dr * a[c]) * lr;
             n->param[b0 + r] -= dr * lr;
         }
-        if (col_abs) {
+        if (col_abs && !summed) {
 #pragma omp simd
             for (int c = 0; c < cols; c++) col_abs[c] += fabsf(w[c]);
         }
@@ -277,13 +289,18 @@ static void flush_gram(const Net *n, int buffered) {
 /* Continual backprop's counters for this step (plasticity.py, ContinualBackprop.step): ages,
  * maturity, accumulated replacements; whether a layer has a replacement due. */
 static int cbp_count(Net *n) {
+    int64_t *restrict age = n->age;
+    uint8_t *restrict mature = n->mature;
+    const int64_t maturity = n->maturity;
     int due = 0;
     for (int l = 0, start = 0; l < n->n_layers - 1; l++) {
         const int w = n->sizes[l + 1];
         int64_t eligible = 0;
+#pragma omp simd reduction(+ : eligible)
         for (int k = start; k < start + w; k++) {
-            n->age[k] += 1;
-            eligible += n->mature[k] = n->age[k] > n->maturity;
+            age[k] += 1;
+            mature[k] = age[k] > maturity;
+            eligible += mature[k];
         }
         if (eligible) {
             n->accumulated[l] += n->rho * eligible;
@@ -297,43 +314,57 @@ static int cbp_count(Net *n) {
 /* Continual backprop's unit statistics for this step, from its activations, outgoing weight
  * magnitudes and (adaptable) incoming ones. */
 static void cbp_step(Net *n) {
-    const float eta = n->eta;
-    int start = 0;
-    for (int l = 0; l < n->n_layers - 1; l++) {
-        const int w = n->sizes[l + 1];
-        /* magnitude: sum |outgoing| per unit (backward of layer l+1), turned into the mean */
-        const int out_rows = n->sizes[l + 2];
-        const int in_cols = n->sizes[l];
-        float *mag = n->magnitude + start;
-        for (int u = 0; u < w; u++) {
-            const int k = start + u;
-            n->decay_power[k] *= eta;
-            n->correction[k] = 1.0f - n->decay_power[k];
-            n->mean[k] = n->mean[k] * eta + n->h[k] * n->one_minus_eta;
-            n->mean_hat[k] = n->mean[k] / n->correction[k];
-            float y = fabsf(n->h[k] - n->mean_hat[k]);
-            float weight = out_rows ? mag[u] * (1.0f / out_rows) : 0.0f;
-            if (n->adaptable && in_cols) weight = weight * in_cols / n->delta[k];
-            y *= weight;
-            n->utility[k] = n->utility[k] * eta + y * n->one_minus_eta;
+    const float eta = n->eta, keep = n->one_minus_eta;
+    float *restrict decay = n->decay_power, *restrict correction = n->correction;
+    float *restrict mean = n->mean, *restrict mean_hat = n->mean_hat, *restrict util = n->utility;
+    const float *restrict h = n->h, *restrict mag = n->magnitude, *restrict in_abs = n->delta;
+    for (int l = 0, start = 0; l < n->n_layers - 1; l++) {
+        const int w = n->sizes[l + 1], end = start + w;
+        /* magnitude: sum |outgoing| per unit (backward of layer l+1), turned into the mean;
+         * adaptable: divided by the mean |incoming| (sums in the deltas) */
+        const int out_rows = n->sizes[l + 2], in_cols = n->sizes[l];
+        const float scale = out_rows ? 1.0f / out_rows : 0.0f;
+        const int adaptable = n->adaptable && in_cols;
+#pragma omp simd
+        for (int k = start; k < end; k++) {
+            decay[k] *= eta;
+            correction[k] = 1.0f - decay[k];
+            mean[k] = mean[k] * eta + h[k] * keep;
+            mean_hat[k] = mean[k] / correction[k];
         }
-        start += w;
+        if (adaptable) {
+#pragma omp simd
+            for (int k = start; k < end; k++) {
+                const float weight = (out_rows ? mag[k] * scale : 0.0f) * in_cols / in_abs[k];
+                util[k] = util[k] * eta + fabsf(h[k] - mean_hat[k]) * weight * keep;
+            }
+        } else {
+#pragma omp simd
+            for (int k = start; k < end; k++) {
+                const float weight = out_rows ? mag[k] * scale : 0.0f;
+                util[k] = util[k] * eta + fabsf(h[k] - mean_hat[k]) * weight * keep;
+            }
+        }
+        start = end;
     }
 }
 
 /* Standardise raw row xr into x as if it were counted, clipped (scaler.py:
- * Standardizer.prepare); `count_inputs` counts it. */
-static void standardize(const Net *n, const double *restrict xr, float *restrict x) {
+ * Standardizer.prepare); `count_inputs` counts it. Vectorised only without trapping math: with
+ * it, gcc keeps the clips as branches (no floating-point exception is ever inspected here). */
+__attribute__((optimize("no-trapping-math"))) static void
+standardize(const Net *n, const double *restrict xr, float *restrict x) {
     const double *restrict count = n->sc_count, *restrict mean = n->sc_mean;
     const double *restrict m2 = n->sc_m2;
     const double clip = n->clip;
+    const int len = n->sizes[0];
 #pragma omp simd
-    for (int c = 0; c < n->sizes[0]; c++) {
+    for (int c = 0; c < len; c++) {
         const double cnt = count[c] + 1.0;
         const double d = xr[c] - mean[c];
         const double dev = xr[c] - (mean[c] + d / cnt);
         double sd = sqrt((m2[c] + d * dev) / cnt);
-        if (sd < TINY) sd = TINY;
+        sd = sd < TINY ? TINY : sd;
         double z = dev / sd;
         z = z < -clip ? -clip : z;
         x[c] = (float)(z > clip ? clip : z);
@@ -343,8 +374,9 @@ static void standardize(const Net *n, const double *restrict xr, float *restrict
 /* Standardizer.commit: the same arithmetic as `standardize`, stored. */
 static void count_inputs(const Net *n, const double *restrict xr) {
     double *restrict count = n->sc_count, *restrict mean = n->sc_mean, *restrict m2 = n->sc_m2;
+    const int len = n->sizes[0];
 #pragma omp simd
-    for (int c = 0; c < n->sizes[0]; c++) {
+    for (int c = 0; c < len; c++) {
         const double cnt = count[c] += 1.0;
         const double d = xr[c] - mean[c];
         const double mu = mean[c] += d / cnt;
