@@ -94,6 +94,13 @@ def test_unavailable_is_retried_for_idempotent_calls(address, fake):
     assert fake.calls["Predict"] == 3
 
 
+def test_predict_matrix_is_retried_on_unavailable(address, fake):
+    fake.errors["PredictBatch"] += [(grpc.StatusCode.UNAVAILABLE, "shutting down")] * 2
+    with LifelongClient(address, retries=2) as client:
+        assert client.predict_matrix([[1.0]]).labels == ["pos"]
+    assert fake.calls["PredictBatch"] == 3
+
+
 def test_retries_are_bounded(address, fake):
     fake.errors["GetModelInfo"] += [(grpc.StatusCode.UNAVAILABLE, "shutting down")] * 3
     with LifelongClient(address, retries=2) as client, pytest.raises(UnavailableError):
