@@ -403,15 +403,18 @@ class _Lifelong:
         if not grows:
             yield
             return
-        saved = self.to_bytes()
-        try:
-            yield
-        except LearnerDiverged:
-            keep = (self.fast_path, self.fast_path_unavailable)
-            self.__dict__.clear()
-            self.__dict__.update(state.load(saved).__dict__)
-            self.fast_path, self.fast_path_unavailable = keep
-            raise
+        # The copy (tensor clones, the last window's eigendecomposition) and the growth are
+        # per-example work too: on torch's thread pool they cost seconds on a busy machine.
+        with one_thread():
+            saved = self.to_bytes()
+            try:
+                yield
+            except LearnerDiverged:
+                keep = (self.fast_path, self.fast_path_unavailable)
+                self.__dict__.clear()
+                self.__dict__.update(state.load(saved).__dict__)
+                self.fast_path, self.fast_path_unavailable = keep
+                raise
 
     def _standardize(self, raw: np.ndarray, present: np.ndarray | None) -> None:
         """The example's inputs into the network; the scaler counts them at `_commit_inputs`."""
