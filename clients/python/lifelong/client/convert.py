@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 
 from lifelong.client.results import (
     BatchPrediction,
@@ -148,7 +149,7 @@ def matrix_to_proto(rows: Iterable[Sequence[float]]) -> pb.Matrix:
         rows = list(rows)  # counted, then read
     try:
         columns = len(rows[0]) if rows else 0
-        values = [value for row in rows for value in row]
+        values = list(chain.from_iterable(rows))
         matrix = pb.Matrix(columns=columns, values=values)
     except TypeError as err:
         raise TypeError(_first_bad_row(rows)) from err
