@@ -7,6 +7,7 @@ from confluent_kafka import Message
 from kafka import KafkaConsumer, TopicPartition
 from lifelong.ingest.codecs import decode_records
 from lifelong.ingest.produce import STREAMS, samples_from_csv, samples_from_stream
+from testsupport import free_port
 
 
 def test_csv_rows_become_samples(tmp_path):
@@ -37,6 +38,17 @@ def test_synthetic_streams_are_seeded_with_string_feature_names(name):
 
 def test_endless_without_count():
     assert len(list(itertools.islice(samples_from_stream("sine", seed=0, count=None), 20))) == 20
+
+
+@pytest.mark.slow
+def test_produce_command_says_when_no_broker_answers():
+    command = [sys.executable, "-m", "lifelong", "produce", "--count", "5"]
+    bootstrap = f"127.0.0.1:{free_port()}"  # nothing listens there
+    command += ["--bootstrap", bootstrap]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode != 0
+    assert f"lifelong produce: {bootstrap}: Failed to get metadata" in result.stderr
+    assert "produced" not in result.stdout
 
 
 @pytest.mark.kafka

@@ -78,9 +78,9 @@ class DeadLetters:
                 self._producer.produce(
                     self.topic, value, key, headers=headers, on_delivery=self._delivered
                 )
+                break
             except BufferError:  # the local queue is full: wait for deliveries, then again
                 self._producer.poll(1.0)
-                continue
             except KafkaException as e:
                 if e.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
                     raise
@@ -89,7 +89,7 @@ class DeadLetters:
                     "cannot dead-letter %s:%d@%d (%s): %s",
                     record.topic(), record.partition(), record.offset(), error.reason, e,
                 )  # fmt: skip
-            break
+                break
         self._producer.poll(0)  # serve delivery reports
 
     def flush(self) -> None:

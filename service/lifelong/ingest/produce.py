@@ -191,6 +191,6 @@ def command(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty(),
         )
     except KafkaException as e:  # e.g. no broker at --bootstrap
-        raise SystemExit(f"lifelong produce: {e}") from None
+        raise SystemExit(f"lifelong produce: {args.bootstrap}: {e.args[0].str()}") from None
     print(f"produced {sent} samples to {args.topic} ({args.format})")
     return 0
