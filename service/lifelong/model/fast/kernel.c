@@ -278,9 +278,10 @@ static void flush_gram(const Net *n, int buffered) {
 #pragma omp simd
                 for (int j = 0; j < GRAM_TILE; j++) Si[j0 + j] = acc[j];
             }
-            for (int k = 0; k < active; k++) {
+            for (int k = 0; k < active; k++) { /* the columns past the last whole tile */
 #pragma omp simd
-                for (int j = j0 > i ? j0 : i; j < w; j++) Si[j] = fma(hi[k], (double)h[k][j], Si[j]);
+                for (int j = j0 > i ? j0 : i; j < w; j++)
+                    Si[j] = fma(hi[k], (double)h[k][j], Si[j]);
             }
         }
     }
