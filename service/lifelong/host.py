@@ -18,6 +18,7 @@ seconds bound needs `refresh()` to be called periodically when learning pauses; 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lifelong import snapshot_file as snapshots
 from lifelong.checkpoint import CheckpointStore
 from lifelong.ingest.codecs import Rows
 from lifelong.metrics import ServiceMetrics
@@ -68,6 +70,9 @@ class ModelHost:
     metrics
         Updated as samples are learned and checkpoints written; the host's statistics are
         exported through it on scrape.
+    snapshot_file
+        Where every published snapshot is also written (`lifelong.snapshot_file`), for prediction
+        replicas; None writes none.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class ModelHost:
         refresh_every_seconds: float = 1.0,
         max_model_features: int = 10_000,
         metrics: ServiceMetrics | None = None,
+        snapshot_file: Path | None = None,
     ) -> None:
         self.task: Task = "classification" if isinstance(learner, base.Classifier) else "regression"
         self.checkpoints = checkpoints
@@ -87,6 +93,10 @@ class ModelHost:
         self.refresh_every_seconds = refresh_every_seconds
         self.max_model_features = max_model_features
         self.metrics = metrics if metrics is not None else ServiceMetrics()
+        self.snapshot_file = snapshot_file
+        self._file_lock = threading.Lock()  # one writer of the file, newest snapshot last
+        self._written = None  # the snapshot in the file
+        self._written_at = -math.inf
         self._learner = learner
         self._offsets = dict(offsets or {})
         self._lock = threading.Lock()  # the single writer: learning, snapshots, state reads
@@ -99,6 +109,7 @@ class ModelHost:
         self._checkpointed = (learner.samples_learned, 0)  # (samples, offsets version)
         self._halted: str | None = None  # why learning stopped for good
         self.metrics.watch(self)
+        self._write_snapshot()  # a resumed model serves from the start
 
     @property
     def predictor(self):
@@ -165,6 +176,7 @@ class ModelHost:
                 self._unpublished += learned
                 if self._unpublished >= self.refresh_every_samples or self._publish_due():
                     self._publish()
+        self._write_snapshot()
         if learned:
             self.metrics.learned(source).inc(learned)
             self.metrics.learn_latency.observe(elapsed / learned)
@@ -291,13 +303,16 @@ class ModelHost:
         log.error("%s", self._halted)
 
     def refresh(self) -> bool:
-        """Publish a snapshot if unpublished samples are older than the seconds bound."""
+        """Publish a snapshot if unpublished samples are older than the seconds bound; write the
+        snapshot file if it is behind."""
+        self._write_snapshot()
         if not self._publish_due():
             return False
         with self._lock:
             if not self._publish_due():
                 return False
             self._publish()
+        self._write_snapshot()
         return True
 
     def _publish_due(self) -> bool:
@@ -310,6 +325,28 @@ class ModelHost:
         self._predictor = self._learner.snapshot()
         self._published_at = time.monotonic()
         self._unpublished = 0
+
+    def _write_snapshot(self) -> None:
+        """Write the current snapshot to `snapshot_file` if it is not there yet, at most once
+        every `refresh_every_seconds` (publishing after `refresh_every_samples` can be hundreds
+        of times a second; `refresh()` writes the last one). Outside the learning lock, so
+        learning goes on meanwhile; under its own, so a slower writer of an older snapshot
+        cannot replace a newer one."""
+        if self.snapshot_file is None or self._written is self._predictor:
+            return
+        if time.monotonic() - self._written_at < self.refresh_every_seconds:
+            return
+        with self._file_lock:
+            predictor = self._predictor
+            if predictor is self._written:
+                return
+            self._written_at = time.monotonic()
+            try:
+                snapshots.write(self.snapshot_file, predictor)
+            except OSError as e:  # e.g. a full tmpfs: replicas keep the previous one; retried
+                log.error("cannot write the snapshot file %s: %s", self.snapshot_file, e)
+                return
+            self._written = predictor
 
     def stats(self):
         """The learner's `PlasticityStats`, read under the lock (between learning steps)."""
