@@ -265,6 +265,7 @@ static void flush_gram(const Net *n, int buffered) {
                 hi[active] = h[active][i];
                 active += hi[active] != 0.0;
             }
+            if (!active) continue;
             int j0 = i - i % GRAM_TILE;
             for (; j0 + GRAM_TILE <= w; j0 += GRAM_TILE) {
                 double acc[GRAM_TILE];
