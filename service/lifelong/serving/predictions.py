@@ -1,7 +1,8 @@
-"""`lifelong.v1.PredictionService`: predictions from the host's current snapshot.
+"""`lifelong.v1.PredictionService`: predictions from a source's current snapshot.
 
-A call reads `host.predictor` once (no lock) and answers every row from that snapshot, as one
-matrix through the network, so a batch has one `model_version`.
+The source is the learner's `ModelHost` or, in a prediction replica, the snapshot file's reader
+(`lifelong.serving.replica`). A call reads `source.predictor` once (no lock) and answers every
+row from that snapshot, as one matrix through the network, so a batch has one `model_version`.
 """
 
 from __future__ import annotations
@@ -9,16 +10,30 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 import grpc
 import numpy as np
 from lifelong.client.convert import label_to_proto
-from lifelong.host import ModelHost
-from lifelong.samples import FLOAT32_MAX, InvalidSample
+from lifelong.metrics import ServiceMetrics
+from lifelong.model.learner import Predictor
+from lifelong.samples import FLOAT32_MAX, InvalidSample, Task
 from lifelong.serving.inputs import at_row, features_matrix
 from lifelong.serving.matrix import matrix_inputs, matrix_predictions
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
+
+
+class PredictionSource(Protocol):
+    """What predictions are answered from: `ModelHost`, or a replica's snapshot reader."""
+
+    task: Task
+    metrics: ServiceMetrics  # its `predictions` and `predict_latency` are counted
+
+    @property
+    def predictor(self) -> Predictor:
+        """The current snapshot, swapped by reference: read without a lock."""
+        ...
 
 
 class SnapshotView:
@@ -39,16 +54,16 @@ class NotReady(Exception):
 
 
 class PredictionServicer(pb_grpc.PredictionServiceServicer):
-    def __init__(self, host: ModelHost, *, max_features: int) -> None:
-        self.host = host
+    def __init__(self, source: PredictionSource, *, max_features: int) -> None:
+        self.source = source
         self.max_features = max_features
-        self.classification = host.task == "classification"
-        self._view = SnapshotView(host.predictor)
-        self._count = host.metrics.predictions
-        self._latency = host.metrics.predict_latency
+        self.classification = source.task == "classification"
+        self._view = SnapshotView(source.predictor)
+        self._count = source.metrics.predictions
+        self._latency = source.metrics.predict_latency
 
     def _current(self) -> SnapshotView:
-        predictor = self.host.predictor
+        predictor = self.source.predictor
         view = self._view
         if view.predictor is not predictor:
             # Threads racing here build equal views; the last one stays. No lock needed.

@@ -1,8 +1,9 @@
-"""The gRPC server: the four lifelong.v1 services, standard health checking and reflection.
+"""The gRPC server: the four lifelong.v1 services (a prediction replica: PredictionService
+alone), standard health checking and reflection.
 
-Health (`grpc.health.v1.Health`) answers SERVING for "" and every service once started, and
-NOT_SERVING from the start of shutdown. Reflection lets `grpcurl` list and call the services
-without the .proto files.
+Health (`grpc.health.v1.Health`) answers SERVING for "" and every service once started (a replica:
+once it has read a snapshot), and NOT_SERVING from the start of shutdown. Reflection lets `grpcurl`
+list and call the services without the .proto files.
 """
 
 from __future__ import annotations
@@ -17,19 +18,31 @@ from lifelong.config import Settings
 from lifelong.host import ModelHost
 from lifelong.serving.learning import LearningServicer
 from lifelong.serving.model import AdminServicer, ModelServicer
-from lifelong.serving.predictions import PredictionServicer
+from lifelong.serving.predictions import PredictionServicer, PredictionSource
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
+PREDICTION_SERVICE = pb.DESCRIPTOR.services_by_name["PredictionService"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 class GrpcServer:
-    """The server for `host`, bound to `settings.grpc_address` (see `port`), not yet started."""
+    """The server for `host`, bound to `settings.grpc_address` (see `port`), not yet started.
 
-    def __init__(self, host: ModelHost, settings: Settings) -> None:
+    `predictions_only`: PredictionService alone, answered from `host`, any `PredictionSource`
+    (a prediction replica's snapshot reader).
+    """
+
+    def __init__(
+        self,
+        host: ModelHost | PredictionSource,
+        settings: Settings,
+        *,
+        predictions_only: bool = False,
+    ) -> None:
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
             options=[
@@ -42,13 +55,18 @@ class GrpcServer:
         pb_grpc.add_PredictionServiceServicer_to_server(
             PredictionServicer(host, **limits), self.server
         )
-        pb_grpc.add_LearningServiceServicer_to_server(LearningServicer(host, **limits), self.server)
-        pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(host), self.server)
-        pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(host), self.server)
+        self.services: tuple[str, ...] = (PREDICTION_SERVICE,)
+        if not predictions_only:
+            pb_grpc.add_LearningServiceServicer_to_server(
+                LearningServicer(host, **limits), self.server
+            )
+            pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(host), self.server)
+            pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(host), self.server)
+            self.services = SERVICES
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            (*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         try:
             self.port = self.server.add_insecure_port(settings.grpc_address)
@@ -56,11 +74,19 @@ class GrpcServer:
             raise OSError(f"cannot listen for gRPC on {settings.grpc_address}: {e}") from None
         self.address = settings.grpc_address
 
-    def start(self) -> None:
+    def start(self, *, serving: bool = True) -> None:
+        """Start; health says SERVING, or NOT_SERVING until `set_serving()` if not `serving`."""
         self.server.start()
-        for service in ("", *SERVICES):
-            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._set_health(SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info("gRPC listening on %s (port %d)", self.address, self.port)
+
+    def set_serving(self) -> None:
+        """Health says SERVING (not once shutdown began: the health servicer ignores it then)."""
+        self._set_health(SERVING)
+
+    def _set_health(self, status: int) -> None:
+        for service in ("", *self.services):
+            self.health.set(service, status)
 
     def stop(self, grace: float) -> None:
         """Report NOT_SERVING, refuse new calls, give running ones `grace` seconds."""
