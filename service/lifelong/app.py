@@ -77,6 +77,19 @@ def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
     return learner, checkpoint.offsets
 
 
+def serve_metrics(port: int, metrics: ServiceMetrics):
+    """The HTTP server of `/metrics` on `port` (to `shutdown()`), or None if `port` is 0."""
+    if not port:
+        return None
+    disable_created_metrics()  # `_created` series only double the scrape
+    try:
+        server, _ = start_http_server(port, registry=metrics.registry)
+    except OSError as e:
+        raise OSError(f"cannot serve metrics on port {port}: {e}") from e
+    log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", port)
+    return server
+
+
 class App:
     """One `lifelong serve` process. `start()`, then `stop()` (or `run()`, which waits for a
     signal)."""
@@ -107,6 +120,7 @@ class App:
             refresh_every_seconds=settings.refresh_every_seconds,
             max_model_features=settings.max_model_features,
             metrics=self.metrics,
+            snapshot_file=settings.snapshot_file,
         )
         self.grpc = GrpcServer(self.host, settings)
         self.stopping = threading.Event()  # tells the learning threads to finish
@@ -117,15 +131,7 @@ class App:
 
     def start(self) -> None:
         settings = self.settings
-        if settings.metrics_port:
-            disable_created_metrics()  # `_created` series only double the scrape
-            try:
-                self._metrics_server, _ = start_http_server(
-                    settings.metrics_port, registry=self.metrics.registry
-                )
-            except OSError as e:
-                raise OSError(f"cannot serve metrics on port {settings.metrics_port}: {e}") from e
-            log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
+        self._metrics_server = serve_metrics(settings.metrics_port, self.metrics)
         self.grpc.start()
         if settings.kafka_bootstrap:
             from lifelong import ingest

@@ -1,6 +1,7 @@
 """The `lifelong` command.
 
     lifelong serve [--config F] [--demo] [--grpc-address A] ...   run the service
+    lifelong serve-predictions --snapshot-file F ...               a prediction replica
     lifelong predict --target host:port --features '{"x0": 0.2}'  ask a running server
     lifelong stats --target host:port                             its plasticity statistics
     lifelong config [--markdown]                                  effective settings (or docs)
@@ -61,6 +62,15 @@ def serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     configure_logging(settings)
     return App(settings).run()
+
+
+def serve_predictions(args: argparse.Namespace) -> int:
+    from lifelong.app import configure_logging
+    from lifelong.serving.replica import Replica
+
+    settings = settings_from(args)
+    configure_logging(settings)
+    return Replica(settings).run()
 
 
 def config(args: argparse.Namespace) -> int:
@@ -125,6 +135,11 @@ def _ask(args: argparse.Namespace, call: Callable) -> int:
 # Every subcommand of `lifelong`; add one with an entry here.
 SUBCOMMANDS: dict[str, Subcommand] = {
     "serve": Subcommand("run the service", settings_arguments, serve),
+    "serve-predictions": Subcommand(
+        "serve predictions from the snapshot file a `serve` process writes (a replica)",
+        settings_arguments,
+        serve_predictions,
+    ),
     "predict": Subcommand("ask a running server for a prediction", predict_arguments, predict),
     "stats": Subcommand("a running server's plasticity statistics", client_arguments, stats),
     "config": Subcommand("print the effective settings as TOML", config_arguments, config),

@@ -45,7 +45,8 @@ def doc(help: str, *, choices: tuple = (), minimum: float | None = None) -> dict
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting of a `lifelong serve` process."""
+    """Every setting of a `lifelong serve` process (and of a `lifelong serve-predictions` replica,
+    which uses those of gRPC, metrics, logs and the snapshot file)."""
 
     # -- the model
     task: str = field(
@@ -110,6 +111,23 @@ class Settings:
         default=1.0,
         metadata=doc(
             "...or when learned samples have waited this long, whichever comes first.", minimum=0
+        ),
+    )
+    snapshot_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "`serve`: also write the serving snapshot to this file, replaced atomically at most "
+            "every `refresh_every_seconds`, for prediction replicas (`lifelong serve-predictions`) "
+            "to read; put it on a tmpfs (/dev/shm, a memory emptyDir). `serve-predictions`: the "
+            "file to serve from. None: no file.",
+        ),
+    )
+    snapshot_poll_seconds: float = field(
+        default=0.01,
+        metadata=doc(
+            "`serve-predictions`: how often the replica looks for a newer snapshot file (one "
+            "stat). Its predictions lag the learner by up to this plus `refresh_every_seconds`.",
+            minimum=0.001,
         ),
     )
     # -- metrics

@@ -1,0 +1,123 @@
+"""A prediction replica (`lifelong serve-predictions`): PredictionService answered from the
+snapshot file a learner writes (`lifelong serve --snapshot-file`), in a process of its own, so
+serving does not share the learner's GIL.
+
+`SnapshotReader` looks at the file every `snapshot_poll_seconds` (one stat; the same inode and
+modification time: nothing to read) and swaps a newer snapshot in by reference, as `ModelHost`
+publishes its own. A file that does not parse is refused, once, and the previous snapshot stays;
+atomic replacement means a partly written file is never seen. Until a first snapshot is read the
+replica answers as a server that has learned nothing (FAILED_PRECONDITION) and its health says
+NOT_SERVING.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from lifelong import snapshot_file
+from lifelong.config import ConfigError, Settings
+from lifelong.metrics import ServiceMetrics
+from lifelong.samples import Task
+from lifelong.serving.server import GrpcServer
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotReader:
+    """A `PredictionSource`: the snapshot in `path`, read again by `poll()` when it changed."""
+
+    def __init__(self, path: Path, task: Task, metrics: ServiceMetrics) -> None:
+        self.path = path
+        self.task = task
+        self.metrics = metrics
+        self.predictor = snapshot_file.empty(task)
+        self._seen: tuple[int, int, int] | None = None  # the file last read or refused
+
+    def poll(self) -> bool:
+        """Read the file if it changed since the last look; whether a new snapshot came in."""
+        try:
+            seen = _identity(os.stat(self.path))
+            if seen == self._seen:
+                return False
+            with open(self.path, "rb") as file:  # the file as opened, even if replaced meanwhile
+                seen, data = _identity(os.fstat(file.fileno())), file.read()
+        except FileNotFoundError:  # not written yet
+            return False
+        try:
+            predictor = snapshot_file.load(data)
+            if predictor.task != self.task:
+                raise ValueError(f"it holds a {predictor.task} model, but task is {self.task}")
+        except ValueError as e:
+            self._seen = seen  # refused once, not at every poll
+            log.error(
+                "snapshot file %s refused, still serving version %d: %s",
+                self.path,
+                self.predictor.version,
+                e,
+            )
+            return False
+        self._seen, self.predictor = seen, predictor
+        log.debug("snapshot version %d read from %s", predictor.version, self.path)
+        return True
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int]:
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+class Replica:
+    """One `lifelong serve-predictions` process: `start()`, then `stop()` (or `run()`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.snapshot_file is None:
+            raise ConfigError(
+                "serve-predictions needs snapshot_file (--snapshot-file): the file a "
+                "`lifelong serve --snapshot-file` learner writes"
+            )
+        sys.setswitchinterval(settings.switch_interval_ms / 1000)  # gRPC workers share the GIL
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        self.reader = SnapshotReader(settings.snapshot_file, settings.task, self.metrics)
+        self.grpc = GrpcServer(self.reader, settings, predictions_only=True)
+        self.done = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._metrics_server = None
+
+    def start(self) -> None:
+        from lifelong.app import serve_metrics
+
+        self._metrics_server = serve_metrics(self.settings.metrics_port, self.metrics)
+        ready = self.reader.poll()
+        self.grpc.start(serving=ready)
+        self._poller = threading.Thread(target=self._poll, args=(ready,), name="snapshot")
+        self._poller.start()
+        log.info("serving predictions from %s", self.settings.snapshot_file)
+
+    def _poll(self, ready: bool) -> None:
+        while not self.done.wait(self.settings.snapshot_poll_seconds):
+            if self.reader.poll() and not ready:
+                ready = True
+                self.grpc.set_serving()
+
+    def run(self) -> int:
+        """Start, serve until SIGTERM or SIGINT, stop; the exit status."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda signum, _: self.done.set())
+        self.start()
+        self.done.wait()
+        log.info("shutting down")
+        self.stop()
+        return 0
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.done.set()
+        self.grpc.stop(grace)
+        if self._poller is not None:
+            self._poller.join()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
