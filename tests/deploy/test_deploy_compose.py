@@ -14,7 +14,7 @@ from deploy_support import COMPOSE_FILE, DEPLOY, ROOT, binary, run
 from lifelong.cli import build_parser
 from lifelong.config import load_settings
 
-SERVICES = {"kafka", "lifelong", "producer", "prometheus", "grafana"}
+SERVICES = {"kafka", "lifelong", "lifelong-predict", "producer", "prometheus", "grafana"}
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,29 @@ def test_lifelong_environment_is_valid_settings_for_the_kafka_broker(project):
     assert volumes[str(settings.checkpoint_dir)]["type"] == "volume"
     published = {p["target"] for p in services["lifelong"]["ports"]}
     assert {settings.metrics_port, int(settings.grpc_address.rsplit(":", 1)[1])} <= published
+
+
+def test_the_prediction_replica_serves_the_snapshot_file_the_learner_writes(project):
+    services = project["services"]
+    learner = load_settings(environ=services["lifelong"]["environment"])
+    replica_service = services["lifelong-predict"]
+    assert build_parser().parse_args(replica_service["command"]).command == "serve-predictions"
+    assert replica_service["image"] == services["lifelong"]["image"]
+    replica = load_settings(environ=replica_service["environment"])
+    assert replica.snapshot_file is not None and replica.snapshot_file == learner.snapshot_file
+    mounts = {
+        name: {v["target"]: v["source"] for v in services[name]["volumes"]}
+        for name in ("lifelong", "lifelong-predict")
+    }
+    directory = str(replica.snapshot_file.parent)
+    assert mounts["lifelong"][directory] == mounts["lifelong-predict"][directory]  # one volume
+    volume = project["volumes"][mounts["lifelong"][directory]]
+    assert volume["driver_opts"]["type"] == "tmpfs"
+    assert "uid=10001" in volume["driver_opts"]["o"]  # the image's user writes it
+    published = {p["target"] for p in replica_service["ports"]}
+    assert {replica.metrics_port, int(replica.grpc_address.rsplit(":", 1)[1])} <= published
+    host_ports = {name: {p["published"] for p in services[name]["ports"]} for name in mounts}
+    assert host_ports["lifelong"].isdisjoint(host_ports["lifelong-predict"])
 
 
 def test_kafka_listeners_are_consistent(project):

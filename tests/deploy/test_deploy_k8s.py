@@ -129,8 +129,10 @@ def test_policy(base, kubeconform):
         (("grpc:\n            port: 50051", "tcpSocket:\n            port: 50051"), "grpc"),
         (("replicas: 1", "replicas: 2"), "replicas"),
         (('    prometheus.io/scrape: "true"', '    prometheus.io/scrape: "false"'), "scrape"),
+        (("grpc:\n            port: 50052", "tcpSocket:\n            port: 50052"), "grpc"),
+        (("medium: Memory", 'medium: ""'), "Memory"),
     ],
-    ids=["root", "tcp-probe", "two-replicas", "no-scrape"],
+    ids=["root", "tcp-probe", "two-replicas", "no-scrape", "replica-tcp-probe", "snapshot-on-disk"],
 )
 def test_policy_catches_regressions(base, kubeconform, change, complaint):
     """Each change, made to the StatefulSet (the last occurrence in the rendered manifests), is
@@ -150,10 +152,10 @@ def test_configmap_settings_load_in_the_service():
     kustomization = (K8S / "kustomization.yaml").read_text()
     literals = dict(re.findall(r"^\s*- (LIFELONG_\w+)=(\S*)$", kustomization, re.M))
     assert "LIFELONG_KAFKA_BOOTSTRAP" in literals
-    statefulset = (K8S / "statefulset.yaml").read_text()
-    env = dict(re.findall(r"- name: (LIFELONG_\w+)\n\s+value: \"?([^\"\n]+)\"?", statefulset))
+    learner = container("lifelong")
+    env = container_env(learner)
     assert env["LIFELONG_CONFIG"] == "/etc/lifelong/lifelong.toml"
-    assert "mountPath: /etc/lifelong\n" in statefulset
+    assert "mountPath: /etc/lifelong\n" in learner
     environ = {**literals, **{k: v for k, v in env.items() if k != "LIFELONG_CONFIG"}}
     settings = load_settings(environ=environ, config_file=K8S / "lifelong.toml")
     settings.learner_config()  # the [learner] table is valid too
@@ -162,6 +164,48 @@ def test_configmap_settings_load_in_the_service():
     assert settings.grpc_address.endswith(":50051")
     table = tomllib.loads((K8S / "lifelong.toml").read_text())
     assert table["checkpoint_dir"] == "/var/lib/lifelong"
+
+
+def test_the_prediction_replica_serves_the_learners_snapshot_file():
+    """The lifelong-predict container's settings (same file and ConfigMap as the learner) load,
+    name the file the learner writes, on the shared in-memory volume, and the ports its probes
+    and the Service use."""
+    kustomization = (K8S / "kustomization.yaml").read_text()
+    literals = dict(re.findall(r"^\s*- (LIFELONG_\w+)=(\S*)$", kustomization, re.M))
+    settings = {}
+    for name in ("lifelong", "lifelong-predict"):
+        env = container_env(container(name))
+        assert env.pop("LIFELONG_CONFIG") == "/etc/lifelong/lifelong.toml"
+        settings[name] = load_settings(
+            environ={**literals, **env}, config_file=K8S / "lifelong.toml"
+        )
+    learner, replica = settings["lifelong"], settings["lifelong-predict"]
+    assert replica.snapshot_file is not None and replica.snapshot_file == learner.snapshot_file
+    for name in ("lifelong", "lifelong-predict"):
+        assert f"- name: snapshot\n              mountPath: {replica.snapshot_file.parent}\n" in (
+            container(name)
+        )
+    assert 'args: ["serve-predictions"]' in container("lifelong-predict")
+    grpc_port = int(replica.grpc_address.rsplit(":", 1)[1])
+    assert grpc_port != int(learner.grpc_address.rsplit(":", 1)[1])  # one network namespace
+    assert replica.metrics_port != learner.metrics_port
+    assert f"containerPort: {grpc_port}\n" in container("lifelong-predict")
+    assert f"containerPort: {replica.metrics_port}\n" in container("lifelong-predict")
+    service = (K8S / "service.yaml").read_text()
+    assert f"port: {grpc_port}\n      targetPort: grpc-predict\n" in service
+
+
+def container(name: str) -> str:
+    """The text of container `name` in the StatefulSet's pod template."""
+    statefulset = (K8S / "statefulset.yaml").read_text()
+    containers = statefulset.split("\n      containers:\n")[1].split("\n      volumes:\n")[0]
+    blocks = re.split(r"^        - name: ", containers, flags=re.M)
+    (block,) = [b for b in blocks if b.startswith(name + "\n")]
+    return block
+
+
+def container_env(block: str) -> dict[str, str]:
+    return dict(re.findall(r"- name: (LIFELONG_\w+)\n\s+value: \"?([^\"\n]+)\"?", block))
 
 
 def prometheus_rule() -> str:
