@@ -19,7 +19,10 @@ results/predict_throughput.json. Phase
 "learning": a fresh service consumes the large topic; once it learns, the same ghz run, and the
 learning rate during it (from /metrics) is recorded; the topic outlasts the run (checked). It runs
 twice: with the default GIL switch interval (`unary_learning`) and with Python's own 5 ms
-(`unary_learning_switch_5ms`). Each ghz run records the CPU per call of the service and of ghz.
+(`unary_learning_switch_5ms`). Phase "replica" (`unary_replica`): the same, the learner writing its
+snapshot file (`--snapshot-file` in /dev/shm) and ghz calling a `lifelong serve-predictions`
+process serving that file; the learner's CPU is recorded beside the replica's. Each ghz run
+records the CPU per call of the service (answering) and of ghz.
 Client and server share the machine's cores. Writes results/predict.json (ghz's own JSON report
 included) and results/predict_latency.png.
 """
@@ -29,7 +32,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -41,11 +46,13 @@ import numpy as np
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 from service_bench import (
+    LIFELONG,
     REPO,
     RESULTS,
     Broker,
     Service,
     cpu_seconds,
+    free_port,
     hyperplane,
     loadavg,
     machine_info,
@@ -59,6 +66,36 @@ LEARNING_PHASES = (  # result key, extra `lifelong serve` flags
     ("unary_learning", ()),
     ("unary_learning_switch_5ms", ("--switch-interval-ms", "5")),
 )
+
+
+class Replica(Service):
+    """`lifelong serve-predictions` of `snapshot_file` as a subprocess on free ports (`Service`'s
+    metrics, readiness and shutdown)."""
+
+    def __init__(self, snapshot_file: Path) -> None:
+        self.grpc_port, self.metrics_port = free_port(), free_port()
+        self.dir = tempfile.mkdtemp(prefix="lifelong-bench-replica-")
+        self.log = open(Path(self.dir) / "replica.log", "w")  # noqa: SIM115
+        cmd = [LIFELONG, "serve-predictions", "--snapshot-file", str(snapshot_file)]
+        cmd += ["--grpc-address", f"127.0.0.1:{self.grpc_port}"]
+        cmd += ["--metrics-port", str(self.metrics_port), "--log-level", "WARNING"]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.target = f"127.0.0.1:{self.grpc_port}"
+
+    def wait_snapshot(self, row: list[float], timeout: float = 60.0) -> None:
+        """Until it answers Predict (it has read a snapshot with something learned)."""
+        request = pb.PredictRequest(features=pb.Features(dense=row))
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.target) as channel:
+            stub = pb_grpc.PredictionServiceStub(channel)
+            while True:
+                try:
+                    stub.Predict(request, timeout=5)
+                    return
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(self.log_text()) from None
+                    time.sleep(0.1)
 
 
 def rows_request(X: np.ndarray, cls=pb.PredictBatchRequest, *, matrix: bool = False, **kw):
@@ -192,29 +229,38 @@ def ghz(target: str, row: list[float], rps: int, duration: str, concurrency: int
     return report
 
 
-def unary(service: Service, row: list[float], args: argparse.Namespace) -> dict:
-    """ghz against `service`: latencies as ghz sees them and as the server's histogram does, and
-    the CPU seconds of the service and of ghz (both on this machine's cores)."""
-    before, t0 = service.metrics(), time.perf_counter()
-    cpu0, ghz0 = cpu_seconds(service.proc.pid), children_cpu_seconds()
-    report = ghz(service.target, row, args.rps, args.duration, args.concurrency)
+def unary(
+    service: Service, row: list[float], args: argparse.Namespace, replica: Replica | None = None
+) -> dict:
+    """ghz against `service` (or its `replica`): latencies as ghz sees them and as the answering
+    server's histogram does, the learning during the run, and the CPU seconds of the answering
+    server, of ghz (both on this machine's cores) and, with a replica, of the learner."""
+    server = replica or service
+    before, learned0, t0 = server.metrics(), service.learned(), time.perf_counter()
+    cpu0, learner0 = cpu_seconds(server.proc.pid), cpu_seconds(service.proc.pid)
+    ghz0 = children_cpu_seconds()
+    report = ghz(server.target, row, args.rps, args.duration, args.concurrency)
     ghz_cpu = children_cpu_seconds() - ghz0
-    service_cpu = cpu_seconds(service.proc.pid) - cpu0
-    after, t1 = service.metrics(), time.perf_counter()
-    key = 'lifelong_samples_learned_total{source="kafka"}'
+    server_cpu = cpu_seconds(server.proc.pid) - cpu0
+    learner_cpu = cpu_seconds(service.proc.pid) - learner0
+    after, learned1, t1 = server.metrics(), service.learned(), time.perf_counter()
     calls = max(report["count"], 1)
-    return {
+    result = {
         "client": percentiles(report),
         "server": server_latency(before, after),
-        "service_cpu_seconds": service_cpu,
-        "service_cpu_ms_per_call": 1e3 * service_cpu / calls,
+        "service_cpu_seconds": server_cpu,
+        "service_cpu_ms_per_call": 1e3 * server_cpu / calls,
         "ghz_cpu_ms_per_call": 1e3 * ghz_cpu / calls,
-        "learned_during": after[key] - before[key],
-        "learning_rate_during": (after[key] - before[key]) / (t1 - t0),
-        "learned_at_end": after[key],
+        "learned_during": learned1 - learned0,
+        "learning_rate_during": (learned1 - learned0) / (t1 - t0),
+        "learned_at_end": learned1,
         "load_1min": loadavg()[0],
         "ghz_report": report,
     }
+    if replica is not None:  # the answering server above is the replica
+        result["learner_cpu_seconds"] = learner_cpu
+        result["learner_cpu_us_per_sample"] = 1e6 * learner_cpu / max(learned1 - learned0, 1)
+    return result
 
 
 def children_cpu_seconds() -> float:
@@ -367,6 +413,42 @@ def main() -> None:
                 flush=True,
             )
 
+        # Phase replica: as above, ghz calling a replica process serving the learner's snapshot.
+        shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else None  # a tmpfs, as deployed
+        snapshots = Path(tempfile.mkdtemp(prefix="lifelong-bench-snapshot-", dir=shm))
+        try:
+            with (
+                Service(
+                    "--kafka-bootstrap",
+                    broker.bootstrap,
+                    "--kafka-topic",
+                    load,
+                    "--kafka-group",
+                    f"bench-{uuid.uuid4().hex[:8]}",
+                    "--snapshot-file",
+                    str(snapshots / "snapshot.safetensors"),
+                ) as service,
+                Replica(snapshots / "snapshot.safetensors") as replica,
+            ):
+                service.wait_ready()
+                replica.wait_ready()
+                wait_learned(service, 1)
+                replica.wait_snapshot(row)
+                time.sleep(1.0)
+                learning = unary(service, row, args, replica)
+        finally:
+            shutil.rmtree(snapshots, ignore_errors=True)
+        learning["still_learning_at_end"] = learning["learned_at_end"] < args.load
+        result["unary_replica"] = learning
+        print(
+            "unary_replica",
+            learning["client"],
+            learning["server"],
+            learning["learning_rate_during"],
+            learning["still_learning_at_end"],
+            flush=True,
+        )
+
     result.update(load_average_at_end=loadavg(), machine=machine_info())
     if args.unary_only:
         write_json("predict_unary.json", result)
@@ -386,6 +468,7 @@ def plot(result: dict, path: Path) -> None:
         ("unary_idle", "-"),
         ("unary_learning", "--"),
         ("unary_learning_switch_5ms", ":"),
+        ("unary_replica", "-."),
     ):
         dist = result[name]["ghz_report"].get("latencyDistribution") or []
         a.plot(
