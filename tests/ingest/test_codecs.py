@@ -214,6 +214,8 @@ def _poll_stream(seed: int = 0) -> list:
             value = rng.choice(misfits)
         elif rng.random() < 0.01:
             value, headers = encode_protobuf(x, "p"), [("content-type", b"application/x-protobuf")]
+        if t % 97 == 0:  # a run of equal headers broken by an unknown content type
+            headers = [("Content-Type", b"text/csv")]
         out.append(record(value, t, headers))
     return out
 
