@@ -7,7 +7,7 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["config", "samples", "metrics", "host", "demo", "serving.inputs"]
+    "module", ["config", "samples", "metrics", "host", "demo", "serving.inputs", "snapshot_file"]
 )
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(f"lifelong.{module}"))
