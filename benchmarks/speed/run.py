@@ -218,7 +218,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--n", type=int, default=50_000)
-    parser.add_argument("--n-wide", type=int, default=5_000, help="examples for 784-256-256-10")
+    parser.add_argument(
+        "--n-wide", type=int, default=20_000, help="examples for 784-256-256-10 (steady state)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # per-example work: one thread (see network.one_thread)
     info = machine()
