@@ -102,6 +102,12 @@ class App:
         torch.set_num_threads(1)
         sys.setswitchinterval(settings.switch_interval_ms / 1000)
         self.settings = settings
+        snapshot_dir = settings.snapshot_file.parent if settings.snapshot_file else None
+        if snapshot_dir is not None and not snapshot_dir.is_dir():
+            raise ConfigError(
+                f"snapshot_file: directory {snapshot_dir} does not exist; create it (a tmpfs "
+                "shared with the prediction replicas) or leave snapshot_file unset"
+            )
         self.metrics = ServiceMetrics()
         self.checkpoints = (
             CheckpointStore(settings.checkpoint_dir, settings.checkpoint_keep)

@@ -196,3 +196,32 @@ def test_serve_predictions_as_a_process_serves_and_exports_its_metrics(tmp_path)
         process.terminate()
         process.wait(timeout=60)
     assert process.returncode == 0
+
+
+def test_serve_writes_the_snapshot_file_and_refuses_a_missing_directory(tmp_path):
+    from lifelong.app import App
+    from lifelong.config import ConfigError
+
+    settings = {"grpc_address": "127.0.0.1:0", "metrics_port": 0, "learner": {"hidden": [8]}}
+    app = App(Settings(snapshot_file=tmp_path / "snapshot", **settings))
+    app.grpc.stop(0)
+    assert snapshot_file.load((tmp_path / "snapshot").read_bytes()).version == 0
+    with pytest.raises(ConfigError, match="does not exist"):
+        App(Settings(snapshot_file=tmp_path / "missing" / "snapshot", **settings))
+
+
+def test_a_file_that_cannot_be_read_is_logged_once_and_retried(tmp_path, caplog):
+    from lifelong.metrics import ServiceMetrics
+    from lifelong.serving.replica import SnapshotReader
+
+    path = tmp_path / "snapshot"
+    path.mkdir()  # opening it fails, as a file without read permission would
+    reader = SnapshotReader(path, "classification", ServiceMetrics())
+    with caplog.at_level(logging.ERROR, logger="lifelong.serving.replica"):
+        assert reader.poll() is False and reader.poll() is False
+    assert len(caplog.records) == 1 and "cannot read the snapshot file" in caplog.text
+    path.rmdir()
+    model = small_learner()
+    model.learn_one({"x0": 1.0}, "a")
+    snapshot_file.write(path, model.snapshot())
+    assert reader.poll() is True and reader.predictor.version == 1

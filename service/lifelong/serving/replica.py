@@ -37,6 +37,7 @@ class SnapshotReader:
         self.metrics = metrics
         self.predictor = snapshot_file.empty(task)
         self._seen: tuple[int, int, int] | None = None  # the file last read or refused
+        self._error: str | None = None  # the last error reading it, logged once
 
     def poll(self) -> bool:
         """Read the file if it changed since the last look; whether a new snapshot came in."""
@@ -48,6 +49,12 @@ class SnapshotReader:
                 seen, data = _identity(os.fstat(file.fileno())), file.read()
         except FileNotFoundError:  # not written yet
             return False
+        except OSError as e:  # e.g. no permission: said once, tried again at every poll
+            if str(e) != self._error:
+                self._error = str(e)
+                log.error("cannot read the snapshot file %s: %s", self.path, e)
+            return False
+        self._error = None
         try:
             predictor = snapshot_file.load(data)
             if predictor.task != self.task:
