@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import json
 import signal
 import statistics
 import subprocess
@@ -71,6 +73,32 @@ def in_process(X: np.ndarray, y: np.ndarray, poll: int) -> dict:
         "rate": n / seconds,
         "cpu_seconds": cpu,
         "accuracy": model.stats().prequential_score,
+    }
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """utime + stime of each thread of a process, by OS thread id."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # ended meanwhile
+            out[int(task.name)] = cpu_seconds(f"{pid}/task/{task.name}")
+    return out
+
+
+def thread_roles(pid: int) -> dict[int, str]:
+    """The Kafka loop's threads by OS thread id (py-spy dump): the reader (the app's "kafka"
+    thread), the learner ("kafka-learner"), other Python threads ("python"); threads Python
+    does not know (librdkafka's, gRPC core's) are left out."""
+    out = subprocess.run(
+        [str(PY_SPY), "dump", "--pid", str(pid), "--json", "--nonblocking"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    roles = {"kafka": "reader", "kafka-learner": "learner"}
+    return {
+        t["os_thread_id"]: roles.get(t.get("thread_name"), "python") for t in json.loads(out.stdout)
     }
 
 
@@ -120,6 +148,7 @@ def end_to_end(broker: Broker, topic: str, n: int, poll: int, profile: Path | No
             series.append((t, learned))
             if learned and first is None:
                 first = (t, learned, cpu_seconds(service.proc.pid), broker.cpu_seconds())
+                threads0 = thread_cpu(service.proc.pid)
             if learned >= n:
                 break
             if service.proc.poll() is not None:
@@ -128,10 +157,15 @@ def end_to_end(broker: Broker, topic: str, n: int, poll: int, profile: Path | No
         else:
             raise TimeoutError(f"learned {learned} of {n}")
         end = (t, learned, cpu_seconds(service.proc.pid), broker.cpu_seconds())
+        threads1 = thread_cpu(service.proc.pid)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
         metrics = service.metrics()
+        roles = thread_roles(service.proc.pid)
+    threads: collections.Counter = collections.Counter()
+    for tid, cpu in threads1.items():
+        threads[roles.get(tid, "native")] += cpu - threads0.get(tid, 0.0)
     t0, n0, c0, b0 = first
     seconds = end[0] - t0
     return {
@@ -140,6 +174,8 @@ def end_to_end(broker: Broker, topic: str, n: int, poll: int, profile: Path | No
         "rate": (end[1] - n0) / seconds,
         "service_cpu_seconds": end[2] - c0,
         "broker_cpu_seconds": end[3] - b0,
+        # reader, learner, other Python threads, native ones (librdkafka, gRPC core)
+        "thread_cpu_seconds": dict(threads),
         "accuracy": metrics.get("lifelong_prequential_accuracy_ratio"),
         "rejected": sum(v for k, v in metrics.items() if k.startswith("lifelong_samples_rejected")),
         "series": [(round(t - t0, 3), k) for t, k in series],
@@ -232,7 +268,12 @@ def main() -> None:
                 f"{b['rate']:,.0f}/s ({b['rate'] / a['rate']:.0%}); service CPU "
                 f"{b['service_cpu_seconds']:.1f} s "
                 f"({1e6 * b['service_cpu_seconds'] / b['samples']:.1f} us/sample), broker CPU "
-                f"{b['broker_cpu_seconds']:.1f} s over {b['seconds']:.1f} s; load {load:.2f}",
+                f"{b['broker_cpu_seconds']:.1f} s over {b['seconds']:.1f} s; load {load:.2f}; "
+                "us/sample by thread: "
+                + ", ".join(
+                    f"{role} {1e6 * cpu / b['samples']:.1f}"
+                    for role, cpu in sorted(b["thread_cpu_seconds"].items())
+                ),
                 flush=True,
             )
             runs.append({"in_process": a, "load_1min": load, "end_to_end": b})

@@ -47,8 +47,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc."""
+def cpu_seconds(pid: int | str) -> float:
+    """utime + stime of a process (all its threads), or of one thread ("pid/task/tid"), from
+    /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
