@@ -20,7 +20,7 @@ from lifelong import demo
 from lifelong.checkpoint import CheckpointStore
 from lifelong.config import ConfigError, Settings
 from lifelong.host import LearningHalted, ModelHost
-from lifelong.metrics import ServiceMetrics
+from lifelong.metrics import PredictionMetrics, ServiceMetrics
 from lifelong.serving import GrpcServer
 from prometheus_client import disable_created_metrics, start_http_server
 
@@ -77,7 +77,7 @@ def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
     return learner, checkpoint.offsets
 
 
-def serve_metrics(port: int, metrics: ServiceMetrics):
+def serve_metrics(port: int, metrics: PredictionMetrics):
     """The HTTP server of `/metrics` on `port` (to `shutdown()`), or None if `port` is 0."""
     if not port:
         return None

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from lifelong.host import ModelHost
+    from lifelong.serving.predictions import PredictionSource
 
 SOURCES = ("kafka", "grpc", "demo")
 RPCS = ("predict", "predict_batch", "predict_stream")
@@ -34,16 +35,44 @@ PREDICT_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5
 LEARN_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
 
 
-class ServiceMetrics:
-    """The service's metric objects, registered in their own `registry` (so tests and embedded
-    servers can run several side by side).
+class PredictionMetrics:
+    """The prediction series, registered in their own `registry` (so tests and embedded servers
+    can run several side by side): all a prediction replica (`lifelong serve-predictions`)
+    exports, with `watch_version`. Hot paths use the pre-resolved children `predictions[rpc]`
+    and `predict_latency[rpc]`.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        predictions = Counter(
+            "lifelong_predictions", "Rows predicted.", ["rpc"], registry=self.registry
+        )
+        predict_latency = Histogram(
+            "lifelong_predict_latency_seconds",
+            "Server time per prediction call.",
+            ["rpc"],
+            buckets=PREDICT_BUCKETS,
+            registry=self.registry,
+        )
+        # Children created up front: the hot paths skip `.labels()`, and every series exists
+        # (at zero) from the first scrape, so rate() works before the first event.
+        self.predictions = {rpc: predictions.labels(rpc) for rpc in RPCS}
+        self.predict_latency = {rpc: predict_latency.labels(rpc) for rpc in RPCS}
+
+    def watch_version(self, source: PredictionSource) -> None:
+        """Export `source.predictor.version` as `lifelong_model_version` on every scrape."""
+        self.registry.register(VersionCollector(source))
+
+
+class ServiceMetrics(PredictionMetrics):
+    """Every series of the learning service: the prediction series and the learning ones.
 
     Hot paths use the pre-resolved children: `learned(source)`, `rejected(source, reason)`,
     `predictions[rpc]`, `predict_latency[rpc]`.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        super().__init__(registry)
         r = self.registry
         samples_learned = Counter(
             "lifelong_samples_learned", "Samples learned.", ["source"], registry=r
@@ -52,14 +81,6 @@ class ServiceMetrics:
             "lifelong_samples_rejected",
             "Invalid samples (Kafka: sent to the dead-letter topic).",
             ["source", "reason"],
-            registry=r,
-        )
-        predictions = Counter("lifelong_predictions", "Rows predicted.", ["rpc"], registry=r)
-        predict_latency = Histogram(
-            "lifelong_predict_latency_seconds",
-            "Server time per prediction call.",
-            ["rpc"],
-            buckets=PREDICT_BUCKETS,
             registry=r,
         )
         self.learn_latency = Histogram(
@@ -86,14 +107,10 @@ class ServiceMetrics:
             registry=r,
         )
 
-        # Children created up front: the hot paths skip `.labels()`, and every series exists
-        # (at zero) from the first scrape, so rate() works before the first event.
         self._learned = {s: samples_learned.labels(s) for s in SOURCES}
         self._rejected = {
             (s, reason): samples_rejected.labels(s, reason) for s in SOURCES for reason in REASONS
         }
-        self.predictions = {rpc: predictions.labels(rpc) for rpc in RPCS}
-        self.predict_latency = {rpc: predict_latency.labels(rpc) for rpc in RPCS}
 
     def learned(self, source: str) -> Counter:
         """The `lifelong_samples_learned_total` child of `source`."""
@@ -107,12 +124,27 @@ class ServiceMetrics:
         self.kafka_consumer_lag.labels(str(partition)).set(lag)
 
     def watch(self, host: ModelHost) -> None:
-        """Export `host`'s learner statistics and serving version on every scrape."""
+        """Export `host`'s serving version and learner statistics on every scrape."""
+        self.watch_version(host)
         self.registry.register(PlasticityCollector(host))
 
 
+class VersionCollector(Collector):
+    """The serving snapshot's version, read on scrape."""
+
+    def __init__(self, source: PredictionSource) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "lifelong_model_version",
+            "Samples learned by the serving snapshot.",
+            value=self.source.predictor.version,
+        )
+
+
 class PlasticityCollector(Collector):
-    """The learner's plasticity statistics and the serving version, read on scrape."""
+    """The learner's plasticity statistics, read on scrape."""
 
     def __init__(self, host: ModelHost) -> None:
         self.host = host
@@ -122,11 +154,6 @@ class PlasticityCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self.host.stats()
-        yield GaugeMetricFamily(
-            "lifelong_model_version",
-            "Samples learned by the serving snapshot.",
-            value=self.host.predictor.version,
-        )
         if self.host.task == "classification":
             yield GaugeMetricFamily(
                 "lifelong_prequential_accuracy_ratio",

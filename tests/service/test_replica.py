@@ -192,6 +192,8 @@ def test_serve_predictions_as_a_process_serves_and_exports_its_metrics(tmp_path)
             text = response.read().decode()
         assert 'lifelong_predictions_total{rpc="predict"} 1.0' in text
         assert 'lifelong_predict_latency_seconds_count{rpc="predict"} 1.0' in text
+        assert "lifelong_model_version 10.0" in text  # its snapshot's: staleness vs the learner's
+        assert "lifelong_samples_learned" not in text  # a replica learns nothing: no such series
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -211,12 +213,12 @@ def test_serve_writes_the_snapshot_file_and_refuses_a_missing_directory(tmp_path
 
 
 def test_a_file_that_cannot_be_read_is_logged_once_and_retried(tmp_path, caplog):
-    from lifelong.metrics import ServiceMetrics
+    from lifelong.metrics import PredictionMetrics
     from lifelong.serving.replica import SnapshotReader
 
     path = tmp_path / "snapshot"
     path.mkdir()  # opening it fails, as a file without read permission would
-    reader = SnapshotReader(path, "classification", ServiceMetrics())
+    reader = SnapshotReader(path, "classification", PredictionMetrics())
     with caplog.at_level(logging.ERROR, logger="lifelong.serving.replica"):
         assert reader.poll() is False and reader.poll() is False
     assert len(caplog.records) == 1 and "cannot read the snapshot file" in caplog.text

@@ -15,7 +15,7 @@ from typing import Protocol
 import grpc
 import numpy as np
 from lifelong.client.convert import label_to_proto
-from lifelong.metrics import ServiceMetrics
+from lifelong.metrics import PredictionMetrics
 from lifelong.model.learner import Predictor
 from lifelong.samples import FLOAT32_MAX, InvalidSample, Task
 from lifelong.serving.inputs import at_row, features_matrix
@@ -28,7 +28,7 @@ class PredictionSource(Protocol):
     """What predictions are answered from: `ModelHost`, or a replica's snapshot reader."""
 
     task: Task
-    metrics: ServiceMetrics  # its `predictions` and `predict_latency` are counted
+    metrics: PredictionMetrics  # its `predictions` and `predict_latency` are counted
 
     @property
     def predictor(self) -> Predictor:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lifelong import snapshot_file
 from lifelong.config import ConfigError, Settings
-from lifelong.metrics import ServiceMetrics
+from lifelong.metrics import PredictionMetrics
 from lifelong.samples import Task
 from lifelong.serving.server import GrpcServer
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class SnapshotReader:
     """A `PredictionSource`: the snapshot in `path`, read again by `poll()` when it changed."""
 
-    def __init__(self, path: Path, task: Task, metrics: ServiceMetrics) -> None:
+    def __init__(self, path: Path, task: Task, metrics: PredictionMetrics) -> None:
         self.path = path
         self.task = task
         self.metrics = metrics
@@ -88,8 +88,9 @@ class Replica:
             )
         sys.setswitchinterval(settings.switch_interval_ms / 1000)  # gRPC workers share the GIL
         self.settings = settings
-        self.metrics = ServiceMetrics()
+        self.metrics = PredictionMetrics()
         self.reader = SnapshotReader(settings.snapshot_file, settings.task, self.metrics)
+        self.metrics.watch_version(self.reader)
         self.grpc = GrpcServer(self.reader, settings, predictions_only=True)
         self.done = threading.Event()
         self._poller: threading.Thread | None = None
