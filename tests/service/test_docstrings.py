@@ -7,7 +7,17 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["config", "samples", "metrics", "host", "demo", "serving.inputs", "snapshot_file"]
+    "module",
+    [
+        "config",
+        "samples",
+        "metrics",
+        "host",
+        "demo",
+        "serving.inputs",
+        "serving.matrix",
+        "snapshot_file",
+    ],
 )
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(f"lifelong.{module}"))

@@ -1,12 +1,10 @@
 """PredictBatch / PredictStream with a Matrix: the per-row path's numbers, as arrays."""
 
-import doctest
 import json
 import random
 import subprocess
 
 import grpc
-import lifelong.serving.matrix
 import numpy as np
 import pytest
 from lifelong.samples import InvalidSample
@@ -212,11 +210,6 @@ def test_a_non_finite_output_names_its_row_and_writes_nothing():
     with pytest.raises(InvalidSample, match="matrix row 1: the model's output is not finite"):
         matrix_predictions(NonFinite(), [pb.Label(text="a")] * 2, np.zeros((3, 2)), out)
     assert out == pb.MatrixPredictions()
-
-
-def test_docstring_examples():
-    result = doctest.testmod(lifelong.serving.matrix)
-    assert result.failed == 0 and result.attempted > 0
 
 
 @pytest.mark.slow  # the first run builds grpcurl
