@@ -16,7 +16,7 @@ the JSON records `lifelong produce` writes, before any timing. Then, interleaved
   excluded) to the reading with all N learned.
 
 `--profile` adds one end-to-end run under `py-spy record` (sampling on-CPU stacks, --nonblocking)
-and writes the inclusive share per function of the reader's and the learner's CPU time.
+and writes the inclusive share per function of the Kafka loop thread's CPU time.
 Writes results/kafka_e2e.json (every repetition, CPU seconds of the service and of the broker
 over the timed window, load averages, machine), results/kafka_e2e.png and
 results/kafka_e2e_profile.txt; `--repeats 0 --profile` makes the profile only.
@@ -86,9 +86,9 @@ def thread_cpu(pid: int) -> dict[int, float]:
 
 
 def thread_roles(pid: int) -> dict[int, str]:
-    """The Kafka loop's threads by OS thread id (py-spy dump): the reader (the app's "kafka"
-    thread), the learner ("kafka-learner"), other Python threads ("python"); threads Python
-    does not know (librdkafka's, gRPC core's) are left out."""
+    """The service's threads by OS thread id (py-spy dump): the Kafka loop (the app's "kafka"
+    thread), other Python threads ("python"); threads Python does not know (librdkafka's, gRPC
+    core's) are left out."""
     out = subprocess.run(
         [str(PY_SPY), "dump", "--pid", str(pid), "--json", "--nonblocking"],
         capture_output=True,
@@ -96,9 +96,9 @@ def thread_roles(pid: int) -> dict[int, str]:
         timeout=60,
         check=True,
     )
-    roles = {"kafka": "reader", "kafka-learner": "learner"}
     return {
-        t["os_thread_id"]: roles.get(t.get("thread_name"), "python") for t in json.loads(out.stdout)
+        t["os_thread_id"]: "loop" if t.get("thread_name") == "kafka" else "python"
+        for t in json.loads(out.stdout)
     }
 
 
@@ -174,7 +174,7 @@ def end_to_end(broker: Broker, topic: str, n: int, poll: int, profile: Path | No
         "rate": (end[1] - n0) / seconds,
         "service_cpu_seconds": end[2] - c0,
         "broker_cpu_seconds": end[3] - b0,
-        # reader, learner, other Python threads, native ones (librdkafka, gRPC core)
+        # the Kafka loop, other Python threads, native ones (librdkafka, gRPC core)
         "thread_cpu_seconds": dict(threads),
         "accuracy": metrics.get("lifelong_prequential_accuracy_ratio"),
         "rejected": sum(v for k, v in metrics.items() if k.startswith("lifelong_samples_rejected")),
@@ -183,15 +183,15 @@ def end_to_end(broker: Broker, topic: str, n: int, poll: int, profile: Path | No
 
 
 def summarise_profile(raw: Path, out: Path) -> str:
-    """Inclusive share of on-CPU samples per function, in each thread of the Kafka loop: the
-    reader (`KafkaSource.read_once`: poll, decode) and the learner (`KafkaSource.learn_all`)."""
+    """Inclusive share of on-CPU samples per function in the Kafka loop's thread
+    (`KafkaSource.step`: poll, decode, learn, checkpoint)."""
     stacks: list[tuple[list[str], int]] = []
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         stacks.append((stack.split(";"), int(count)))
     all_total = sum(c for _, c in stacks)
     lines = [f"py-spy samples (on CPU, {PROFILE_RATE}/s): {all_total} in all threads"]
-    for role, entry in (("reader", "KafkaSource.read_once"), ("learner", "KafkaSource.learn_all")):
+    for role, entry in (("loop", "KafkaSource.step"),):
         thread = [(f, c) for f, c in stacks if any(entry in x for x in f)]
         # The first poll builds or loads the compiled kernel (start-up, outside the timed window).
         startup = sum(c for f, c in thread if any("FastPath.__init__" in x for x in f))

@@ -1,5 +1,5 @@
-"""The learn loop's reader and learner halves, without a broker: a scripted consumer hands over
-polls and a rebalance the way librdkafka's would (the real thing: tests/integration)."""
+"""The learn loop without a broker: a scripted consumer hands over polls and a rebalance the way
+librdkafka's would (the real thing: tests/integration)."""
 
 import random
 import threading
@@ -51,18 +51,14 @@ def records(start: int, stop: int) -> list[Message]:
 def test_a_rebalance_resumes_after_what_was_read_and_nothing_is_learned_twice():
     host = ModelHost(small_learner(), offsets={"t:0": 5})
     done = threading.Event()
-    # Records 5..9 are read; a rebalance comes before they are learned (they wait for the
-    # learner); the partition must resume at 10, yet a fetch in flight still brings 8..12.
+    # Records 5..9 are read and learned; the partition is assigned again and must resume at
+    # 10, yet a fetch in flight still brings 8..12.
     consumer = ScriptedConsumer(["assign", records(5, 10), "assign", records(8, 13)], done)
     source = KafkaSource(host, Settings(kafka_topic="t"), consumer, dead_letters=None)
     consumer.source = source
 
-    learning = threading.Event()
-    learning.set()
-    while not done.is_set():  # the reader; the polls wait for the learner
-        source.read_once(learning)
+    while not done.is_set():
+        source.step()
     assert consumer.started_at == [5, 10]
-    while not source.polled.empty():  # the learner
-        source.learn_next()
     assert host.offsets == {"t:0": 13}
     assert host.samples_learned == 8  # 5..12, each once

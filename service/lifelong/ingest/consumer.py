@@ -15,7 +15,6 @@ each checkpoint. Offsets are committed to Kafka only after a checkpoint, for lag
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_SECONDS = 0.25  # the longest `stop` waits for an idle poll
 LAG_EVERY_SECONDS = 5.0  # not on every poll
 BROKER_TIMEOUT_SECONDS = 10.0  # for a paused partition's end offset
-READ_AHEAD = 4  # decoded polls waiting for the learner: enough to keep it busy
 
 
 def partition_key(topic: str, partition: int) -> str:
@@ -76,8 +74,8 @@ def _on_error(error: KafkaError) -> None:
 
 @dataclass(slots=True)
 class Polled:
-    """A poll, decoded, for the learner: `offsets` are the next offset of each partition it
-    came from; `count` records in all (learned or dead-lettered)."""
+    """A poll, decoded: `offsets` are the next offset of each partition it came from; `count`
+    records in all (learned or dead-lettered)."""
 
     decoded: Poll
     offsets: dict[str, int]
@@ -85,13 +83,14 @@ class Polled:
 
 
 class KafkaSource:
-    """One consumer's learn loop, in two threads; `run` drives it.
+    """One consumer's learn loop, in one thread; `run` drives it with `step`.
 
-    The reader (`run`'s thread) owns the consumer, which takes calls from one thread only (a
-    call from another waits for the running `consume` while holding the GIL: a deadlock). It
-    polls, decodes, commits and reads the lag. The learner (`learn_all`) dead-letters, learns
-    and checkpoints the polls in the order they were read. Decoding a poll overlaps with learning
-    the one before: the learner's kernel runs without the GIL, the reader's Python meanwhile.
+    Poll, decode, learn (dead-lettering the invalid records), checkpoint and commit, in turn. A
+    reader thread decoding the next poll while a learner thread learns the one before was
+    measured slower in the service: the two threads of one interpreter doubled each other's CPU
+    per sample (benchmarks/speed/README.md, "Kafka → learned"). The consumer takes calls from
+    one thread only anyway (a call from another waits for the running `consume` while holding
+    the GIL: a deadlock).
     """
 
     def __init__(
@@ -105,17 +104,14 @@ class KafkaSource:
         self.settings = settings
         self.consumer = consumer
         self.dead_letters = dead_letters
-        self.polled: queue.Queue[Polled] = queue.Queue(READ_AHEAD)
-        self.commits: queue.SimpleQueue[dict[str, int]] = queue.SimpleQueue()  # checkpointed
-        self.failure: BaseException | None = None  # what ended the learner
-        # The reader's: the next offset of each partition after the records it handed over.
-        # Those are learned, in order, unless learning stops: where a partition resumes.
+        # The next offset of each partition after the records read: where a partition assigned
+        # again resumes (the model's offset, unless learning stopped midway).
         self._positions: dict[str, int] = {}
         self.uncheckpointed = 0  # records consumed (learned or dead-lettered) since the checkpoint
         self._checkpointed_at = time.monotonic()
         self._lag_due = 0.0
 
-    # -- the reader (rebalance callbacks run in its `consume`)
+    # -- rebalance callbacks (run in `consume`)
 
     def on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
         """Start each assigned partition where the model will be once it has learned what was
@@ -136,26 +132,25 @@ class KafkaSource:
             self.host.metrics.kafka_consumer_lag.remove(str(tp.partition))
         consumer.unassign()
 
-    def read_once(self, learning: threading.Event) -> None:
-        """Poll and decode, hand the poll to the learner; commit what it checkpointed and
-        refresh the lag gauge when due."""
+    # -- the loop
+
+    def step(self) -> None:
+        """Poll, decode and learn; checkpoint and commit when due, else refresh the lag gauge
+        when due."""
         batch = self.consumer.consume(
             num_messages=self.settings.kafka_poll_max_records, timeout=POLL_TIMEOUT_SECONDS
         )
         polled = self.decode(batch) if batch else None
-        if polled is not None and self._hand_over(polled, learning):
+        if polled is not None:
+            self.learn(polled)
             self._positions.update(polled.offsets)
-        if not self.commit_checkpointed() and time.monotonic() >= self._lag_due:
+        if self.uncheckpointed and (
+            self.uncheckpointed >= self.settings.checkpoint_every_samples
+            or time.monotonic() - self._checkpointed_at >= self.settings.checkpoint_every_seconds
+        ):
+            self.checkpoint()
+        elif time.monotonic() >= self._lag_due:
             self.update_lag()
-
-    def _hand_over(self, polled: Polled, learning: threading.Event) -> bool:
-        while learning.is_set():
-            try:
-                self.polled.put(polled, timeout=POLL_TIMEOUT_SECONDS)
-                return True
-            except queue.Full:
-                pass
-        return False
 
     def decode(self, batch: list[Message]) -> Polled | None:
         """A poll's records decoded in order, past each partition's read position."""
@@ -196,14 +191,8 @@ class KafkaSource:
         )
         return Polled(decoded, offsets, len(records))
 
-    def commit_checkpointed(self) -> bool:
-        """Commit the offsets of the newest checkpoint not yet committed (for lag monitoring
-        only), then refresh the lag gauge; False if there was none."""
-        offsets = None
-        while not self.commits.empty():
-            offsets = self.commits.get()
-        if offsets is None:
-            return False
+    def commit(self, offsets: dict[str, int]) -> None:
+        """Commit a checkpoint's offsets (for lag monitoring only), then refresh the lag gauge."""
         commit = []
         for tp in self.consumer.assignment():
             offset = offsets.get(partition_key(tp.topic, tp.partition))
@@ -215,7 +204,6 @@ class KafkaSource:
             except KafkaException as e:  # e.g. a rebalance moved a partition; the checkpoint holds
                 log.warning("offset commit failed (used for lag monitoring only): %s", e)
         self.update_lag()
-        return True
 
     def idle_while_halted(self, stop: threading.Event) -> None:
         """Stay in the group with every partition paused and keep the lag gauge true: records
@@ -247,32 +235,6 @@ class KafkaSource:
             lag = ends[1] - model_offsets.get(partition_key(tp.topic, tp.partition), 0)
             self.host.metrics.set_consumer_lag(tp.partition, max(lag, 0))
 
-    # -- the learner
-
-    def learn_all(self, learning: threading.Event) -> None:
-        """Learn polls in the order read while `learning` is set; on an exception (the model
-        diverged, a dead letter failed), keep it in `failure` and clear `learning`."""
-        try:
-            while learning.is_set():
-                self.learn_next()
-        except BaseException as e:
-            self.failure = e
-            learning.clear()
-
-    def learn_next(self) -> None:
-        """Learn the next poll read, if one comes soon; checkpoint when due."""
-        try:
-            polled = self.polled.get(timeout=POLL_TIMEOUT_SECONDS)
-        except queue.Empty:
-            polled = None
-        if polled is not None:
-            self.learn(polled)
-        if self.uncheckpointed and (
-            self.uncheckpointed >= self.settings.checkpoint_every_samples
-            or time.monotonic() - self._checkpointed_at >= self.settings.checkpoint_every_seconds
-        ):
-            self.checkpoint()
-
     def learn(self, polled: Polled) -> None:
         """Learn a poll's valid records in order; dead-letter and count the others."""
         decoded = polled.decoded
@@ -294,12 +256,12 @@ class KafkaSource:
         self.host.metrics.rejected("kafka", error.reason).inc()
 
     def checkpoint(self) -> None:
-        """Dead letters first, then the checkpoint; the reader then commits its offsets."""
+        """Dead letters first, then the checkpoint, then its offsets committed."""
         self.dead_letters.flush()
         info = self.host.checkpoint()
         self.uncheckpointed = 0
         self._checkpointed_at = time.monotonic()
-        self.commits.put(info.offsets)
+        self.commit(info.offsets)
 
 
 def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
@@ -312,25 +274,14 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
     consumer = Consumer(consumer_config(settings))
     dead_letters = DeadLetters(settings.kafka_bootstrap, settings.dead_letter)
     source = KafkaSource(host, settings, consumer, dead_letters)
-    learning = threading.Event()  # cleared: the learner stops
-    learning.set()
-    learner = threading.Thread(target=source.learn_all, args=(learning,), name="kafka-learner")
     try:
         consumer.subscribe(
             [settings.kafka_topic], on_assign=source.on_assign, on_revoke=source.on_revoke
         )
-        learner.start()
-        try:
-            while learning.is_set() and not stop.is_set():
-                source.read_once(learning)
-        finally:  # polls read but not learned are read again after a restart
-            learning.clear()
-            learner.join()
-        if source.failure is not None:
-            raise source.failure
+        while not stop.is_set():
+            source.step()
         if source.uncheckpointed:
             source.checkpoint()
-        source.commit_checkpointed()
     except LearningHalted:
         source.idle_while_halted(stop)
         raise
