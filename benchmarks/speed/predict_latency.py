@@ -301,7 +301,18 @@ def server_latency(before: dict, after: dict, rpc: str = "predict") -> dict:
     return out
 
 
-def warn_if_done(learning: dict, load: int) -> None:
+def record_learning(result: dict, name: str, learning: dict, load: int) -> None:
+    """Store and print a learning phase's numbers; warn if the topic ran out during the run."""
+    learning["still_learning_at_end"] = learning["learned_at_end"] < load
+    result[name] = learning
+    print(
+        name,
+        learning["client"],
+        learning["server"],
+        learning["learning_rate_during"],
+        learning["still_learning_at_end"],
+        flush=True,
+    )
     if not learning["still_learning_at_end"]:
         print(
             f"warning: all {load} samples were learned before ghz ended: part of the run had "
@@ -415,17 +426,7 @@ def main() -> None:
                 wait_learned(service, 1)
                 time.sleep(1.0)
                 learning = unary(service, row, args)
-            learning["still_learning_at_end"] = learning["learned_at_end"] < args.load
-            warn_if_done(learning, args.load)
-            result[name] = learning
-            print(
-                name,
-                learning["client"],
-                learning["server"],
-                learning["learning_rate_during"],
-                learning["still_learning_at_end"],
-                flush=True,
-            )
+            record_learning(result, name, learning, args.load)
 
         # Phase replica: as above, ghz calling a replica process serving the learner's snapshot.
         shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else None  # a tmpfs, as deployed
@@ -452,17 +453,7 @@ def main() -> None:
                 learning = unary(service, row, args, replica)
         finally:
             shutil.rmtree(snapshots, ignore_errors=True)
-        learning["still_learning_at_end"] = learning["learned_at_end"] < args.load
-        warn_if_done(learning, args.load)
-        result["unary_replica"] = learning
-        print(
-            "unary_replica",
-            learning["client"],
-            learning["server"],
-            learning["learning_rate_during"],
-            learning["still_learning_at_end"],
-            flush=True,
-        )
+        record_learning(result, "unary_replica", learning, args.load)
 
     result.update(load_average_at_end=loadavg(), machine=machine_info())
     if args.unary_only:
