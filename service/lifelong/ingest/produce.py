@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -120,6 +121,7 @@ def produce(
             "client.id": "lifelong-produce",
             "linger.ms": 5,
             "enable.idempotence": True,
+            "logger": logging.getLogger(__name__),  # not librdkafka's raw "%3|..." lines
         }
     )
     # librdkafka retries an absent broker until each record times out (minutes): ask first.
