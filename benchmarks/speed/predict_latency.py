@@ -301,6 +301,20 @@ def server_latency(before: dict, after: dict, rpc: str = "predict") -> dict:
     return out
 
 
+def learning_service(broker: Broker, topic: str, *flags: str) -> Service:
+    """`lifelong serve` learning `topic` from the start, in a consumer group of its own."""
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    return Service(
+        "--kafka-bootstrap",
+        broker.bootstrap,
+        "--kafka-topic",
+        topic,
+        "--kafka-group",
+        group,
+        *flags,
+    )
+
+
 def record_learning(result: dict, name: str, learning: dict, load: int) -> None:
     """Store and print a learning phase's numbers; warn if the topic ran out during the run."""
     learning["still_learning_at_end"] = learning["learned_at_end"] < load
@@ -413,15 +427,7 @@ def main() -> None:
         # Phase learning: the service learns the large topic at full rate during the ghz run; with
         # the default GIL switch interval and with Python's own (5 ms), each a fresh service.
         for name, flags in LEARNING_PHASES:
-            with Service(
-                "--kafka-bootstrap",
-                broker.bootstrap,
-                "--kafka-topic",
-                load,
-                "--kafka-group",
-                f"bench-{uuid.uuid4().hex[:8]}",
-                *flags,
-            ) as service:
+            with learning_service(broker, load, *flags) as service:
                 service.wait_ready()
                 wait_learned(service, 1)
                 time.sleep(1.0)
@@ -433,15 +439,8 @@ def main() -> None:
         snapshots = Path(tempfile.mkdtemp(prefix="lifelong-bench-snapshot-", dir=shm))
         try:
             with (
-                Service(
-                    "--kafka-bootstrap",
-                    broker.bootstrap,
-                    "--kafka-topic",
-                    load,
-                    "--kafka-group",
-                    f"bench-{uuid.uuid4().hex[:8]}",
-                    "--snapshot-file",
-                    str(snapshots / "snapshot.safetensors"),
+                learning_service(
+                    broker, load, "--snapshot-file", str(snapshots / "snapshot.safetensors")
                 ) as service,
                 Replica(snapshots / "snapshot.safetensors") as replica,
             ):
