@@ -28,16 +28,16 @@ from common import (
     METHODS,
     RESULTS,
     CsvLog,
+    add_learner_arguments,
     api,
     base_method,
     check_methods,
     config_dict,
-    environment,
+    finish_run,
     finite,
     learner_config,
     method_configs,
     probe_stats,
-    record_run,
     run_parallel,
     stream_stats,
 )
@@ -141,27 +141,10 @@ def main(argv: list[str] | None = None) -> None:
         default=["bp", "cbp", "l2", "linear", "river_linear", "default"],
         help="name or name@tag",
     )
-    p.add_argument("--hidden", type=int, nargs="+", default=[5])
-    p.add_argument("--optimizer", default="sgd")
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="[M:]K=V",
-        help="LearnerConfig field override, for all methods or only method M",
-    )
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--out", type=Path, default=RESULTS / "bit_flipping")
-    p.add_argument("--quiet", action="store_true")
+    add_learner_arguments(p, hidden=[5], lr=0.01, out=RESULTS / "bit_flipping")
     a = p.parse_args(argv)
 
-    base, per_method = method_configs(
-        {"hidden": tuple(a.hidden), "optimizer": a.optimizer, "lr": a.lr, **BASE},
-        PRESETS,
-        a.overrides,
-    )
+    base, per_method = configs = method_configs(a, BASE, PRESETS)
     opts = {
         "examples": a.examples,
         "flip_every": a.flip_every,
@@ -174,24 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     methods = check_methods(a.methods, BF_METHODS)
     results = run_parallel(run_method, [(m, s, opts) for s in a.seeds for m in methods], a.jobs)
-    record_run(
-        a.out / "run.json",
-        {
-            "benchmark": "bit_flipping",
-            "argv": sys.argv[1:] if argv is None else argv,
-            "examples": a.examples,
-            "flip_every": a.flip_every,
-            "bin": a.bin,
-            "seeds": a.seeds,
-            "methods": a.methods,
-            "base": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
-            "per_method": per_method,
-            "wall_seconds": time.perf_counter() - t0,
-            "environment": environment(),
-        },
-        results,
-    )
-    print(f"done in {time.perf_counter() - t0:.0f}s -> {a.out}")
+    settings = {"examples": a.examples, "flip_every": a.flip_every, "bin": a.bin}
+    finish_run(a, argv, "bit_flipping", settings, configs, t0, results)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@ per-layer statistics, CSV/JSON output and running (method, seed) jobs in paralle
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -75,12 +77,35 @@ def split_overrides(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, dic
     return common, per_method
 
 
+def add_learner_arguments(
+    p: argparse.ArgumentParser, *, hidden: list[int], lr: float, out: Path
+) -> None:
+    """The arguments both benchmarks take: the base learner, --set overrides, processes, output
+    (read back by `method_configs` and `finish_run`)."""
+    p.add_argument("--hidden", type=int, nargs="+", default=hidden)
+    p.add_argument("--optimizer", default="sgd")
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="[M:]K=V",
+        help="LearnerConfig field override, for all methods or only method M\n"
+        "(e.g. --set cbp:cbp_replacement_rate=1e-4 --set standardize=false)",
+    )
+    p.add_argument("--jobs", type=int, default=2, help="processes at once")
+    p.add_argument("--out", type=Path, default=out)
+    p.add_argument("--quiet", action="store_true")
+
+
 def method_configs(
-    base: dict[str, Any], presets: dict[str, dict[str, Any]], items: Sequence[str]
+    a: argparse.Namespace, base: dict[str, Any], presets: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The config every method starts from and each method's own fields, after --set `items`."""
-    common, overrides = split_overrides(items)
-    base = {**base, **common}
+    """The config every method starts from (`base` with the arguments' --hidden, --optimizer and
+    --lr) and each method's own fields (`presets`), after the arguments' --set overrides."""
+    common, overrides = split_overrides(a.overrides)
+    base = {"hidden": tuple(a.hidden), "optimizer": a.optimizer, "lr": a.lr, **base, **common}
     per_method = {m: dict(v) for m, v in presets.items()}
     for m, v in overrides.items():
         per_method.setdefault(m, {}).update(v)
@@ -302,6 +327,36 @@ def record_run(path: Path, header: dict[str, Any], runs: list[dict[str, Any]]) -
         r.setdefault("learner", {k: old["environment"].get(k) for k in env if "learner" in k})
     invocations.append({k: v for k, v in header.items() if k != "runs"})
     write_json(path, {**header, "runs": kept + runs, "invocations": invocations})
+
+
+def finish_run(
+    a: argparse.Namespace,
+    argv: list[str] | None,
+    benchmark: str,
+    settings: dict[str, Any],
+    configs: tuple[dict[str, Any], dict[str, dict[str, Any]]],
+    started: float,
+    runs: list[dict[str, Any]],
+) -> None:
+    """`record_run` this invocation: its `settings`, seeds, methods and `configs` (from
+    `method_configs`), started at `perf_counter()` `started`, then say where it went."""
+    base, per_method = configs
+    record_run(
+        a.out / "run.json",
+        {
+            "benchmark": benchmark,
+            "argv": sys.argv[1:] if argv is None else argv,
+            **settings,
+            "seeds": a.seeds,
+            "methods": a.methods,
+            "base": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
+            "per_method": per_method,
+            "wall_seconds": time.perf_counter() - started,
+            "environment": environment(),
+        },
+        runs,
+    )
+    print(f"done in {time.perf_counter() - started:.0f}s -> {a.out}")
 
 
 def environment() -> dict[str, Any]:

@@ -28,15 +28,15 @@ from common import (
     METHODS,
     RESULTS,
     CsvLog,
+    add_learner_arguments,
     api,
     check_methods,
     config_dict,
-    environment,
+    finish_run,
     finite,
     learner_config,
     method_configs,
     probe_stats,
-    record_run,
     run_parallel,
     stream_stats,
 )
@@ -153,29 +153,11 @@ def main(argv: list[str] | None = None) -> None:
         default=10,
         help="fresh-network reference on each of the last N tasks (0: none)",
     )
-    p.add_argument("--hidden", type=int, nargs="+", default=[100, 100])
-    p.add_argument("--optimizer", default="sgd")
-    p.add_argument("--lr", type=float, default=0.03)
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="[M:]K=V",
-        help="LearnerConfig field override, for all methods or only method M\n"
-        "(e.g. --set cbp:cbp_replacement_rate=1e-4 --set standardize=false)",
-    )
+    add_learner_arguments(p, hidden=[100, 100], lr=0.03, out=RESULTS / "permuted_digits")
     p.add_argument("--probe-every", type=int, default=1, help="tasks between probes")
-    p.add_argument("--jobs", type=int, default=2, help="processes at once")
-    p.add_argument("--out", type=Path, default=RESULTS / "permuted_digits")
-    p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
-    base, per_method = method_configs(
-        {"hidden": tuple(a.hidden), "optimizer": a.optimizer, "lr": a.lr, **BASE},
-        PRESETS,
-        a.overrides,
-    )
+    base, per_method = configs = method_configs(a, BASE, PRESETS)
     opts = {
         "tasks": a.tasks,
         "fresh": min(a.fresh, a.tasks),
@@ -191,23 +173,8 @@ def main(argv: list[str] | None = None) -> None:
         jobs += [("fresh", "fresh", s, opts) for s in a.seeds]
     t0 = time.perf_counter()
     results = run_parallel(_job, jobs, a.jobs)
-    record_run(
-        a.out / "run.json",
-        {
-            "benchmark": "permuted_digits",
-            "argv": sys.argv[1:] if argv is None else argv,
-            "tasks": a.tasks,
-            "seeds": a.seeds,
-            "methods": a.methods,
-            "fresh": opts["fresh"],
-            "base": {k: list(v) if isinstance(v, tuple) else v for k, v in base.items()},
-            "per_method": per_method,
-            "wall_seconds": time.perf_counter() - t0,
-            "environment": environment(),
-        },
-        results,
-    )
-    print(f"done in {time.perf_counter() - t0:.0f}s -> {a.out}")
+    settings = {"tasks": a.tasks, "fresh": opts["fresh"]}
+    finish_run(a, argv, "permuted_digits", settings, configs, t0, results)
 
 
 if __name__ == "__main__":
