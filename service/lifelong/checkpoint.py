@@ -67,6 +67,26 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def write_atomically(path: Path, data: bytes, *, prefix: str, durable: bool) -> None:
+    """Replace the file at `path` with `data` through a temporary file named `prefix`... in the
+    same directory, renamed into place: a reader sees the old file or the new one, never part of
+    one. `durable`: the file fsynced before the rename and the directory after it, so the new
+    file also survives a power loss."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    if durable:
+        _fsync_directory(path.parent)
+
+
 def encode(learner_state: bytes, offsets: dict[str, int], samples_learned: int) -> bytes:
     metadata = json.dumps(
         {"offsets": offsets, "samples_learned": samples_learned, "created": time.time()},
@@ -138,17 +158,7 @@ class CheckpointStore:
             existing = self._sequences()
             sequence = existing[-1][0] + 1 if existing else 1
             path = self.directory / f"checkpoint-{sequence:012d}.ckpt"
-            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=TEMP_PREFIX, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(temp, path)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
-            _fsync_directory(self.directory)
+            write_atomically(path, data, prefix=TEMP_PREFIX, durable=True)
             for _, old in existing[: max(0, len(existing) + 1 - self.keep)]:
                 old.unlink(missing_ok=True)
         return path

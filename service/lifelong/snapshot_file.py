@@ -22,13 +22,12 @@ cache the learner rewrites every `refresh_every_seconds`, typically on a tmpfs.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import safetensors.numpy
+from lifelong.checkpoint import write_atomically
 from lifelong.model.learner import Predictor
 from lifelong.model.scaler import Standardizer, TargetScaler
 
@@ -75,11 +74,7 @@ def load(data: bytes) -> Predictor:
         scaler = None
         if meta["scaler_clip"] is not None:
             scaler = Standardizer(float(meta["scaler_clip"]))
-            scaler.count, scaler.mean, scaler.m2 = (
-                arrays["scaler.count"],
-                arrays["scaler.mean"],
-                arrays["scaler.m2"],
-            )
+            scaler.load_state_dict({k: arrays[f"scaler.{k}"] for k in ("count", "mean", "m2")})
         target = None
         if meta["target"] is not None:
             target = TargetScaler(float(meta["target"]["clip"]))
@@ -120,13 +115,5 @@ def empty(task: str) -> Predictor:
 
 
 def write(path: Path, predictor: Predictor) -> None:
-    """Replace the file at `path` with `predictor`, atomically."""
-    data = dumps(predictor)
-    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Replace the file at `path` with `predictor`, atomically (not durably: see above)."""
+    write_atomically(path, dumps(predictor), prefix=TEMP_PREFIX, durable=False)
