@@ -304,16 +304,15 @@ class ModelHost:
 
     def refresh(self) -> bool:
         """Publish a snapshot if unpublished samples are older than the seconds bound; write the
-        snapshot file if it is behind."""
+        snapshot file if it is behind. Whether it published."""
+        published = False
+        if self._publish_due():
+            with self._lock:
+                if self._publish_due():
+                    self._publish()
+                    published = True
         self._write_snapshot()
-        if not self._publish_due():
-            return False
-        with self._lock:
-            if not self._publish_due():
-                return False
-            self._publish()
-        self._write_snapshot()
-        return True
+        return published
 
     def _publish_due(self) -> bool:
         return (
