@@ -140,3 +140,33 @@ def test_load_refuses_another_format():
     raw += b" " * (-len(raw) % 8)
     with pytest.raises(ValueError, match="format 99"):
         load(len(raw).to_bytes(8, "little") + raw + data[8 + size :])
+
+
+def as_format_1(data: bytes) -> bytes:
+    """`data` written as format 1 wrote it: sums of squares where format 2 has variances, no
+    refusal counters (what checkpoints made before format 2 hold)."""
+    tensors = safetensors.torch.load(data)
+    size = int.from_bytes(data[:8], "little")
+    meta = json.loads(json.loads(data[8 : 8 + size])["__metadata__"]["lifelong"])
+    meta["format"] = 1
+    del meta["recovery"]
+    tensors["scaler.m2"] = tensors.pop("scaler.var") * tensors["scaler.count"]
+    target = meta["target"]
+    target["m2"] = target.pop("var") * target["n"]
+    return safetensors.torch.save(tensors, metadata={"lifelong": json.dumps(meta)})
+
+
+def test_a_format_1_state_is_upgraded_and_continues():
+    examples = list(stream(400, seed=5, regression=True))
+    model = LifelongRegressor(LearnerConfig(hidden=(8,)))
+    for x, y in examples[:200]:
+        model.learn_one(x, y)
+    old = load(as_format_1(model.to_bytes()))
+    assert old.samples_learned == 200 and old.feature_names == model.feature_names
+    assert old.stats().updates_refused == {"non_finite_output": 0, "gradient_limit": 0}
+    for x, y in examples[200:]:
+        model.learn_one(x, y)
+        old.learn_one(x, y)
+    # var -> m2 -> var rounds once each way: the continuations agree to float64 rounding
+    x = examples[-1][0]
+    assert old.predict_one(x) == pytest.approx(model.predict_one(x), rel=1e-9)

@@ -42,6 +42,12 @@ class LearnerConfig:
     lr
         Step size, for one example at a time; at most 1000, so that one update of a gradient
         within the divergence limit (`network.GRADIENT_LIMIT`) cannot overflow float32.
+    step_bound
+        κ of the overshoot bound on each SGD step (after ObGD, Elsayed, Vasan & Mahmood 2024):
+        with output error d and loss gradient g, the step is lr / max(1, κ·lr·‖g‖²/‖d‖²), so to
+        first order one example moves its output at most 1/κ of the way to its target, whatever
+        the scale of the inputs. 0 turns the bound off. Adam's steps are bounded by its own
+        normalisation and are left as they are.
     plasticity
         Any subset of "cbp" (continual backprop), "shrink_perturb", "l2_init"; empty is plain
         backprop, the control.
@@ -56,12 +62,22 @@ class LearnerConfig:
     standardize
         Standardise inputs by their running mean and variance (the regression target always is).
     clip
-        Standardised inputs and the standardised regression target are clipped to ±clip. 10:
-        counted before it is standardised, the n-th value of a feature has |z| <= √(n - 1), so
-        nothing is clipped in a feature's first 101 values, and later only values beyond 10
-        standard deviations (Gaussian odds ~1e-23; heavy-tailed features reach 5-8 honestly);
-        yet one absurd value (1e30, a unit error) moves the network no more than a 10-sigma one.
-        Unstandardised inputs (`standardize=False`) are not clipped: their scale is the caller's.
+        Standardised inputs and the standardised regression target are clipped to ±clip, and
+        a value is counted in the running statistics as at most clip standard deviations from
+        their mean (`lifelong.model.scaler`). 10: only values beyond 10 standard deviations are
+        touched (Gaussian odds ~1e-23; heavy-tailed features reach 5-8 honestly), yet one absurd
+        value (1e30, a unit error) moves the network no more than a 10-sigma one and the
+        statistics by a bounded factor. Unstandardised inputs (`standardize=False`) are not
+        clipped: their scale is the caller's.
+    scaler_horizon
+        The input and target statistics weight the n-th value by max(1/n, 1/scaler_horizon):
+        exact running moments at first, then forgetting, so a shifted feature is re-centred.
+        0 never forgets.
+    recovery_refusals, recovery_window
+        A step that would make the network non-finite is refused (the example changes nothing).
+        `recovery_refusals` refusals within `recovery_window` examples trigger a recovery:
+        the step size is halved (down to 1/16), then the network restarted fresh; a window
+        without refusals doubles a halved step back.
     telemetry_window
         Examples per window of the streamed dead/dormant/effective-rank statistics.
     seed
@@ -73,6 +89,7 @@ class LearnerConfig:
     activation: str = "relu"
     optimizer: str = "sgd"
     lr: float = 0.01
+    step_bound: float = 2.0
     momentum: float = 0.0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -87,6 +104,9 @@ class LearnerConfig:
     l2_init_strength: float = 1e-4
     standardize: bool = True
     clip: float = 10.0
+    scaler_horizon: int = 10_000
+    recovery_refusals: int = 10
+    recovery_window: int = 1000
     telemetry_window: int = 1000
     seed: int = 0
 
@@ -109,16 +129,19 @@ class LearnerConfig:
             )
         _in_range("lr", self.lr, 0.0, 1000.0, low_open=True)
         _in_range("clip", self.clip, 0.0, math.inf, low_open=True)
+        _in_range("step_bound", self.step_bound, 0.0, math.inf)
         for name in ("momentum", "adam_beta1", "adam_beta2", "cbp_decay_rate", "shrink"):
             _in_range(name, getattr(self, name), 0.0, 1.0, high_open=True)
         for name in ("adam_eps", "perturb_std", "l2_init_strength", "cbp_replacement_rate"):
             _in_range(name, getattr(self, name), 0.0, math.inf)
-        for name in ("cbp_maturity_threshold", "telemetry_window", "seed"):
+        for name in ("cbp_maturity_threshold", "telemetry_window", "seed", "scaler_horizon"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        if self.telemetry_window < 1:
-            raise ValueError("telemetry_window must be at least 1")
+        for name in ("telemetry_window", "recovery_refusals", "recovery_window"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.standardize, bool):
             raise ValueError(f"standardize must be true or false, got {self.standardize!r}")
 

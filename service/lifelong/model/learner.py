@@ -39,7 +39,7 @@ from lifelong.model import state
 from lifelong.model.config import LearnerConfig
 from lifelong.model.fast import FastPath, KernelUnavailable
 from lifelong.model.network import GRADIENT_LIMIT, Network, forward_batch, one_thread
-from lifelong.model.optim import make_optimizer
+from lifelong.model.optim import SGD, make_optimizer
 from lifelong.model.plasticity import ContinualBackprop, L2Init, ShrinkPerturb
 from lifelong.model.prequential import PrequentialMonitor
 from lifelong.model.scaler import Standardizer, TargetScaler
@@ -48,7 +48,12 @@ from river import base
 
 FEATURE_NAME_TYPES = (str, int)
 LABEL_TYPES = (str, int, bool)
-DIVERGED = "the network diverged: its output or gradient is not finite (try a smaller lr, or adam)"
+DIVERGED = "the step would make the network's output or gradient non-finite"
+# Why a step was refused: its output was not finite, or its gradient beyond `GRADIENT_LIMIT`.
+REFUSAL_REASONS = ("non_finite_output", "gradient_limit")
+# The recoveries repeated refusals trigger: halve the step size, then restart the network.
+RECOVERY_ACTIONS = ("shrink_step", "restart")
+MIN_STEP_SCALE = 1.0 / 16.0  # halvings before a restart: 4
 # Raw values (features, regression targets) beyond ±RAW_LIMIT count as ±RAW_LIMIT: their squares
 # stay finite in the float64 running variances, whatever a client sends.
 RAW_LIMIT = 1e100
@@ -57,30 +62,13 @@ logger = logging.getLogger(__name__)
 
 
 class LearnerDiverged(FloatingPointError):
-    """A step would have made the network's output or gradient non-finite (or a gradient element
-    beyond `GRADIENT_LIMIT`); it was refused.
+    """Raised inside a step that would make the network's output non-finite or a gradient
+    element exceed `GRADIENT_LIMIT`, before it changes anything; the learner catches it and
+    refuses the example (`reason`: one of `REFUSAL_REASONS`). It never leaves the learner."""
 
-    The failing example changed nothing: parameters, optimizer state, scaler and target
-    statistics, continual backprop, telemetry, prequential monitor, counters, generator and
-    grown features or classes are as before the call. From `learn_many`, the rows before it are
-    learned: `learned` says how many (0 from `learn_one` / `learn_dense`). The learner is usable
-    but will most likely diverge again on the next examples: lower `lr` or reload a checkpoint.
-
-    >>> model = LifelongRegressor(LearnerConfig(hidden=(8,), seed=0))
-    >>> model.learn_many([[0.0], [1.0]], [0.0, 1.0])
-    >>> model._network.layers("param")[-1][1][0] = float("inf")  # what divergence looks like
-    >>> before = model.to_bytes()
-    >>> try:
-    ...     model.learn_many([[1.0], [2.0]], [1.0, 2.0])
-    ... except LearnerDiverged as e:
-    ...     print(e.learned, model.samples_learned, model.to_bytes() == before)
-    0 2 True
-
-    """
-
-    def __init__(self, message: str = DIVERGED, learned: int = 0) -> None:
-        super().__init__(message)
-        self.learned = learned
+    def __init__(self, reason: str = "non_finite_output") -> None:
+        super().__init__(f"{DIVERGED} ({reason})")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -106,6 +94,9 @@ class PlasticityStats:
     drifts_detected: int
     drift_in_last_window: bool  # within the last `telemetry_window` examples
     samples_learned: int
+    updates_refused: dict[str, int]  # steps refused as non-finite, by reason, since the start
+    recoveries: dict[str, int]  # recoveries taken, by action, since the start
+    step_scale: float  # of the configured step size: below 1 after a "shrink_step" recovery
 
 
 class Predictor:
@@ -181,7 +172,7 @@ class Predictor:
         weights, biases = self._weights, self._biases
         scaler, n = self._scaler, len(self.feature_names)
         if scaler is not None:  # Standardizer.transform's terms, as Python floats
-            std = np.sqrt(scaler.m2[:n] / np.maximum(scaler.count[:n], 1.0))
+            std = scaler.std()[:n]
             terms = list(zip(scaler.mean[:n].tolist(), std.tolist(), strict=True))
             low, high = -scaler.clip, scaler.clip
         regression = self.task == "regression"
@@ -257,6 +248,35 @@ class _Lifelong:
         self.config = config if config is not None else LearnerConfig()
         cfg = self.config
         self._generator = torch.Generator().manual_seed(cfg.seed)
+        self._build_network()
+        self._scaler = Standardizer(cfg.clip, cfg.scaler_horizon) if cfg.standardize else None
+        self._monitor = PrequentialMonitor(self._task)
+        self._index: dict[Hashable, int] = {}
+        self._names: list[Hashable] = []
+        self._names_tuple: tuple[Hashable, ...] = ()
+        self.samples_learned = 0
+        self._last_drift = -1  # samples_learned when the detector last fired
+        # Norm of the last step's gradient; None: read it from the "grad" slot (reference path).
+        self._grad_norm: float | None = None
+        self._live: Predictor | None = None  # predictions from the live weights
+        # Refused steps and the recoveries they trigger; windows of `recovery_window` examples
+        # (learned or refused) counted from the start, so the same stream gives the same result
+        # however it is split into calls.
+        self._refused = dict.fromkeys(REFUSAL_REASONS, 0)
+        self._recoveries = dict.fromkeys(RECOVERY_ACTIONS, 0)
+        self._step_scale = 1.0
+        self._window_index = 0
+        self._window_refusals = 0
+        # Dense examples of known classes go through the compiled fast path (lifelong.model.fast):
+        # same result, without per-example Python. False forces the reference path.
+        self.fast_path = True
+        self.fast_path_unavailable: str | None = None  # why the fast path cannot be used
+        self._fast: FastPath | None = None
+
+    def _build_network(self) -> None:
+        """A fresh network with its optimizer, plasticity methods and telemetry, for no inputs
+        and no classes yet."""
+        cfg = self.config
         n_outputs = 1 if self._task == "regression" else 0
         self._network = net = Network(cfg.hidden, n_outputs, self._generator)
         self._optimizer = make_optimizer(net, cfg)
@@ -276,22 +296,7 @@ class _Lifelong:
             if "cbp" in methods
             else None
         )
-        self._scaler = Standardizer(cfg.clip) if cfg.standardize else None
         self._telemetry = [LayerTelemetry(w, window=cfg.telemetry_window) for w in cfg.hidden]
-        self._monitor = PrequentialMonitor(self._task)
-        self._index: dict[Hashable, int] = {}
-        self._names: list[Hashable] = []
-        self._names_tuple: tuple[Hashable, ...] = ()
-        self.samples_learned = 0
-        self._last_drift = -1  # samples_learned when the detector last fired
-        # Norm of the last step's gradient; None: read it from the "grad" slot (reference path).
-        self._grad_norm: float | None = None
-        self._live: Predictor | None = None  # predictions from the live weights
-        # Dense examples of known classes go through the compiled fast path (lifelong.model.fast):
-        # same result, without per-example Python. False forces the reference path.
-        self.fast_path = True
-        self.fast_path_unavailable: str | None = None  # why the fast path cannot be used
-        self._fast: FastPath | None = None
 
     @property
     def feature_names(self) -> tuple[Hashable, ...]:
@@ -301,15 +306,24 @@ class _Lifelong:
     # -- learning ------------------------------------------------------------------------------
 
     def learn_one(self, x: dict, y: Any) -> None:
-        """Learn one example, after predicting it for the prequential statistics."""
+        """Learn one example, after predicting it for the prequential statistics. A step that
+        would make the network non-finite is refused instead (see `stats().updates_refused`)."""
         y, k = self._label(y)
-        with self._atomic(k < 0 or not x.keys() <= self._index.keys()):
-            raw, present = self._features(x)
-            self._learn_threaded(raw, present, y, k)
+        try:
+            with self._atomic(k < 0 or not x.keys() <= self._index.keys()):
+                raw, present = self._features(x)
+                self._learn_threaded(raw, present, y, k)
+        except LearnerDiverged as e:
+            self._refuse(e.reason)
+        self._enter_window()
 
     def learn_dense(self, x: np.ndarray | Sequence[float], y: Any) -> None:
         """`learn_one` for a vector in the order of `feature_names`. Values beyond them are new
         features, named by their position ("20", "21", ...)."""
+        self._learn_dense(x, y)
+
+    def _learn_dense(self, x: np.ndarray | Sequence[float], y: Any) -> bool:
+        """`learn_dense`; False if the step was refused."""
         y, k = self._label(y)
         raw = numbers(x)
         if raw.ndim != 1:
@@ -317,34 +331,39 @@ class _Lifelong:
         n = len(self._names)
         if len(raw) < n:
             raise ValueError(f"got {len(raw)} values, the model has {n} features")
-        with self._atomic(k < 0 or len(raw) > n):
-            if len(raw) > n:
-                self._add_features([str(i) for i in range(n, len(raw))])
-            self._learn_threaded(raw, None, y, k)
+        try:
+            with self._atomic(k < 0 or len(raw) > n):
+                if len(raw) > n:
+                    self._add_features([str(i) for i in range(n, len(raw))])
+                self._learn_threaded(raw, None, y, k)
+        except LearnerDiverged as e:
+            self._refuse(e.reason)
+            learned = False
+        else:
+            learned = True
+        self._enter_window()
+        return learned
 
-    def learn_many(self, X: np.ndarray | Sequence[Sequence[float]], y: Sequence[Any]) -> None:
+    def learn_many(self, X: np.ndarray | Sequence[Sequence[float]], y: Sequence[Any]) -> list[int]:
         """`learn_dense` for each row of `X` and label of `y`, in order (one Kafka poll, say):
         the same result, in one compiled loop for each run of rows whose class is known.
+        Returns the positions of the rows whose step was refused (usually none).
 
-        A row that would diverge raises `LearnerDiverged` with the rows before it learned."""
+        A bad label raises `TypeError` / `ValueError` at its row, the rows before it learned
+        (or refused): `samples_learned` plus the refusals tell how far it got."""
         X = numbers(X)
         if X.ndim != 2 or len(X) != len(y):
             raise ValueError(f"X must be (rows, features) with a label per row, got {X.shape}")
         n = len(self._names)
         if X.shape[1] < n:
             raise ValueError(f"got {X.shape[1]} values per row, the model has {n} features")
+        refused: list[int] = []
         start = 0
-        try:
-            if X.shape[1] > n and len(X):
-                self.learn_dense(X[0], y[0])  # grows the input layer with its first row
-                start = 1
-            self._learn_rows(X, y, start)
-        except LearnerDiverged as e:
-            raise LearnerDiverged(str(e), learned=start + e.learned) from None
-
-    def _learn_rows(self, X: np.ndarray, y: Sequence[Any], start: int) -> None:
-        """Rows [start, ...) of `learn_many`; a `LearnerDiverged` counts the rows from `start`."""
-        fast, regression, first = self._fast_path(), self._task == "regression", start
+        if X.shape[1] > n and len(X):  # grows the input layer with its first row
+            if not self._learn_dense(X[0], y[0]):
+                refused.append(0)
+            start = 1
+        fast, regression = self._fast_path(), self._task == "regression"
         while start < len(X):
             run = []  # targets of the rows the fast path can take from `start`
             for label in y[start:] if fast is not None else ():
@@ -355,17 +374,18 @@ class _Lifelong:
                 if k < 0:
                     break  # a new class grows the network: the reference path
                 run.append(value if regression else k)
-            try:
-                if run:
-                    done = fast.learn(X[start : start + len(run)], np.asarray(run))
-                    start += done
-                    if done < len(run):
-                        raise LearnerDiverged()
-                else:
-                    self.learn_dense(X[start], y[start])
-                    start += 1
-            except LearnerDiverged as e:
-                raise LearnerDiverged(str(e), learned=start - first) from None
+            if not run:
+                if not self._learn_dense(X[start], y[start]):
+                    refused.append(start)
+                start += 1
+                continue
+            start += fast.learn(X[start : start + len(run)], np.asarray(run))
+            if fast.refusal is not None:
+                self._refuse(fast.refusal)
+                refused.append(start)
+                start += 1
+        self._enter_window()
+        return refused
 
     def _fast_path(self) -> FastPath | None:
         """The compiled path, or None when it is off or unavailable."""
@@ -383,12 +403,78 @@ class _Lifelong:
     def _learn_threaded(self, raw: np.ndarray, present: np.ndarray | None, y: Any, k: int) -> None:
         if present is None and k >= 0 and (fast := self._fast_path()) is not None:
             if not fast.learn_one(raw, y if self._task == "regression" else k):
-                raise LearnerDiverged()
+                raise LearnerDiverged(fast.refusal)
         elif torch.get_num_threads() == 1:
             self._learn(raw, present, y, k)
         else:
             with one_thread():
                 self._learn(raw, present, y, k)
+
+    # -- refusals and recovery -----------------------------------------------------------------
+
+    def _attempts(self) -> int:
+        """Examples learned or refused so far."""
+        return self.samples_learned + sum(self._refused.values())
+
+    def _enter_window(self) -> None:
+        """After each example (and so before the next): close the recovery window if it ended;
+        a halved step doubles back after a window without refusals. Every call ends with it, so
+        the state is the same however a stream was split into calls."""
+        index = self._attempts() // self.config.recovery_window
+        if index == self._window_index:
+            return
+        if self._window_refusals == 0 and self._step_scale < 1.0:
+            self._set_step_scale(min(1.0, 2.0 * self._step_scale))
+        self._window_index, self._window_refusals = index, 0
+
+    def _window_room(self) -> int:
+        """Examples before the window ends, if it matters (a halved step), else a large number:
+        the fast path stops there so the window closes at the same example as the reference."""
+        if self._step_scale == 1.0:
+            return 1 << 62
+        return (self._window_index + 1) * self.config.recovery_window - self._attempts()
+
+    def _refuse(self, reason: str) -> None:
+        """Count a refused step (the example changed nothing); recover if they repeat."""
+        self._refused[reason] += 1
+        self._window_refusals += 1
+        if self._window_refusals % self.config.recovery_refusals:
+            return
+        if self._step_scale > MIN_STEP_SCALE:
+            self._set_step_scale(self._step_scale / 2.0)
+            self._recoveries["shrink_step"] += 1
+        else:
+            self._restart_network()
+            self._set_step_scale(1.0)
+            self._recoveries["restart"] += 1
+
+    def _set_step_scale(self, scale: float) -> None:
+        self._step_scale = scale
+        self._optimizer.lr = self.config.lr * scale
+
+    def _restart_network(self) -> None:
+        """A fresh network (weights, optimizer, plasticity and telemetry state) for the same
+        features and classes; the scaler statistics, prequential monitor and counters go on."""
+        self._build_network()
+        self._network.grow_inputs(len(self._names), initialise=True)
+        n_classes = len(getattr(self, "_classes", ()))
+        self._network.grow_outputs(n_classes, initialise=True)
+        self._fast = None
+        self._live = None
+        self._grad_norm = 0.0
+
+    def _step_size(self) -> float:
+        """This step's size: the optimizer's, bounded (SGD, `step_bound` κ) so that to first
+        order the output moves at most 1/κ of the way to its target: with d the output error
+        (`d_output`) and g the loss gradient, lr / max(1, κ·lr·‖g‖²/‖d‖²)."""
+        lr, kappa = self._optimizer.lr, self.config.step_bound
+        if not kappa or not isinstance(self._optimizer, SGD):
+            return lr
+        d = self._network.d_output.astype(np.float64)
+        error2 = float(np.dot(d, d))
+        if error2 > 0.0:
+            lr /= max(1.0, kappa * lr * self._network.gradient_sq_norm() / error2)
+        return lr
 
     def _learn(self, raw: np.ndarray, present: np.ndarray | None, y: Any, k: int) -> None:
         raise NotImplementedError
@@ -431,7 +517,7 @@ class _Lifelong:
     def _check(self) -> None:
         """Refuse the step (nothing changed yet) if its gradient would not be finite."""
         if not self._network.propagate() <= GRADIENT_LIMIT:
-            raise LearnerDiverged()
+            raise LearnerDiverged("gradient_limit")
 
     def _commit_inputs(self) -> None:
         if self._scaler is not None:
@@ -444,7 +530,7 @@ class _Lifelong:
         self._grad_norm = None
         if self._l2 is not None:
             self._l2.add_gradient()
-        self._optimizer.step()
+        self._optimizer.step(self._step_size())
         if self._sp is not None:
             self._sp.step()
         if self._cbp is not None:
@@ -555,6 +641,9 @@ class _Lifelong:
             drift_in_last_window=self._last_drift >= 0
             and self.samples_learned - self._last_drift < window,
             samples_learned=self.samples_learned,
+            updates_refused=dict(self._refused),
+            recoveries=dict(self._recoveries),
+            step_scale=self._step_scale,
         )
 
     def _gradient_norm(self) -> float:
@@ -576,6 +665,13 @@ class _Lifelong:
             "last_drift": self._last_drift,
             "gradient_norm": self._gradient_norm(),
             "prequential": self._monitor.state_dict(),
+            "recovery": {
+                "refused": self._refused,
+                "recoveries": self._recoveries,
+                "step_scale": self._step_scale,
+                "window_index": self._window_index,
+                "window_refusals": self._window_refusals,
+            },
         }
         if self._scaler is not None:
             for k, v in self._scaler.state_dict().items():
@@ -612,6 +708,12 @@ class _Lifelong:
         self.samples_learned = int(meta["samples_learned"])
         self._last_drift = int(meta["last_drift"])
         self._grad_norm = float(meta.get("gradient_norm", 0.0))
+        recovery = meta["recovery"]
+        self._refused.update(recovery["refused"])
+        self._recoveries.update(recovery["recoveries"])
+        self._set_step_scale(float(recovery["step_scale"]))
+        self._window_index = int(recovery["window_index"])
+        self._window_refusals = int(recovery["window_refusals"])
         self._live = None
 
 
@@ -729,7 +831,7 @@ class LifelongRegressor(_Lifelong, base.Regressor):
 
     def __init__(self, config: LearnerConfig | None = None) -> None:
         super().__init__(config)
-        self._target = TargetScaler(self.config.clip)
+        self._target = TargetScaler(self.config.clip, self.config.scaler_horizon)
 
     def _label(self, y: Any) -> tuple[float, int]:
         if isinstance(y, bool | np.bool_) or not isinstance(y, Real):
@@ -744,7 +846,7 @@ class LifelongRegressor(_Lifelong, base.Regressor):
         self._standardize(raw, present)
         out = float(net.forward()[0])
         if not math.isfinite(out):
-            raise LearnerDiverged()
+            raise LearnerDiverged("non_finite_output")
         z = self._target.prepare(y)  # standardised and clipped; counted at commit
         net.d_output[0] = 2.0 * (out - z)  # d/dout (out - z)²
         self._check()
@@ -784,7 +886,7 @@ def _softmax(logits: list[float]) -> list[float]:
     if not logits:
         return []
     if not math.isfinite(sum(logits)):
-        raise LearnerDiverged()
+        raise LearnerDiverged("non_finite_output")
     top = max(logits)
     e = [math.exp(z - top) for z in logits]
     total = sum(e)

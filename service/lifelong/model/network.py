@@ -73,6 +73,12 @@ def _not_le(value: float) -> tuple[bool, float]:
     return (value != value, value)
 
 
+def _sq_norm(v: np.ndarray) -> float:
+    """‖v‖² of a float32 vector, summed in float64."""
+    v = v.astype(np.float64)
+    return float(np.dot(v, v))
+
+
 def kaiming_bound(fan_in: int, hidden: bool) -> float:
     """Bound of the Kaiming-uniform initialisation, as the reference code uses it: gain √2 for a
     ReLU layer, 1 for the linear output layer."""
@@ -396,6 +402,18 @@ class Network:
                 prev *= mask
                 d = prev
         return bound
+
+    def gradient_sq_norm(self) -> float:
+        """‖g‖² of the loss gradient the last `propagate` implies, from its deltas and the
+        layers' inputs, before `gradients` writes it: Σᵢ ‖dᵢ‖² (‖aᵢ‖² + 1), as layer i's weight
+        gradient is the outer product dᵢ aᵢᵀ and its bias gradient dᵢ."""
+        total, d = 0.0, self.d_output
+        for i in range(self.n_layers - 1, -1, -1):
+            a = self._h[i - 1] if i else self.input
+            total += _sq_norm(d) * (_sq_norm(a) + 1.0)
+            if i:
+                d = self._deltas[i - 1]
+        return total
 
     def gradients(self) -> None:
         """Slot "grad" from the deltas of the last `propagate`."""

@@ -37,7 +37,8 @@ class SGD:
         if momentum:
             network.add_slot("momentum")
 
-    def step(self) -> None:
+    def step(self, lr: float | None = None) -> None:
+        """One update from slot "grad"; `lr`: this step's size, if not `self.lr`."""
         net = self.network
         param, grad, update = net.flat("param"), net.flat("grad"), net.flat("scratch")
         if self.momentum:
@@ -45,7 +46,7 @@ class SGD:
             buf *= self.momentum
             buf += grad
             grad = buf
-        np.multiply(grad, self.lr, out=update)
+        np.multiply(grad, self.lr if lr is None else lr, out=update)
         param -= update
 
 
@@ -70,7 +71,8 @@ class Adam:
         network.add_slot("scratch", persistent=False)
         network.add_slot("denominator", persistent=False)
 
-    def step(self) -> None:
+    def step(self, lr: float | None = None) -> None:
+        """One update from slot "grad"; `lr`: this step's size, if not `self.lr`."""
         net = self.network
         b1, b2 = self.beta1, self.beta2
         param, grad = net.flat("param"), net.flat("grad")
@@ -94,7 +96,7 @@ class Adam:
         np.subtract(1.0, p1, out=tmp)
         np.divide(m, tmp, out=tmp)
         tmp /= den
-        tmp *= self.lr
+        tmp *= self.lr if lr is None else lr
         param -= tmp
 
 

@@ -1,12 +1,22 @@
-"""Online standardisation of the inputs and of the regression target.
+"""Online standardisation of the inputs and of the regression target: statistics that follow
+the stream and shrug off absurd values.
 
-Running means and variances (Welford, in float64: a float32 mean drifts over millions of
-examples) of everything seen so far, as river's `preprocessing.StandardScaler`. An example is
-counted before it is standardised, so the first value of a feature maps to 0.
+Per feature, a count n, a mean μ and a variance v. The n-th value x is counted with weight
+w = max(1/n, 1/horizon): exactly the running mean and (population) variance for the first
+`horizon` values, then an exponential forgetting of rate 1/horizon, so a feature that shifts is
+re-centred within a few horizons. Before it is counted, x is winsorised against the current
+estimate (x' = clip(x, μ ± clip·√v), once v > 0), so one absurd value (a sentinel, a unit error)
+moves the variance by a bounded factor, 1 + w·clip² at most, instead of by orders of magnitude;
+a real change of scale still gets through, by that factor per value:
 
-z-scores are clipped to ±`clip` (`LearnerConfig.clip`), so one extreme but finite value cannot
-blow up an update. Counted first, the n-th value of a feature has |z| <= √(n - 1) (Samuelson's
-inequality), so a clip of c never touches the first c² + 1 values.
+    μ' = μ + w·(x' - μ)
+    v' = (1 - w)·(v + w·(x' - μ)²)
+
+(with w = 1/n this is Welford's update of the population variance). The z-score is that of the
+value itself against the updated statistics, z = (x - μ') / √v', clipped to ±`clip`; a feature
+without spread (v' = 0) has z = 0, as river's. Counted before it is standardised, an n-th value
+that is not winsorised has |z| <= √(n - 1) (Samuelson's inequality), so a clip of c touches none
+of the first c² + 1 values of a feature without outliers.
 
 Learning is two-phase: `prepare` writes the z-scores as if the example were counted, `commit`
 counts it. The learner commits only once the step is known to be finite, so an example that
@@ -24,8 +34,11 @@ array([1., 0.], dtype=float32)
 array([[0., 0.],
        [3., 0.]], dtype=float32)
 >>> scaler.prepare(np.array([1e30, 10.0]), z)  # not counted until commit()
->>> z, scaler.count  # a third value is within √2 of the mean, however far it is
-(array([1.4142135, 0.       ], dtype=float32), array([2., 2.]))
+>>> z, scaler.count  # clipped, however far it is
+(array([3., 0.], dtype=float32), array([2., 2.]))
+>>> scaler.commit()  # counted as if it were 2 + 3·1 = 5: the variance grows, not explodes
+>>> scaler.mean.round(3).tolist(), scaler.var.round(3).tolist()
+([3.0, 10.0], [2.667, 0.0])
 
 """
 
@@ -35,28 +48,31 @@ import math
 
 import numpy as np
 
-# Floor of a standard deviation while learning, where a feature without spread (m2 = 0) has
-# a deviation of exactly 0 from its mean: its z-score is 0, as river's.
+# Floor of a standard deviation while learning, where a feature without spread (v = 0) has a
+# deviation of exactly 0 from its mean: its z-score is 0, as river's.
 TINY = 1e-12
 
 
 class Standardizer:
-    """Per-feature running mean and variance; inputs become z-scores, clipped to ±`clip`.
+    """Per-feature forgetting, outlier-robust mean and variance; inputs become z-scores, clipped
+    to ±`clip`.
 
     A feature missing from an example is not counted in its statistics and its z-score is 0, so
     the value the network sees for it is the mean: it contributes as little as possible.
+    `horizon` 0 never forgets (the running moments of everything seen).
     """
 
-    def __init__(self, clip: float = math.inf) -> None:
+    def __init__(self, clip: float = math.inf, horizon: int = 0) -> None:
         self.clip = clip
+        self.horizon = horizon
         self.count = np.zeros(0)
         self.mean = np.zeros(0)
-        self.m2 = np.zeros(0)
+        self.var = np.zeros(0)
         self._grow_scratch()
 
     def _grow_scratch(self) -> None:
         n = self.n_features
-        self._d, self._t = np.zeros(n), np.zeros(n)
+        self._d, self._t, self._w = np.zeros(n), np.zeros(n), np.zeros(n)
         self._full = (np.zeros(n), np.zeros(n), np.zeros(n))
         # The prepared example's statistics, until `commit`; `_present`: its features, if not all.
         self._pending = self._full
@@ -66,12 +82,21 @@ class Standardizer:
     def n_features(self) -> int:
         return len(self.count)
 
+    @property
+    def min_weight(self) -> float:
+        """The weight of a new value once the horizon is reached (0: never forgets)."""
+        return 1.0 / self.horizon if self.horizon else 0.0
+
+    def std(self) -> np.ndarray:
+        """Each feature's standard deviation (0 for a feature without spread)."""
+        return np.sqrt(self.var)
+
     def grow(self, k: int) -> None:
         """Add `k` features, never seen yet."""
         pad = np.zeros(k)
         self.count = np.concatenate([self.count, pad])
         self.mean = np.concatenate([self.mean, pad])
-        self.m2 = np.concatenate([self.m2, pad])
+        self.var = np.concatenate([self.var, pad])
         self._grow_scratch()
 
     def learn_transform(
@@ -87,76 +112,109 @@ class Standardizer:
     def prepare(self, x: np.ndarray, out: np.ndarray, present: np.ndarray | None = None) -> None:
         """`learn_transform`'s z-scores, the statistics unchanged until `commit`."""
         if present is not None:
-            self._prepare_some(x, out, present)
+            count, mean, var = self.count[present], self.mean[present], self.var[present]
+            z = np.zeros(len(present))
+            stats = _count(x[present], count, mean, var, self.clip, self.min_weight, z)
+            self._pending, self._present = stats, present
+            out[...] = 0.0
+            out[present] = z
             return
-        count, mean, m2 = self._pending = self._full
-        d, t = self._d, self._t
+        count, mean, var = self._pending = self._full
         np.add(self.count, 1.0, out=count)
-        np.subtract(x, self.mean, out=d)
-        np.divide(d, count, out=t)
+        w, d, t = self._w, self._d, self._t
+        np.divide(1.0, count, out=w)
+        np.maximum(w, self.min_weight, out=w)
+        _spread(self.var, self.clip, out=d)  # winsorise x against the estimate so far
+        np.subtract(self.mean, d, out=t)
+        np.add(self.mean, d, out=d)
+        np.clip(x, t, d, out=t)
+        np.subtract(t, self.mean, out=d)  # d = x' - μ
+        np.multiply(w, d, out=t)
         np.add(self.mean, t, out=mean)
-        np.subtract(x, mean, out=t)  # x - new mean
-        d *= t
-        np.add(self.m2, d, out=m2)
-        np.divide(m2, count, out=d)
-        np.sqrt(d, out=d)
+        t *= d  # w d²
+        t += self.var
+        np.subtract(1.0, w, out=var)
+        var *= t
+        np.sqrt(var, out=d)
         np.maximum(d, TINY, out=d)
+        np.subtract(x, mean, out=t)
         np.divide(t, d, out=t)
         np.clip(t, -self.clip, self.clip, out=t)
         out[...] = t
         self._present = None
 
-    def _prepare_some(self, x: np.ndarray, out: np.ndarray, present: np.ndarray) -> None:
-        x = x[present]
-        count = self.count[present] + 1.0
-        d = x - self.mean[present]
-        mean = self.mean[present] + d / count
-        t = x - mean
-        m2 = self.m2[present] + d * t
-        self._pending, self._present = (count, mean, m2), present
-        out[...] = 0.0
-        out[present] = np.clip(t / np.maximum(np.sqrt(m2 / count), TINY), -self.clip, self.clip)
-
     def commit(self) -> None:
         """Count the example `prepare` standardised."""
-        count, mean, m2 = self._pending
+        count, mean, var = self._pending
         if self._present is None:  # in place: the fast path holds these buffers
             np.copyto(self.count, count)
             np.copyto(self.mean, mean)
-            np.copyto(self.m2, m2)
+            np.copyto(self.var, var)
         else:
             present = self._present
-            self.count[present], self.mean[present], self.m2[present] = count, mean, m2
+            self.count[present], self.mean[present], self.var[present] = count, mean, var
 
     def transform(self, X: np.ndarray, columns: list[int] | None = None) -> np.ndarray:
         """z-scores of `X` (n, n_features) or (n_features,), as float32; the statistics do not
         change. `columns`: the features `X` holds, if not all."""
-        count, mean, m2 = self.count, self.mean, self.m2
+        mean, std = self.mean, self.std()
         if columns is not None:
-            count, mean, m2 = count[columns], mean[columns], m2[columns]
-        std = np.sqrt(m2 / np.maximum(count, 1.0))
+            mean, std = mean[columns], std[columns]
         z = np.zeros(np.shape(X))
         np.divide(X - mean, std, out=z, where=std > 0)
         return np.clip(z, -self.clip, self.clip).astype(np.float32)
 
     def copy(self) -> Standardizer:
-        other = Standardizer(self.clip)
-        other.count, other.mean, other.m2 = self.count.copy(), self.mean.copy(), self.m2.copy()
+        other = Standardizer(self.clip, self.horizon)
+        other.count, other.mean, other.var = self.count.copy(), self.mean.copy(), self.var.copy()
+        other._grow_scratch()
         return other
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"count": self.count, "mean": self.mean, "m2": self.m2}
+        return {"count": self.count, "mean": self.mean, "var": self.var}
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
         self.count = np.array(arrays["count"], dtype=np.float64)
         self.mean = np.array(arrays["mean"], dtype=np.float64)
-        self.m2 = np.array(arrays["m2"], dtype=np.float64)
+        self.var = np.array(arrays["var"], dtype=np.float64)
         self._grow_scratch()
 
 
+def _count(
+    x: np.ndarray,
+    count: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    clip: float,
+    min_weight: float,
+    z: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The statistics once `x` is counted (new arrays), and its z-scores into `z`: the module's
+    update, element by element as `Standardizer.prepare` and the kernel compute it."""
+    count = count + 1.0
+    w = np.maximum(1.0 / count, min_weight)
+    spread = _spread(var, clip, out=np.empty_like(var))
+    d = np.clip(x, mean - spread, mean + spread) - mean
+    t = w * d
+    new_mean = mean + t
+    new_var = (1.0 - w) * (t * d + var)
+    np.clip((x - new_mean) / np.maximum(np.sqrt(new_var), TINY), -clip, clip, out=z)
+    return count, new_mean, new_var
+
+
+def _spread(var: np.ndarray, clip: float, out: np.ndarray) -> np.ndarray:
+    """How far from the mean a value is counted as it is: clip·√v, unbounded while v = 0 (no
+    scale to judge by yet)."""
+    np.sqrt(var, out=out)
+    out *= clip
+    out[var == 0.0] = np.inf
+    return out
+
+
 class TargetScaler:
-    """Running mean and standard deviation of a regression target (1 until it varies); the
-    standardised target the network learns is clipped to ±`clip`.
+    """The regression target's forgetting, outlier-robust mean and standard deviation (1 until
+    it varies), as `Standardizer`'s; the standardised target the network learns is clipped to
+    ±`clip`.
 
     >>> target = TargetScaler(clip=1.0)
     >>> for y in (1.0, 3.0):
@@ -168,16 +226,17 @@ class TargetScaler:
 
     """
 
-    def __init__(self, clip: float = math.inf) -> None:
+    def __init__(self, clip: float = math.inf, horizon: int = 0) -> None:
         self.clip = clip
+        self.horizon = horizon
         self.n = 0
         self.mean = 0.0
-        self.m2 = 0.0
+        self.var = 0.0
         self._pending = (0, 0.0, 0.0)
 
     @property
     def std(self) -> float:
-        return math.sqrt(self.m2 / self.n) if self.m2 > 0 else 1.0
+        return math.sqrt(self.var) if self.var > 0 else 1.0
 
     def learn(self, y: float) -> None:
         self.prepare(y)
@@ -186,15 +245,18 @@ class TargetScaler:
     def prepare(self, y: float) -> float:
         """The standardised, clipped target once `y` is counted; counted at `commit`."""
         n = self.n + 1
-        d = y - self.mean
-        mean = self.mean + d / n
-        m2 = self.m2 + d * (y - mean)
-        self._pending = (n, mean, m2)
-        std = math.sqrt(m2 / n) if m2 > 0 else 1.0
+        w = max(1.0 / n, 1.0 / self.horizon if self.horizon else 0.0)
+        spread = math.sqrt(self.var) * self.clip if self.var > 0 else math.inf
+        d = min(max(y, self.mean - spread), self.mean + spread) - self.mean
+        t = w * d
+        mean = self.mean + t
+        var = (1.0 - w) * (t * d + self.var)
+        self._pending = (n, mean, var)
+        std = math.sqrt(var) if var > 0 else 1.0
         return min(max((y - mean) / std, -self.clip), self.clip)
 
     def commit(self) -> None:
-        self.n, self.mean, self.m2 = self._pending
+        self.n, self.mean, self.var = self._pending
 
     def transform(self, y: float) -> float:
         return (y - self.mean) / self.std
@@ -203,12 +265,12 @@ class TargetScaler:
         return self.mean + self.std * z
 
     def copy(self) -> TargetScaler:
-        other = TargetScaler(self.clip)
-        other.n, other.mean, other.m2 = self.n, self.mean, self.m2
+        other = TargetScaler(self.clip, self.horizon)
+        other.n, other.mean, other.var = self.n, self.mean, self.var
         return other
 
     def state_dict(self) -> dict[str, float]:
-        return {"n": self.n, "mean": self.mean, "m2": self.m2}
+        return {"n": self.n, "mean": self.mean, "var": self.var}
 
     def load_state_dict(self, d: dict[str, float]) -> None:
-        self.n, self.mean, self.m2 = int(d["n"]), float(d["mean"]), float(d["m2"])
+        self.n, self.mean, self.var = int(d["n"]), float(d["mean"]), float(d["var"])

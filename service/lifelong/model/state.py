@@ -22,7 +22,9 @@ from typing import Any
 
 import safetensors.torch
 
-FORMAT = 1
+# 2: forgetting scaler statistics (a variance where 1 had a sum of squares) and the refusal and
+# recovery counters; a format-1 state is upgraded on load.
+FORMAT = 2
 _KEY = "lifelong"  # of the safetensors metadata entry holding the JSON
 _KINDS = ("LifelongClassifier", "LifelongRegressor")
 
@@ -40,13 +42,34 @@ def load(data: bytes) -> Any:
     from lifelong.model.config import LearnerConfig
 
     meta = _metadata(data)
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in (1, FORMAT):
         raise ValueError(f"unsupported state format {meta.get('format')!r}, expected {FORMAT}")
     if meta.get("kind") not in _KINDS:
         raise ValueError(f"unknown learner kind {meta.get('kind')!r}")
+    tensors = safetensors.torch.load(data)
+    if meta["format"] == 1:
+        _upgrade_from_1(tensors, meta)
     model = getattr(learners, meta["kind"])(LearnerConfig.from_dict(meta["config"]))
-    model._restore(safetensors.torch.load(data), meta)
+    model._restore(tensors, meta)
     return model
+
+
+def _upgrade_from_1(tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    """A format-1 state as format 2: its running sums of squares as variances, no refusals yet
+    (its configuration takes today's defaults for the fields it lacks)."""
+    if "scaler.m2" in tensors:
+        m2, count = tensors.pop("scaler.m2"), tensors["scaler.count"]
+        tensors["scaler.var"] = m2 / count.clamp(min=1.0)
+    if "target" in meta:
+        n, m2 = meta["target"]["n"], meta["target"].pop("m2")
+        meta["target"]["var"] = m2 / n if n else 0.0
+    meta["recovery"] = {
+        "refused": {},
+        "recoveries": {},
+        "step_scale": 1.0,
+        "window_index": 0,
+        "window_refusals": 0,
+    }
 
 
 def _metadata(data: bytes) -> dict[str, Any]:

@@ -12,7 +12,12 @@
  * Divergence: each example is checked before it changes anything (learner.py's `_check`): its
  * output must be finite and its gradient bounded (network.py's `Network.propagate`), the scaler
  * and target statistics are only counted once it passes. A failing example stops the loop with
- * `diverged` set, the examples before it learned.
+ * `diverged` set (1: output not finite, 2: gradient beyond the limit), the examples before it
+ * learned.
+ *
+ * Step size: SGD's is bounded per example (learner.py's `_step_size`, `step_bound` kappa): with
+ * output error d and loss gradient g, lr / max(1, kappa lr |g|^2 / |d|^2), |g|^2 in closed form
+ * from the deltas and the layers' inputs before the update.
  *
  * Memory traffic: the weights (1 MB at 784-256-256-10) stream from beyond L1 per pass, so each
  * example makes one pass over them that updates a row for this example and then, while the row is
@@ -43,11 +48,14 @@ typedef struct {
     /* constants as the reference's float32 arithmetic sees them: expressions such as 1 - beta1
      * are evaluated in double by Python, then rounded once */
     float lr, mom, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, l2_twice;
-    double clip;  /* of standardised inputs and target */
-    double limit; /* learner.py: GRADIENT_LIMIT */
+    double step_lr;    /* the optimizer's step size; `lr` is this example's, set per example */
+    double kappa;      /* step bound (SGD), 0: none */
+    double clip;       /* of standardised inputs and target, and of values counted (winsorised) */
+    double limit;      /* learner.py: GRADIENT_LIMIT */
+    double min_weight; /* scaler.py: 1 / horizon, the least weight of a new value (0: none) */
     /* scaler (float64, one per input) and target scaler */
-    double *sc_count, *sc_mean, *sc_m2;
-    double *target; /* regression target: count, mean, m2 */
+    double *sc_count, *sc_mean, *sc_var;
+    double *target; /* regression target: count, mean, var */
     /* continual backprop, per hidden unit, all hidden layers end to end */
     int64_t *age;
     float *mean, *utility, *decay_power, *correction, *mean_hat;
@@ -351,38 +359,55 @@ static void cbp_step(Net *n) {
     }
 }
 
+/* scaler.py's update of one value's statistics (count, mean, var) once x is counted: weight
+ * w = max(1/count, min_weight), x winsorised to mean +- clip sqrt(var) (while var > 0). */
+static inline double weight(const Net *n, double cnt) {
+    const double w = 1.0 / cnt;
+    return w < n->min_weight ? n->min_weight : w;
+}
+static inline double winsorised_deviation(double x, double mean, double var, double clip) {
+    const double spread = var == 0.0 ? INFINITY : sqrt(var) * clip;
+    const double lo = mean - spread, hi = mean + spread;
+    x = x < lo ? lo : x;
+    return (x > hi ? hi : x) - mean;
+}
+
 /* Standardise raw row xr into x as if it were counted, clipped (scaler.py:
  * Standardizer.prepare); `count_inputs` counts it. Vectorised only without trapping math: with
  * it, gcc keeps the clips as branches (no floating-point exception is ever inspected here). */
 __attribute__((optimize("no-trapping-math"))) static void
 standardize(const Net *n, const double *restrict xr, float *restrict x) {
     const double *restrict count = n->sc_count, *restrict mean = n->sc_mean;
-    const double *restrict m2 = n->sc_m2;
+    const double *restrict var = n->sc_var;
     const double clip = n->clip;
     const int len = n->sizes[0];
 #pragma omp simd
     for (int c = 0; c < len; c++) {
-        const double cnt = count[c] + 1.0;
-        const double d = xr[c] - mean[c];
-        const double dev = xr[c] - (mean[c] + d / cnt);
-        double sd = sqrt((m2[c] + d * dev) / cnt);
+        const double w = weight(n, count[c] + 1.0);
+        const double d = winsorised_deviation(xr[c], mean[c], var[c], clip);
+        const double t = w * d;
+        const double mu = mean[c] + t;
+        double sd = sqrt((1.0 - w) * (t * d + var[c]));
         sd = sd < TINY ? TINY : sd;
-        double z = dev / sd;
+        double z = (xr[c] - mu) / sd;
         z = z < -clip ? -clip : z;
         x[c] = (float)(z > clip ? clip : z);
     }
 }
 
 /* Standardizer.commit: the same arithmetic as `standardize`, stored. */
-static void count_inputs(const Net *n, const double *restrict xr) {
-    double *restrict count = n->sc_count, *restrict mean = n->sc_mean, *restrict m2 = n->sc_m2;
+__attribute__((optimize("no-trapping-math"))) static void
+count_inputs(const Net *n, const double *restrict xr) {
+    double *restrict count = n->sc_count, *restrict mean = n->sc_mean, *restrict var = n->sc_var;
+    const double clip = n->clip;
     const int len = n->sizes[0];
 #pragma omp simd
     for (int c = 0; c < len; c++) {
-        const double cnt = count[c] += 1.0;
-        const double d = xr[c] - mean[c];
-        const double mu = mean[c] += d / cnt;
-        m2[c] += d * (xr[c] - mu);
+        const double w = weight(n, count[c] += 1.0);
+        const double d = winsorised_deviation(xr[c], mean[c], var[c], clip);
+        const double t = w * d;
+        mean[c] += t;
+        var[c] = (1.0 - w) * (t * d + var[c]);
     }
 }
 
@@ -441,13 +466,15 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
                 n->diverged = 1;
                 break;
             }
-            double sd = n->target[2] > 0 ? sqrt(n->target[2] / n->target[0]) : 1.0;
+            double sd = n->target[2] > 0 ? sqrt(n->target[2]) : 1.0;
             pred[0] = n->target[1] + sd * (double)o[0]; /* predicted before learning y */
-            const double y = y_value[t], delta = y - n->target[1];
+            const double y = y_value[t];
             target[0] = n->target[0] + 1.0;
-            target[1] = n->target[1] + delta / target[0];
-            target[2] = n->target[2] + delta * (y - target[1]);
-            sd = target[2] > 0 ? sqrt(target[2] / target[0]) : 1.0;
+            const double w = weight(n, target[0]);
+            const double dev = winsorised_deviation(y, n->target[1], n->target[2], n->clip);
+            target[1] = n->target[1] + w * dev;
+            target[2] = (1.0 - w) * (w * dev * dev + n->target[2]);
+            sd = target[2] > 0 ? sqrt(target[2]) : 1.0;
             double z = (y - target[1]) / sd;
             z = z < -n->clip ? -n->clip : z;
             z = z > n->clip ? n->clip : z;
@@ -462,9 +489,24 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
             d = d_prev;
         }
         if (!(bound <= n->limit)) {
-            n->diverged = 1;
+            n->diverged = 2;
             break;
         }
+        double lr = n->step_lr;
+        if (n->kappa > 0.0) { /* learner.py: _step_size */
+            const double error2 = sum_sq(n->d_out, n_out);
+            if (error2 > 0.0) {
+                double g2 = 0.0; /* network.py: Network.gradient_sq_norm */
+                for (int i = L - 1; i >= 0; i--) {
+                    const float *di = i < L - 1 ? hidden_of(n, n->delta, i) : n->d_out;
+                    const float *ai = i ? hidden_of(n, n->h, i - 1) : x;
+                    g2 += sum_sq(di, n->sizes[i + 1]) * (sum_sq(ai, n->sizes[i]) + 1.0);
+                }
+                const double ratio = n->kappa * lr * g2 / error2;
+                if (ratio > 1.0) lr /= ratio;
+            }
+        }
+        n->lr = (float)lr;
         if (n->standardize) count_inputs(n, X + t * n_in);
         if (n->task == REGRESS) memcpy(n->target, target, sizeof target);
         const int due = n->cbp && cbp_count(n);

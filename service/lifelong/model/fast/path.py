@@ -10,7 +10,10 @@ numbers), the close of a telemetry window (an eigendecomposition) and the preque
 updates (river's ADWIN), which read each example's prediction as the kernel recorded it.
 
 An example that would diverge stops the kernel before it changes anything (as the reference's
-`_check`); `learn` returns how many were learned and the learner raises `LearnerDiverged`.
+`_check`); `learn` returns how many were learned and `refusal` says why it stopped, for the
+learner to refuse that example. The kernel also stops where a recovery window ends while the
+step is halved (`_Lifelong._window_room`), so the step doubles back at the same example as in
+the reference.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 MAX_LAYERS = 16  # kernel.c
 GRAM_ROWS = 32  # kernel.c
+REFUSALS = ("non_finite_output", "gradient_limit")  # kernel.c: `diverged` 1 and 2
 
 _f = ctypes.POINTER(ctypes.c_float)
 _d = ctypes.POINTER(ctypes.c_double)
@@ -51,9 +55,12 @@ class _Net(ctypes.Structure):
         *((name, ctypes.c_float) for name in ("lr", "mom", "beta1", "beta2")),
         *((name, ctypes.c_float) for name in ("one_minus_beta1", "one_minus_beta2", "eps")),
         ("l2_twice", ctypes.c_float),
+        ("step_lr", ctypes.c_double),
+        ("kappa", ctypes.c_double),
         ("clip", ctypes.c_double),
         ("limit", ctypes.c_double),
-        *((name, _d) for name in ("sc_count", "sc_mean", "sc_m2", "target")),
+        ("min_weight", ctypes.c_double),
+        *((name, _d) for name in ("sc_count", "sc_mean", "sc_var", "target")),
         ("age", ctypes.POINTER(_i64)),
         *((name, _f) for name in ("mean", "utility", "decay_power", "correction", "mean_hat")),
         ("mature", ctypes.POINTER(ctypes.c_uint8)),
@@ -100,6 +107,7 @@ class FastPath:
         # Addresses as plain integers: cheaper than building ctypes pointers per call.
         self._lib.lifelong_learn.argtypes = [ctypes.c_void_p, _i64, *[ctypes.c_void_p] * 4]
         self._learner = learner
+        self.refusal: str | None = None  # why the last `learn` stopped early, if it did
         self._key: tuple | None = None
         self._held: tuple = ()
         self._one: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -123,7 +131,7 @@ class FastPath:
         # Growth and loading replace buffers: the binding holds the objects it points into, so
         # their ids cannot be reused while it compares them.
         held = (*(net_.tensor(name) for name in net_.slot_names), net_.hidden_all,
-                *(() if scaler is None else (scaler.count, scaler.mean, scaler.m2)))  # fmt: skip
+                *(() if scaler is None else (scaler.count, scaler.mean, scaler.var)))  # fmt: skip
         key = (tuple(net_.sizes), *map(id, held))
         if key == self._key:
             return self._net
@@ -141,20 +149,22 @@ class FastPath:
         optimizer = learner._optimizer
         n.optimizer = 1 if isinstance(optimizer, Adam) else 0
         n.task = 0 if learner._task == "classification" else 1
-        n.lr = optimizer.lr
         if isinstance(optimizer, Adam):
             n.beta1, n.beta2, n.eps = optimizer.beta1, optimizer.beta2, optimizer.eps
             n.one_minus_beta1, n.one_minus_beta2 = 1.0 - optimizer.beta1, 1.0 - optimizer.beta2
         else:
             n.mom = optimizer.momentum
+            n.kappa = learner.config.step_bound
         if learner._l2 is not None:
             n.l2_twice = 2.0 * learner._l2.strength
         if scaler is not None:
             n.standardize = 1
             n.sc_count, n.sc_mean = _ptr(scaler.count, _d), _ptr(scaler.mean, _d)
-            n.sc_m2 = _ptr(scaler.m2, _d)
+            n.sc_var = _ptr(scaler.var, _d)
         n.target = _ptr(self._target, _d)
         n.clip, n.limit = learner.config.clip, GRADIENT_LIMIT
+        horizon = learner.config.scaler_horizon
+        n.min_weight = 1.0 / horizon if horizon else 0.0
         cbp = learner._cbp
         if cbp is not None:
             n.cbp = 1
@@ -186,7 +196,7 @@ class FastPath:
     def learn(self, X: np.ndarray, targets: np.ndarray) -> int:
         """Learn the rows of `X` (float64, one column per known feature) in order: `targets`
         are output indices (every class already known) or regression targets. Returns how many
-        were learned: fewer than all if the next would have diverged."""
+        were learned: fewer than all if the next would have diverged (`refusal` says why)."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         targets = np.ascontiguousarray(targets, dtype=self._target_dtype())
         outputs = np.empty((len(X), self._learner._network.sizes[-1]))
@@ -194,7 +204,7 @@ class FastPath:
 
     def learn_one(self, x: np.ndarray, target: float) -> bool:
         """`learn` for one example, through buffers kept between calls (the service learns one
-        sample at a time); False if it would have diverged."""
+        sample at a time); False if it would have diverged (`refusal` says why)."""
         n_in, n_out = self._learner._network.sizes[0], self._learner._network.sizes[-1]
         if self._one is None or self._one[0].shape[1] != n_in or self._one[2].shape[1] != n_out:
             self._one = (np.empty((1, n_in)), np.empty(1, self._target_dtype()),
@@ -215,14 +225,17 @@ class FastPath:
         regress = learner._task == "regression"
         if regress:
             target = learner._target
-            self._target[:] = target.n, target.mean, target.m2
+            self._target[:] = target.n, target.mean, target.var
         if cbp is not None:
             self._accumulated[:] = cbp.accumulated
         x_addr, t_addr, o_addr = X.ctypes.data, targets.ctypes.data, outputs.ctypes.data
         row, out_row = 8 * X.shape[1], 8 * outputs.shape[1]
         start = 0
+        self.refusal = None
         while start < len(X):
-            count = len(X) - start
+            learner._enter_window()  # a window may end inside the rows (a halved step)
+            net.step_lr = learner._optimizer.lr
+            count = min(len(X) - start, learner._window_room())
             if telemetry:  # never across the close of a window
                 count = min(count, telemetry[0].window - telemetry[0]._n)
             done = self._lib.lifelong_learn(
@@ -234,9 +247,10 @@ class FastPath:
             self._account(targets, outputs, start, start + done)
             start += done
             if net.diverged:
+                self.refusal = REFUSALS[net.diverged - 1]
                 break
         if regress:
-            target.n, target.mean, target.m2 = int(self._target[0]), *self._target[1:].tolist()
+            target.n, target.mean, target.var = int(self._target[0]), *self._target[1:].tolist()
         return start
 
     def _account(self, targets: np.ndarray, outputs: np.ndarray, start: int, end: int) -> None:
