@@ -76,7 +76,10 @@ def plot_stream(out: Path, name: str, stream: dict[str, Any], settings: dict[str
         ax.set_ylabel(f"accuracy, trailing {window} examples")
     else:
         ax.set_yscale("log")
-        ax.set_ylabel(f"relative squared error, trailing {window}\n(MSE / variance of y; log)")
+        ax.set_ylabel(
+            f"relative squared error, trailing {window}\n"
+            f"(MSE / variance of y; above {RSE_TOP:g}: at {RSE_TOP:g})"
+        )
         ax.set_ylim(top=RSE_TOP * 1.5)
     ax.set_title(f"{name}: {stream['what']}", fontsize=10)
     ax.grid(alpha=0.3)
@@ -89,7 +92,7 @@ def plot_stream(out: Path, name: str, stream: dict[str, Any], settings: dict[str
 def _num(v: float | None, classify: bool) -> str:
     if v is None or not np.isfinite(v):
         return "-" if v is None or np.isnan(v) else "inf"
-    return f"{v:.3f}" if classify or v < 1e3 else f"{v:.1e}"
+    return f"{v:.3f}" if classify else f"{v:.3g}"
 
 
 def table(results: dict[str, Any]) -> str:
