@@ -1,8 +1,8 @@
 """Run every learner on every hostile stream, prequentially (predict, then learn, each example
 once, in order, as river's `evaluate.progressive_val_score`), and score what each event did.
 
-    .venv/bin/python benchmarks/robustness/run.py                    # full suite, ~5 min
-    .venv/bin/python benchmarks/robustness/run.py --quick            # smoke run, ~30 s
+    .venv/bin/python benchmarks/robustness/run.py                    # full suite, ~3.5 min
+    .venv/bin/python benchmarks/robustness/run.py --quick            # smoke run, ~40 s
     .venv/bin/python benchmarks/robustness/run.py --out benchmarks/robustness/results
 
 A learner that raises (predicting or learning) or predicts a non-finite value has not survived:
@@ -41,8 +41,8 @@ def run_one(stream_name: str, learner_name: str, opts: dict[str, Any]) -> dict[s
     stream = STREAMS[stream_name](opts["period"], opts["seed"])
     learner = LEARNERS[learner_name](stream, opts["seed"])
     classify = stream.task == CLASSIFICATION
-    # per example: 1/0 correct, or the regression estimate; NaN from the failure on
-    predictions = np.full(stream.n, np.nan)
+    # per example: 1/0 correct (classification) or the estimate (regression); NaN from a failure on
+    outcomes = np.full(stream.n, np.nan)
     failed_at, reason = None, None
     t0 = time.perf_counter()
     for i, (x, y) in enumerate(stream.examples()):
@@ -55,14 +55,14 @@ def run_one(stream_name: str, learner_name: str, opts: dict[str, Any]) -> dict[s
         except Exception as e:  # any exception from a learner: it did not survive
             failed_at, reason = i, f"{type(e).__name__}: {e}"
             break
-        predictions[i] = (p == y) if classify else p
+        outcomes[i] = (p == y) if classify else p
     seconds = time.perf_counter() - t0
     if classify:
-        values, y = predictions, None
+        values, y = outcomes, None
     else:  # a finite estimate can still square to inf
         y = stream.y
         with np.errstate(over="ignore"):
-            values = (predictions - y) ** 2
+            values = (outcomes - y) ** 2
     score = scores.windowed(stream.task, values, y, opts["window"])
     path = opts["out"] / stream_name / f"{learner_name}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,12 +107,9 @@ def learner_commit() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
-        "--period",
-        type=int,
-        default=10_000,
-        help="examples before the first event and between events",
+        "--period", type=int, help="examples before the first event and between events (10000)"
     )
-    p.add_argument("--window", type=int, default=1_000, help="trailing window of the score")
+    p.add_argument("--window", type=int, help="trailing window of the score (1000)")
     p.add_argument("--every", type=int, default=100, help="examples between CSV rows")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--streams", nargs="+", default=list(STREAMS), choices=list(STREAMS))
@@ -123,10 +120,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=1, help="processes at once")
     p.add_argument("--out", type=Path, default=HERE / "results")
     a = p.parse_args(argv)
-    if a.quick:
-        given = set(argv if argv is not None else sys.argv[1:])
-        a.period = a.period if "--period" in given else 1_000
-        a.window = a.window if "--window" in given else 250
+    a.period = a.period or (1_000 if a.quick else 10_000)
+    a.window = a.window or (250 if a.quick else 1_000)
+    if a.window > a.period:
+        p.error("--window must not exceed --period: each event needs a full window before it")
     if REFERENCE not in a.learners:
         p.error(f"the criterion compares with {REFERENCE!r}: keep it in --learners")
 
