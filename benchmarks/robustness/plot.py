@@ -152,11 +152,16 @@ def main(argv: list[str] | None = None) -> None:
     for name, stream in results["streams"].items():
         plot_stream(a.out, name, stream, results["settings"])
     env = results["environment"]
-    dirty = env["learner_uncommitted"]
+    if env["learner_commit"] is None:
+        learner = f"Learner from `{env['learner_path']}` (sources {env['learner_sources_sha256']})"
+    else:
+        dirty = env["learner_uncommitted"]
+        learner = f"Learner at `{env['learner_commit']}`" + (
+            f" (with uncommitted changes to {', '.join(dirty)})" if dirty else ""
+        )
     header = (
-        f"Learner at `{env['learner_commit']}`"
-        + (f" (with uncommitted changes to {', '.join(dirty)})" if dirty else "")
-        + f"; `{' '.join(['run.py', *results['argv']])}`, {results['wall_seconds']:.0f} s.\n\n"
+        f"{learner}, harness at `{env['commit']}`; "
+        f"`{' '.join(['run.py', *results['argv']])}`, {results['wall_seconds']:.0f} s.\n\n"
     )
     (a.out / "summary.md").write_text(header + table(results) + "\n" + failures(results))
     print(f"-> {a.out}/summary.md and {len(results['streams'])} plots")

@@ -90,16 +90,22 @@ def run_one(stream_name: str, learner_name: str, opts: dict[str, Any]) -> dict[s
 
 
 def learner_commit() -> dict[str, Any]:
-    """The last commit that changed the learner's sources, and whether they differ from it."""
+    """The last commit that changed the learner's sources and the sources changed since, when
+    the learner imported is this repository's; None for one imported from elsewhere (a snapshot
+    on PYTHONPATH: `environment()`'s learner_path and sources hash say which)."""
+    import lifelong.model
+
+    service = HERE.parent.parent / "service"
+    if not Path(lifelong.model.__file__).resolve().is_relative_to(service):
+        return {"learner_commit": None, "learner_uncommitted": None}
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True).stdout
 
-    service = str(HERE.parent.parent / "service")
     return {
-        "learner_commit": git("log", "-1", "--format=%h", "--", service).strip(),
+        "learner_commit": git("log", "-1", "--format=%h", "--", str(service)).strip(),
         "learner_uncommitted": [
-            line[3:] for line in git("status", "--porcelain", "--", service).splitlines()
+            line[3:] for line in git("status", "--porcelain", "--", str(service)).splitlines()
         ],
     }
 
