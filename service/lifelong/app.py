@@ -19,7 +19,7 @@ from collections.abc import Callable
 from lifelong import demo
 from lifelong.checkpoint import CheckpointStore
 from lifelong.config import ConfigError, Settings
-from lifelong.host import LearningHalted, ModelHost
+from lifelong.host import ModelHost
 from lifelong.metrics import PredictionMetrics, ServiceMetrics
 from lifelong.serving import GrpcServer
 from prometheus_client import disable_created_metrics, start_http_server
@@ -156,10 +156,6 @@ class App:
         def guarded() -> None:
             try:
                 target(*args)
-            except LearningHalted:
-                # The host logged why; the stream stays unread past its last checkpoint (the lag
-                # grows) while predictions go on from the last snapshot.
-                log.error("%s thread stopped: learning halted", name)
             except Exception:
                 log.exception("%s thread failed; shutting down", name)
                 self.failed = True

@@ -46,11 +46,6 @@ class CheckpointInfo:
     timestamp: float  # Unix time the state was taken
 
 
-class LearningHalted(RuntimeError):
-    """The learner diverged: the host learns nothing more and writes no checkpoint, but serves
-    predictions from its last snapshot (learned before the divergence, so finite)."""
-
-
 class ModelHost:
     """The learner, its stream offsets and the serving snapshot.
 
@@ -107,7 +102,7 @@ class ModelHost:
         self._offsets_version = 0  # bumped when offsets move, even if no sample was learned
         self._checkpointed_at = time.monotonic()
         self._checkpointed = (learner.samples_learned, 0)  # (samples, offsets version)
-        self._halted: str | None = None  # why learning stopped for good
+        self._recoveries = learner.recoveries  # seen so far: a new one is logged
         self.metrics.watch(self)
         self._write_snapshot()  # a resumed model serves from the start
 
@@ -132,11 +127,6 @@ class ModelHost:
     def samples_learned(self) -> int:
         return self._learner.samples_learned
 
-    @property
-    def halted(self) -> str | None:
-        """Why learning halted (the learner diverged), or None while it goes on."""
-        return self._halted
-
     def learn(
         self,
         samples: Sequence[Sample | Rows],
@@ -155,22 +145,20 @@ class ModelHost:
         added features or classes), so only the writer can make them: a dense sample shorter than
         the feature list, a label equal to a known class of another type (`True` and `1`), and
         new features beyond `max_model_features`. Such a sample is rejected (counted, and passed
-        to `on_rejected`), never learned.
-
-        A sample the learner diverges on halts learning: it raises `LearningHalted`, now and on
-        every later call. The samples before it stay learned, but `offsets` are not recorded.
+        to `on_rejected`), never learned. So is a sample whose step the learner refuses
+        (`unlearnable`: it would have made the network non-finite); learning goes on with the
+        next, and repeated refusals make the learner recover by itself (logged here).
         """
         rejected: list[tuple[Sample, InvalidSample]] = []
         learned = 0
         with self._lock:
-            if self._halted:
-                raise LearningHalted(self._halted)
             start = time.perf_counter()
             try:
                 learned = self._learn_in_order(samples, rejected)
-                if offsets and not self._halted:  # only once the whole batch is in the state
+                if offsets:  # only once the whole batch is in the state
                     self._offsets.update(offsets)
                     self._offsets_version += 1
+                self._log_recoveries()
             finally:
                 elapsed = time.perf_counter() - start
                 self._unpublished += learned
@@ -184,17 +172,15 @@ class ModelHost:
             self.metrics.rejected(source, error.reason).inc()
             if on_rejected is not None:
                 on_rejected(sample, error)
-        if self._halted:
-            raise LearningHalted(self._halted)
         return learned
 
     def _learn_in_order(
         self, items: Sequence[Sample | Rows], rejected: list[tuple[Sample, InvalidSample]]
     ) -> int:
         """Learn under the lock: `Rows` straight through `learn_many`, runs of `Sample`s by
-        `_learn_samples`; nothing after a divergence."""
+        `_learn_samples`."""
         learned, i, n = 0, 0, len(items)
-        while i < n and not self._halted:
+        while i < n:
             item = items[i]
             if type(item) is Rows:
                 if item.names == self._learner.feature_names:
@@ -213,21 +199,35 @@ class ModelHost:
     def _learn_rows(self, rows: Rows, rejected: list[tuple[Sample, InvalidSample]]) -> int:
         """`rows` (exactly the model's features) in one compiled loop, as `_learn_samples` learns
         a run of such samples."""
-        learner, learned, start, n = self._learner, 0, 0, len(rows)
+        learner, start, n = self._learner, 0, len(rows)
+        before = learner.samples_learned
         while start < n:
-            before = learner.samples_learned
-            try:
-                learner.learn_many(rows.matrix[start:], rows.labels[start:])
-            except TypeError as error:  # at row k; the rows before it are learned
-                k = learner.samples_learned - before
-                rejected.append((rows.sample(start + k), _wrong_label_type(error)))
-                learned, start = learned + k, start + k + 1
-            except FloatingPointError as error:  # as above, and nothing more is learned
-                self._halt(error)
-                return learned + learner.samples_learned - before
-            else:
-                learned, start = learned + n - start, n
-        return learned
+            start += self._learn_many(
+                rows.matrix[start:], rows.labels[start:], lambda i, s=start: rows.sample(s + i),
+                rejected,
+            )  # fmt: skip
+        return learner.samples_learned - before
+
+    def _learn_many(
+        self,
+        X: np.ndarray,
+        labels: Sequence[Any],
+        sample: Callable[[int], Sample],
+        rejected: list[tuple[Sample, InvalidSample]],
+    ) -> int:
+        """`learn_many` up to the first bad label: how many rows it went through (learned,
+        refused, or the bad one); `sample(i)` is row i's sample, for the rejected ones."""
+        learner, refused = self._learner, []
+        before = learner.samples_learned
+        try:
+            learner.learn_many(X, labels, refused=refused)
+        except TypeError as error:  # the rows before it are learned or refused
+            bad = len(refused) + learner.samples_learned - before
+            rejected.extend((sample(i), _unlearnable()) for i in refused)
+            rejected.append((sample(bad), _wrong_label_type(error)))
+            return bad + 1
+        rejected.extend((sample(i), _unlearnable()) for i in refused)
+        return len(X)
 
     def _learn_samples(
         self, samples: Sequence[Sample], rejected: list[tuple[Sample, InvalidSample]]
@@ -241,19 +241,13 @@ class ModelHost:
             if len(rows) > 1:
                 labels = [sample.label for sample in samples[i : i + len(rows)]]
                 before = learner.samples_learned
-                try:
-                    learner.learn_many(np.stack(rows), labels)
-                except TypeError as error:  # at row k; the rows before it are learned
-                    k = learner.samples_learned - before
-                    rejected.append((samples[i + k], _wrong_label_type(error)))
-                    learned, i = learned + k, i + k + 1
-                except FloatingPointError as error:  # as above, and nothing more is learned
-                    self._halt(error)
-                    return learned + learner.samples_learned - before
-                else:
-                    learned, i = learned + len(rows), i + len(rows)
+                i += self._learn_many(
+                    np.stack(rows), labels, lambda k, i=i: samples[i + k], rejected
+                )
+                learned += learner.samples_learned - before
                 continue
             sample, i = samples[i], i + 1
+            before = learner.samples_learned
             try:
                 self._check_growth(sample, names)
                 if sample.features is not None:
@@ -268,9 +262,9 @@ class ModelHost:
             except TypeError as error:  # the learner checks labels before any update
                 rejected.append((sample, _wrong_label_type(error)))
                 continue
-            except FloatingPointError as error:
-                self._halt(error)
-                break
+            if learner.samples_learned == before:  # its step was refused
+                rejected.append((sample, _unlearnable()))
+                continue
             learned += 1
         return learned
 
@@ -291,16 +285,17 @@ class ModelHost:
                 "or raise the server's max_model_features",
             )
 
-    def _halt(self, error: FloatingPointError) -> None:
-        """Stop learning for good after the learner diverged (`LearnerDiverged` is a
-        `FloatingPointError`); the sample it diverged on changed nothing."""
-        self._halted = (
-            f"learning halted: the model diverged after {self._learner.samples_learned} samples "
-            f"({error}); lower the learning rate (learner.lr) or use adam, and start a fresh "
-            "model (an empty checkpoint_dir); predictions are served from the last snapshot"
-        )
-        self.metrics.learning_halted.set(1)
-        log.error("%s", self._halted)
+    def _log_recoveries(self) -> None:
+        """Log each recovery the learner took since the last call (they are rare)."""
+        recoveries = self._learner.recoveries
+        for action, count in recoveries.items():
+            if count > self._recoveries.get(action, 0):
+                log.warning(
+                    "the learner recovered by itself (%s, %d time(s) since the start) after "
+                    "repeated refused steps; step scale now %s, %d samples learned",
+                    action, count, self._learner.step_scale, self._learner.samples_learned,
+                )  # fmt: skip
+        self._recoveries = recoveries
 
     def refresh(self) -> bool:
         """Publish a snapshot if unpublished samples are older than the seconds bound; write the
@@ -358,9 +353,7 @@ class ModelHost:
 
     def checkpoint_due(self, every_samples: int, every_seconds: float) -> bool:
         """Whether the state changed since the last checkpoint and `every_samples` samples or
-        `every_seconds` seconds passed since it (never once learning halted)."""
-        if self._halted:
-            return False
+        `every_seconds` seconds passed since it."""
         samples, offsets_version = self._checkpointed
         behind = self._learner.samples_learned - samples
         changed = behind > 0 or self._offsets_version != offsets_version
@@ -378,10 +371,6 @@ class ModelHost:
             raise RuntimeError("no checkpoint directory configured (set checkpoint_dir)")
         with self._checkpoint_lock:
             with self._lock:
-                # The batch it halted in is learned in part, its offsets not: a checkpoint would
-                # make a restart learn those records twice.
-                if self._halted:
-                    raise LearningHalted(self._halted)
                 state = self._learner.to_bytes()
                 offsets = dict(self._offsets)
                 samples_learned = self._learner.samples_learned
@@ -413,6 +402,14 @@ def _as_row(sample: Sample, names: tuple) -> np.ndarray | None:
 
 def _is_row(row: np.ndarray | None) -> bool:
     return row is not None
+
+
+def _unlearnable() -> InvalidSample:
+    return InvalidSample(
+        "unlearnable",
+        "the model refused to learn this sample: its step would have made the network's output "
+        "or gradient non-finite; nothing was learned from it and learning goes on",
+    )
 
 
 def _wrong_label_type(error: TypeError) -> InvalidSample:

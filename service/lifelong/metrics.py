@@ -101,11 +101,6 @@ class ServiceMetrics(PredictionMetrics):
             registry=r,
         )
         self.checkpoints = Counter("lifelong_checkpoints", "Checkpoints written.", registry=r)
-        self.learning_halted = Gauge(
-            "lifelong_learning_halted",
-            "1 once the learner diverged: learning stopped, predictions from the last snapshot.",
-            registry=r,
-        )
 
         self._learned = {s: samples_learned.labels(s) for s in SOURCES}
         self._rejected = {
@@ -178,6 +173,28 @@ class PlasticityCollector(Collector):
             "lifelong_gradient_norm",
             "L2 norm of the last step's gradient over all parameters.",
             value=stats.gradient_norm,
+        )
+        refused = CounterMetricFamily(
+            "lifelong_updates_refused",
+            "Steps refused because they would have made the network non-finite (the sample is "
+            "not learned; Kafka: dead-lettered as unlearnable).",
+            labels=["reason"],
+        )
+        for reason, count in stats.updates_refused.items():
+            refused.add_metric([reason], count)
+        yield refused
+        recoveries = CounterMetricFamily(
+            "lifelong_recoveries",
+            "Recoveries the learner took by itself after repeated refused steps.",
+            labels=["action"],
+        )
+        for action, count in stats.recoveries.items():
+            recoveries.add_metric([action], count)
+        yield recoveries
+        yield GaugeMetricFamily(
+            "lifelong_step_scale_ratio",
+            "This step size over the configured one: below 1 after a shrink_step recovery.",
+            value=stats.step_scale,
         )
 
         per_layer = {

@@ -40,6 +40,7 @@ REASONS = (
     "too_many_features",
     "dense_size_mismatch",
     "oversized",
+    "unlearnable",
 )
 
 Label = str | int | float

@@ -31,7 +31,7 @@ from lifelong.checkpoint import write_atomically
 from lifelong.model.learner import Predictor
 from lifelong.model.scaler import Standardizer, TargetScaler
 
-FORMAT = 1
+FORMAT = 2  # 2: the scaler's variances (1 had sums of squares)
 _KEY = "lifelong_snapshot"  # of the safetensors metadata entry holding the JSON
 TEMP_PREFIX = ".snapshot-"
 
@@ -74,7 +74,7 @@ def load(data: bytes) -> Predictor:
         scaler = None
         if meta["scaler_clip"] is not None:
             scaler = Standardizer(float(meta["scaler_clip"]))
-            scaler.load_state_dict({k: arrays[f"scaler.{k}"] for k in ("count", "mean", "m2")})
+            scaler.load_state_dict({k: arrays[f"scaler.{k}"] for k in scaler.state_dict()})
         target = None
         if meta["target"] is not None:
             target = TargetScaler(float(meta["target"]["clip"]))
@@ -101,7 +101,7 @@ def _check_shapes(weights, biases, n_features: int, scaler: Standardizer | None)
         if W.dtype != np.float32 or W.ndim != 2 or W.shape[1] != inputs or b.shape != W.shape[:1]:
             raise ValueError("the snapshot's layers do not fit together")
         inputs = W.shape[0]
-    if scaler is not None and not scaler.count.shape == scaler.mean.shape == scaler.m2.shape:
+    if scaler is not None and len({a.shape for a in scaler.state_dict().values()}) != 1:
         raise ValueError("the snapshot's input statistics do not fit together")
     if scaler is not None and len(scaler.count) < n_features:
         raise ValueError("the snapshot's input statistics do not cover its features")

@@ -26,7 +26,7 @@ EXPECTED_ALERTS = {
     "LifelongConsumerLagGrowing",
     "LifelongCheckpointStale",
     "LifelongDown",
-    "LifelongLearningHalted",
+    "LifelongLearnerRecovered",
 }
 
 

@@ -351,38 +351,56 @@ def test_malformed_records_go_to_the_dead_letter_topic(kafka_bootstrap, kafka_to
     assert svc.stop() == 0
 
 
-def test_a_halted_service_stays_in_its_group_and_reports_the_growing_lag(
+def test_a_poison_record_is_dead_lettered_as_unlearnable_and_never_sticks_the_stream(
     kafka_bootstrap, kafka_topic, service
 ):
-    # Unstandardised inputs: a value of 1e30 (nothing clips it) gives a gradient past the
-    # learner's divergence bound.
+    """A record whose step cannot be made finite (unstandardised inputs: a value of 1e30, which
+    nothing clips, puts the gradient past the learner's bound) among valid ones: every valid one
+    is learned, the poison one dead-lettered as unlearnable; killed before any checkpoint, the
+    restarted service reads it again, refuses it again and goes on."""
     topic = kafka_topic(partitions=1)
     learner = {"hidden": [8], "standardize": False, "seed": 7}
-    svc = service(topic, task="regression", learner=json.dumps(learner))
+    svc = service(
+        topic,
+        task="regression",
+        learner=json.dumps(learner),
+        checkpoint_every_samples=10**6,
+        checkpoint_every_seconds=3600,
+    )
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
 
-    def send(n: int, scale: float = 1.0) -> None:
-        rng = random.Random(n)
+    def send(n: int, seed: int, scale: float = 1.0) -> None:
+        rng = random.Random(seed)
         for _ in range(n):
             x = rng.uniform(-1, 1)
             producer.send(topic, encode_json({"x": x * scale}, 2.0 * x))
         producer.flush()
 
-    send(20)
-    send(1, scale=1e30)
+    send(20, seed=1)
+    send(1, seed=2, scale=1e30)  # offset 20
+    send(20, seed=3)
     svc.start()
-    wait_for(lambda: svc.samples_learned() is not None, "the service answering")
-    halted = ("lifelong_learning_halted", ())
-    wait_for(lambda: svc.metrics().get(halted) == 1, "learning halted")
-    assert svc.samples_learned() == 20, "the diverging record is not learned"
+    svc.wait_learned(40)
+    dead = read_topic(kafka_bootstrap, f"{topic}.dlq", 1)[0]
+    headers = dict(dead.headers)
+    assert headers["lifelong-error-reason"] == b"unlearnable"
+    assert headers["lifelong-source-offset"] == b"20"
+    refused = svc.metrics()["lifelong_updates_refused_total", (("reason", "gradient_limit"),)]
+    assert refused == 1
+    wait_for(lambda: ":0@20; dead-lettered as unlearnable" in svc.log.read_text(), "the warning")
 
-    # The lag counts from the model's recorded offsets (a halting poll's are not recorded), so
-    # it starts at 1 or more: the diverging record, and the poll it came in.
-    lag = ("lifelong_kafka_consumer_lag", (("partition", "0"),))
-    behind = wait_for(lambda: svc.metrics().get(lag), "the lag behind the halt")
-    send(30)  # unread while halted: the lag grows by them
-    wait_for(lambda: svc.metrics().get(lag) == behind + 30, "the lag growing while halted")
-    assert svc.samples_learned() == 20
-    assert svc.client.predict({"x": 0.5}).model_version == 20, "predictions go on"
+    svc.kill()  # no checkpoint yet: the restart reads the poison record again
+    assert not CheckpointStore(svc.checkpoint_dir).load_latest()
+    svc.start()
+    svc.wait_learned(40)
+    send(10, seed=4)
+    svc.wait_learned(50)  # past it again: not stuck
+    assert svc.client.predict({"x": 0.5}).model_version <= 50
+    assert svc.stop() == 0  # SIGTERM: a final checkpoint of all 51 records
+    latest = CheckpointStore(svc.checkpoint_dir).load_latest()
+    assert latest.samples_learned == 50 and latest.offsets == {f"{topic}:0": 51}
+    svc.start()
+    svc.wait_learned(50)  # from the checkpoint: nothing again
+    assert len(read_topic(kafka_bootstrap, f"{topic}.dlq", 2)) == 2  # refused once per run
     assert svc.stop() == 0
     producer.close()

@@ -151,8 +151,10 @@ def as_format_1(data: bytes) -> bytes:
     meta["format"] = 1
     del meta["recovery"]
     tensors["scaler.m2"] = tensors.pop("scaler.var") * tensors["scaler.count"]
+    del tensors["scaler.run"]
     target = meta["target"]
     target["m2"] = target.pop("var") * target["n"]
+    del target["run"]
     return safetensors.torch.save(tensors, metadata={"lifelong": json.dumps(meta)})
 
 

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 from lifelong.checkpoint import CheckpointStore
-from lifelong.host import LearningHalted, ModelHost
+from lifelong.host import ModelHost
 from lifelong.model import load
 from lifelong.samples import Sample
 from testsupport import line_sample, small_learner
@@ -191,46 +191,42 @@ def huge(n: int, seed: int = 0) -> list[Sample]:
 
 
 @pytest.mark.parametrize("fast_path", [False, True], ids=["reference", "fast"])
-def test_divergence_halts_learning_for_good_and_never_checkpoints(tmp_path, fast_path):
+def test_an_unlearnable_sample_is_rejected_and_learning_goes_on(tmp_path, fast_path):
     host = diverging_host(fast_path=fast_path, checkpoints=CheckpointStore(tmp_path))
     host.learn(samples(2), source="kafka", offsets={"t:0": 2})
-    poll = [*samples(10, seed=1), *huge(1), *samples(5, seed=2)]  # one run for learn_many
-    with pytest.raises(LearningHalted, match="learning halted: the model diverged after 12"):
-        host.learn(poll, source="kafka", offsets={"t:0": 18})
-    assert host.halted and "lower the learning rate" in host.halted
-    assert host.offsets == {"t:0": 2}, "the halting batch's offsets are not recorded"
-    learned_at_halt = host.samples_learned
-    assert learned_at_halt == 12, "the rows before the failing one stay learned, not after it"
-    registry = host.metrics.registry
-    assert registry.get_sample_value("lifelong_learning_halted") == 1
-    assert registry.get_sample_value("lifelong_samples_learned_total", {"source": "kafka"}) == (
-        learned_at_halt
+    poison = huge(1)[0]
+    poll = [*samples(10, seed=1), poison, *samples(5, seed=2)]  # one run for learn_many
+    rejected = []
+    learned = host.learn(
+        poll, source="kafka", offsets={"t:0": 18}, on_rejected=lambda s, e: rejected.append((s, e))
     )
-
-    with pytest.raises(LearningHalted):
-        host.learn(samples(1), source="grpc")
-    assert host.samples_learned == learned_at_halt
-    assert not host.checkpoint_due(every_samples=1, every_seconds=0)
-    with pytest.raises(LearningHalted):
-        host.checkpoint()
-    assert [p.name for p in tmp_path.iterdir()] == []
-    assert host.predictor.version == learned_at_halt
-
-
-def test_after_divergence_predictions_come_from_the_finite_last_snapshot():
-    host = diverging_host(fast_path=True)
-    with pytest.raises(LearningHalted):
-        host.learn([*samples(20), *huge(500)], source="grpc")
-    before = host.predictor
-    assert before.version == 20
-    probabilities = before.predict_proba_one({"x0": 0.1, "x1": 0.2})
+    assert learned == 15 and host.samples_learned == 17
+    assert [(s, e.reason) for s, e in rejected] == [(poison, "unlearnable")]
+    assert "refused to learn this sample" in str(rejected[0][1])
+    assert host.offsets == {"t:0": 18}, "the whole poll is in the state, the poison one refused"
+    registry = host.metrics.registry
+    rejected_total = {"source": "kafka", "reason": "unlearnable"}
+    assert registry.get_sample_value("lifelong_samples_rejected_total", rejected_total) == 1
+    refused = sum(
+        registry.get_sample_value("lifelong_updates_refused_total", {"reason": reason})
+        for reason in ("non_finite_output", "gradient_limit")
+    )
+    assert refused == 1
+    assert host.checkpoint().samples_learned == 17
+    assert host.learn(samples(3, seed=3), source="grpc") == 3  # and it goes on
+    assert host.predictor.version == 20
+    probabilities = host.predictor.predict_proba_one({"x0": 0.1, "x1": 0.2})
     assert probabilities and all(np.isfinite(list(probabilities.values())))
-    with pytest.raises(LearningHalted):
-        host.learn(samples(1), source="grpc")
-    assert not host.refresh() and host.predictor is before
 
 
-def test_a_healthy_host_exports_learning_halted_zero():
-    host = ModelHost(small_learner())
-    assert host.metrics.registry.get_sample_value("lifelong_learning_halted") == 0
-    assert host.halted is None
+def test_repeated_unlearnable_samples_make_the_learner_recover_and_say_so(caplog):
+    host = diverging_host(fast_path=True)
+    host.learn(samples(20), source="grpc")
+    with caplog.at_level("WARNING", logger="lifelong.host"):
+        host.learn([*huge(30), *samples(10, seed=4)], source="grpc")
+    assert host.samples_learned == 30
+    registry = host.metrics.registry
+    shrinks = registry.get_sample_value("lifelong_recoveries_total", {"action": "shrink_step"})
+    assert shrinks == 3  # 10 refusals each (recovery_refusals' default)
+    assert registry.get_sample_value("lifelong_step_scale_ratio") == 1 / 8
+    assert "recovered by itself (shrink_step, 3 time(s)" in caplog.text

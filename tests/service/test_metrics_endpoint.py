@@ -69,13 +69,17 @@ def test_every_catalogue_metric_is_served(tmp_path):
 
     names, samples = exposed(text)
     expected = catalogue()
-    assert len(expected) == 22
+    assert len(expected) == 24
     # The exposition is classification's: the regression-only MAE is absent, by design.
     missing = set(expected) - names - {"lifelong_prequential_mae"}
     assert not missing, missing
     for name in PER_LAYER:
         assert sorted(s.labels["layer"] for s in samples[name]) == ["0", "1"], name
-    assert [s.value for s in samples["lifelong_learning_halted"]] == [0]
+    refused = {s.labels["reason"]: s.value for s in samples["lifelong_updates_refused_total"]}
+    assert refused == {"non_finite_output": 0, "gradient_limit": 0}
+    recoveries = {s.labels["action"]: s.value for s in samples["lifelong_recoveries_total"]}
+    assert recoveries == {"shrink_step": 0, "restart": 0}
+    assert [s.value for s in samples["lifelong_step_scale_ratio"]] == [1]
     widths = {s.labels["layer"]: s.value for s in samples["lifelong_layer_width"]}
     assert widths == {"0": 16, "1": 8}
     learned = {s.labels["source"]: s.value for s in samples["lifelong_samples_learned_total"]}

@@ -29,7 +29,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from lifelong.config import Settings
-from lifelong.host import LearningHalted, ModelHost
+from lifelong.host import ModelHost
 from lifelong.ingest.codecs import Poll, decode_poll
 from lifelong.ingest.deadletter import DeadLetters
 from lifelong.samples import InvalidSample, Sample
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_SECONDS = 0.25  # the longest `stop` waits for an idle poll
 LAG_EVERY_SECONDS = 5.0  # not on every poll
+UNLEARNABLE_LOG_SECONDS = 60.0  # at most one warning a minute about records the model refused
 BROKER_TIMEOUT_SECONDS = 10.0  # for a paused partition's end offset
 
 
@@ -110,6 +111,8 @@ class KafkaSource:
         self.uncheckpointed = 0  # records consumed (learned or dead-lettered) since the checkpoint
         self._checkpointed_at = time.monotonic()
         self._lag_due = 0.0
+        self._unlearnable = 0  # records refused since the last warning about them
+        self._unlearnable_logged_at = -UNLEARNABLE_LOG_SECONDS
 
     # -- rebalance callbacks (run in `consume`)
 
@@ -205,16 +208,6 @@ class KafkaSource:
                 log.warning("offset commit failed (used for lag monitoring only): %s", e)
         self.update_lag()
 
-    def idle_while_halted(self, stop: threading.Event) -> None:
-        """Stay in the group with every partition paused and keep the lag gauge true: records
-        that pile up then raise the lag alert beside the halt alert."""
-        while not stop.is_set():
-            self.consumer.pause(self.consumer.assignment())  # again: a rebalance may add some
-            # Serves rebalances; anything fetched before the pause is dropped, never learned.
-            self.consumer.consume(num_messages=1, timeout=POLL_TIMEOUT_SECONDS)
-            if time.monotonic() >= self._lag_due:
-                self.update_lag(fetching=False)
-
     def update_lag(self, fetching: bool = True) -> None:
         """Set the lag gauge of each assigned partition: log end minus the model's offset.
 
@@ -242,14 +235,31 @@ class KafkaSource:
             self.reject(record, error)
 
         def rejected_by_host(sample: Sample, error: InvalidSample) -> None:
-            # Rare (checks only the model can make at the sample's turn, e.g. its width): find
-            # the record by identity.
-            self.dead_letters.send(decoded.record_of(sample), error)  # the host counted it
+            # Rare (checks only the model can make at the sample's turn, e.g. its width, and
+            # steps it refused): find the record by identity.
+            record = decoded.record_of(sample)
+            self.dead_letters.send(record, error)  # the host counted it
+            if error.reason == "unlearnable":
+                self._warn_unlearnable(record)
 
         self.host.learn(
             decoded.items, source="kafka", offsets=polled.offsets, on_rejected=rejected_by_host
         )
         self.uncheckpointed += polled.count
+
+    def _warn_unlearnable(self, record: Message) -> None:
+        """A warning at most once a minute, naming the latest refused record and the count."""
+        self._unlearnable += 1
+        now = time.monotonic()
+        if now - self._unlearnable_logged_at < UNLEARNABLE_LOG_SECONDS:
+            return
+        log.warning(
+            "the model refused to learn %d record(s) since the last warning (their steps would "
+            "have made it non-finite), the latest %s:%d@%d; dead-lettered as unlearnable, "
+            "learning goes on",
+            self._unlearnable, record.topic(), record.partition(), record.offset(),
+        )  # fmt: skip
+        self._unlearnable, self._unlearnable_logged_at = 0, now
 
     def reject(self, record: Message, error: InvalidSample) -> None:
         self.dead_letters.send(record, error)
@@ -268,8 +278,7 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
     """Learn `settings.kafka_topic` until `stop` is set, then checkpoint and commit.
 
     An exception (a broker or dead-letter failure) ends the loop without a checkpoint: the last
-    checkpoint stays the truth and a restart resumes from it. When learning halts (the model
-    diverged), the consumer stays in its group, paused, reporting lag until `stop`.
+    checkpoint stays the truth and a restart resumes from it.
     """
     consumer = Consumer(consumer_config(settings))
     dead_letters = DeadLetters(settings.kafka_bootstrap, settings.dead_letter)
@@ -282,9 +291,6 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
             source.step()
         if source.uncheckpointed:
             source.checkpoint()
-    except LearningHalted:
-        source.idle_while_halted(stop)
-        raise
     finally:
         consumer.close()  # leaves the group; commits nothing (auto-commit is off)
         dead_letters.close()

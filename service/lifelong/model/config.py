@@ -25,6 +25,10 @@ PLASTICITY_METHODS = ("cbp", "shrink_perturb", "l2_init")
 OPTIMIZERS = ("sgd", "adam")
 ACTIVATIONS = ("relu",)
 CBP_UTILITIES = ("contribution", "adaptable_contribution")
+# `step_bound`'s h per task: a bound of the loss's second derivative in the output, per unit of
+# error. The squared error (out - z)² has 2; softmax cross-entropy's Jacobian diag(p) - p pᵀ has
+# norm at most 1/2.
+CURVATURE = {"regression": 2.0, "classification": 0.5}
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,11 @@ class LearnerConfig:
         within the divergence limit (`network.GRADIENT_LIMIT`) cannot overflow float32.
     step_bound
         κ of the overshoot bound on each SGD step (after ObGD, Elsayed, Vasan & Mahmood 2024):
-        with output error d and loss gradient g, the step is lr / max(1, κ·lr·‖g‖²/‖d‖²), so to
-        first order one example moves its output at most 1/κ of the way to its target, whatever
-        the scale of the inputs. 0 turns the bound off. Adam's steps are bounded by its own
-        normalisation and are left as they are.
+        with output error d, loss gradient g and h the loss's curvature bound (2 for the squared
+        error, 1/2 for softmax cross-entropy), the step is lr / max(1, κ·h·lr·‖g‖²/‖d‖²). With
+        κ = 1 an example's step cannot, to first order, carry its output past its target,
+        whatever the scale of the inputs; larger κ stops shorter. 0 turns the bound off. Adam's
+        steps are bounded by its own normalisation and are left as they are.
     plasticity
         Any subset of "cbp" (continual backprop), "shrink_perturb", "l2_init"; empty is plain
         backprop, the control.
@@ -89,7 +94,7 @@ class LearnerConfig:
     activation: str = "relu"
     optimizer: str = "sgd"
     lr: float = 0.01
-    step_bound: float = 2.0
+    step_bound: float = 1.0
     momentum: float = 0.0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 from lifelong.model import state
-from lifelong.model.config import LearnerConfig
+from lifelong.model.config import CURVATURE, LearnerConfig
 from lifelong.model.fast import FastPath, KernelUnavailable
 from lifelong.model.network import GRADIENT_LIMIT, Network, forward_batch, one_thread
 from lifelong.model.optim import SGD, make_optimizer
@@ -303,6 +303,16 @@ class _Lifelong:
         """Known features, in the order of the input layer (and of dense vectors)."""
         return self._names_tuple
 
+    @property
+    def recoveries(self) -> dict[str, int]:
+        """Recoveries taken since the start, by action (a copy; cheaper than `stats()`)."""
+        return dict(self._recoveries)
+
+    @property
+    def step_scale(self) -> float:
+        """Of the configured step size: below 1 after a "shrink_step" recovery."""
+        return self._step_scale
+
     # -- learning ------------------------------------------------------------------------------
 
     def learn_one(self, x: dict, y: Any) -> None:
@@ -344,20 +354,24 @@ class _Lifelong:
         self._enter_window()
         return learned
 
-    def learn_many(self, X: np.ndarray | Sequence[Sequence[float]], y: Sequence[Any]) -> list[int]:
+    def learn_many(
+        self,
+        X: np.ndarray | Sequence[Sequence[float]],
+        y: Sequence[Any],
+        refused: list[int] | None = None,
+    ) -> list[int]:
         """`learn_dense` for each row of `X` and label of `y`, in order (one Kafka poll, say):
         the same result, in one compiled loop for each run of rows whose class is known.
-        Returns the positions of the rows whose step was refused (usually none).
-
-        A bad label raises `TypeError` / `ValueError` at its row, the rows before it learned
-        (or refused): `samples_learned` plus the refusals tell how far it got."""
+        Returns the positions of the rows whose step was refused (usually none), appended to
+        `refused` if given: a bad label raises `TypeError` / `ValueError` at its row, the rows
+        before it learned or refused, and `refused` still says which."""
         X = numbers(X)
         if X.ndim != 2 or len(X) != len(y):
             raise ValueError(f"X must be (rows, features) with a label per row, got {X.shape}")
         n = len(self._names)
         if X.shape[1] < n:
             raise ValueError(f"got {X.shape[1]} values per row, the model has {n} features")
-        refused: list[int] = []
+        refused = [] if refused is None else refused
         start = 0
         if X.shape[1] > n and len(X):  # grows the input layer with its first row
             if not self._learn_dense(X[0], y[0]):
@@ -465,9 +479,11 @@ class _Lifelong:
 
     def _step_size(self) -> float:
         """This step's size: the optimizer's, bounded (SGD, `step_bound` κ) so that to first
-        order the output moves at most 1/κ of the way to its target: with d the output error
-        (`d_output`) and g the loss gradient, lr / max(1, κ·lr·‖g‖²/‖d‖²)."""
-        lr, kappa = self._optimizer.lr, self.config.step_bound
+        order the step cannot overshoot: with d the output error (`d_output`), g the loss
+        gradient and h the loss's curvature bound (`CURVATURE`), lr / max(1, κ·h·lr·‖g‖²/‖d‖²).
+        A step of lr moves the error d by about lr·h·‖g‖²/‖d‖² of itself, along d."""
+        lr = self._optimizer.lr
+        kappa = self.config.step_bound * CURVATURE[self._task]
         if not kappa or not isinstance(self._optimizer, SGD):
             return lr
         d = self._network.d_output.astype(np.float64)

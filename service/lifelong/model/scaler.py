@@ -12,7 +12,11 @@ a real change of scale still gets through, by that factor per value:
     μ' = μ + w·(x' - μ)
     v' = (1 - w)·(v + w·(x' - μ)²)
 
-(with w = 1/n this is Welford's update of the population variance). The z-score is that of the
+(with w = 1/n this is Welford's update of the population variance). A change of regime (a unit
+changed, a sensor replaced) shows as values beyond that bound one after another, which rare
+outliers never do: after `REGIME_RUN` of them in a row the feature's statistics start again from
+the value at hand, as for a new feature, so the z-scores of the new regime look like the old
+ones at once instead of after thousands of values. The z-score is that of the
 value itself against the updated statistics, z = (x - μ') / √v', clipped to ±`clip`; a feature
 without spread (v' = 0) has z = 0, as river's. Counted before it is standardised, an n-th value
 that is not winsorised has |z| <= √(n - 1) (Samuelson's inequality), so a clip of c touches none
@@ -51,6 +55,10 @@ import numpy as np
 # Floor of a standard deviation while learning, where a feature without spread (v = 0) has a
 # deviation of exactly 0 from its mean: its z-score is 0, as river's.
 TINY = 1e-12
+# Values beyond clip standard deviations in a row that restart a feature's statistics. Gaussian
+# odds of one are ~1e-23; a Cauchy feature's winsorised scale leaves ~1% beyond, so 8 in a row
+# ~1e-16; a sentinel at 1 value in 500, 4e-22.
+REGIME_RUN = 8
 
 
 class Standardizer:
@@ -68,14 +76,12 @@ class Standardizer:
         self.count = np.zeros(0)
         self.mean = np.zeros(0)
         self.var = np.zeros(0)
+        self.run = np.zeros(0)  # values beyond the bound in a row, per feature
         self._grow_scratch()
 
     def _grow_scratch(self) -> None:
-        n = self.n_features
-        self._d, self._t, self._w = np.zeros(n), np.zeros(n), np.zeros(n)
-        self._full = (np.zeros(n), np.zeros(n), np.zeros(n))
         # The prepared example's statistics, until `commit`; `_present`: its features, if not all.
-        self._pending = self._full
+        self._pending = (self.count, self.mean, self.var, self.run)
         self._present: np.ndarray | None = None
 
     @property
@@ -97,6 +103,7 @@ class Standardizer:
         self.count = np.concatenate([self.count, pad])
         self.mean = np.concatenate([self.mean, pad])
         self.var = np.concatenate([self.var, pad])
+        self.run = np.concatenate([self.run, pad])
         self._grow_scratch()
 
     def learn_transform(
@@ -111,48 +118,26 @@ class Standardizer:
 
     def prepare(self, x: np.ndarray, out: np.ndarray, present: np.ndarray | None = None) -> None:
         """`learn_transform`'s z-scores, the statistics unchanged until `commit`."""
+        stats = self.count, self.mean, self.var, self.run
         if present is not None:
-            count, mean, var = self.count[present], self.mean[present], self.var[present]
-            z = np.zeros(len(present))
-            stats = _count(x[present], count, mean, var, self.clip, self.min_weight, z)
-            self._pending, self._present = stats, present
+            x, stats = x[present], tuple(a[present] for a in stats)
+        z = np.empty(len(x))
+        self._pending = _count(x, *stats, self.clip, self.min_weight, z)
+        self._present = present
+        if present is None:
+            out[...] = z
+        else:
             out[...] = 0.0
             out[present] = z
-            return
-        count, mean, var = self._pending = self._full
-        np.add(self.count, 1.0, out=count)
-        w, d, t = self._w, self._d, self._t
-        np.divide(1.0, count, out=w)
-        np.maximum(w, self.min_weight, out=w)
-        _spread(self.var, self.clip, out=d)  # winsorise x against the estimate so far
-        np.subtract(self.mean, d, out=t)
-        np.add(self.mean, d, out=d)
-        np.clip(x, t, d, out=t)
-        np.subtract(t, self.mean, out=d)  # d = x' - μ
-        np.multiply(w, d, out=t)
-        np.add(self.mean, t, out=mean)
-        t *= d  # w d²
-        t += self.var
-        np.subtract(1.0, w, out=var)
-        var *= t
-        np.sqrt(var, out=d)
-        np.maximum(d, TINY, out=d)
-        np.subtract(x, mean, out=t)
-        np.divide(t, d, out=t)
-        np.clip(t, -self.clip, self.clip, out=t)
-        out[...] = t
-        self._present = None
 
     def commit(self) -> None:
         """Count the example `prepare` standardised."""
-        count, mean, var = self._pending
-        if self._present is None:  # in place: the fast path holds these buffers
-            np.copyto(self.count, count)
-            np.copyto(self.mean, mean)
-            np.copyto(self.var, var)
-        else:
-            present = self._present
-            self.count[present], self.mean[present], self.var[present] = count, mean, var
+        where = slice(None) if self._present is None else self._present
+        # In place: the fast path holds these buffers.
+        for array, new in zip(
+            (self.count, self.mean, self.var, self.run), self._pending, strict=True
+        ):
+            array[where] = new
 
     def transform(self, X: np.ndarray, columns: list[int] | None = None) -> np.ndarray:
         """z-scores of `X` (n, n_features) or (n_features,), as float32; the statistics do not
@@ -166,17 +151,15 @@ class Standardizer:
 
     def copy(self) -> Standardizer:
         other = Standardizer(self.clip, self.horizon)
-        other.count, other.mean, other.var = self.count.copy(), self.mean.copy(), self.var.copy()
-        other._grow_scratch()
+        other.load_state_dict(self.state_dict())
         return other
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"count": self.count, "mean": self.mean, "var": self.var}
+        return {"count": self.count, "mean": self.mean, "var": self.var, "run": self.run}
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
-        self.count = np.array(arrays["count"], dtype=np.float64)
-        self.mean = np.array(arrays["mean"], dtype=np.float64)
-        self.var = np.array(arrays["var"], dtype=np.float64)
+        for name in ("count", "mean", "var", "run"):
+            setattr(self, name, np.array(arrays[name], dtype=np.float64))
         self._grow_scratch()
 
 
@@ -185,29 +168,35 @@ def _count(
     count: np.ndarray,
     mean: np.ndarray,
     var: np.ndarray,
+    run: np.ndarray,
     clip: float,
     min_weight: float,
     z: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The statistics once `x` is counted (new arrays), and its z-scores into `z`: the module's
-    update, element by element as `Standardizer.prepare` and the kernel compute it."""
-    count = count + 1.0
-    w = np.maximum(1.0 / count, min_weight)
+    update, element by element as the kernel computes it."""
     spread = _spread(var, clip, out=np.empty_like(var))
+    deviation = x - mean
+    run = np.where(np.abs(deviation) > spread, run + 1.0, 0.0)
+    restart = run >= REGIME_RUN  # a new regime: from this value on, as a new feature
+    count = np.where(restart, 1.0, count + 1.0)
+    w = np.maximum(1.0 / count, min_weight)
     d = np.clip(x, mean - spread, mean + spread) - mean
     t = w * d
-    new_mean = mean + t
-    new_var = (1.0 - w) * (t * d + var)
+    new_mean = np.where(restart, x, mean + t)
+    new_var = np.where(restart, 0.0, (1.0 - w) * (t * d + var))
+    run[restart] = 0.0
     np.clip((x - new_mean) / np.maximum(np.sqrt(new_var), TINY), -clip, clip, out=z)
-    return count, new_mean, new_var
+    return count, new_mean, new_var, run
 
 
 def _spread(var: np.ndarray, clip: float, out: np.ndarray) -> np.ndarray:
     """How far from the mean a value is counted as it is: clip·√v, unbounded while v = 0 (no
     scale to judge by yet)."""
-    np.sqrt(var, out=out)
-    out *= clip
-    out[var == 0.0] = np.inf
+    spread = var > 0.0
+    out.fill(np.inf)
+    np.sqrt(var, out=out, where=spread)
+    np.multiply(out, clip, out=out, where=spread)
     return out
 
 
@@ -232,7 +221,8 @@ class TargetScaler:
         self.n = 0
         self.mean = 0.0
         self.var = 0.0
-        self._pending = (0, 0.0, 0.0)
+        self.run = 0  # values beyond the bound in a row
+        self._pending = (0, 0.0, 0.0, 0)
 
     @property
     def std(self) -> float:
@@ -244,19 +234,23 @@ class TargetScaler:
 
     def prepare(self, y: float) -> float:
         """The standardised, clipped target once `y` is counted; counted at `commit`."""
-        n = self.n + 1
-        w = max(1.0 / n, 1.0 / self.horizon if self.horizon else 0.0)
         spread = math.sqrt(self.var) * self.clip if self.var > 0 else math.inf
-        d = min(max(y, self.mean - spread), self.mean + spread) - self.mean
-        t = w * d
-        mean = self.mean + t
-        var = (1.0 - w) * (t * d + self.var)
-        self._pending = (n, mean, var)
+        run = self.run + 1 if abs(y - self.mean) > spread else 0
+        if run >= REGIME_RUN:  # a new regime: from this value on
+            n, mean, var, run = 1, y, 0.0, 0
+        else:
+            n = self.n + 1
+            w = max(1.0 / n, 1.0 / self.horizon if self.horizon else 0.0)
+            d = min(max(y, self.mean - spread), self.mean + spread) - self.mean
+            t = w * d
+            mean = self.mean + t
+            var = (1.0 - w) * (t * d + self.var)
+        self._pending = (n, mean, var, run)
         std = math.sqrt(var) if var > 0 else 1.0
         return min(max((y - mean) / std, -self.clip), self.clip)
 
     def commit(self) -> None:
-        self.n, self.mean, self.var = self._pending
+        self.n, self.mean, self.var, self.run = self._pending
 
     def transform(self, y: float) -> float:
         return (y - self.mean) / self.std
@@ -266,11 +260,12 @@ class TargetScaler:
 
     def copy(self) -> TargetScaler:
         other = TargetScaler(self.clip, self.horizon)
-        other.n, other.mean, other.var = self.n, self.mean, self.var
+        other.load_state_dict(self.state_dict())
         return other
 
     def state_dict(self) -> dict[str, float]:
-        return {"n": self.n, "mean": self.mean, "var": self.var}
+        return {"n": self.n, "mean": self.mean, "var": self.var, "run": self.run}
 
     def load_state_dict(self, d: dict[str, float]) -> None:
         self.n, self.mean, self.var = int(d["n"]), float(d["mean"]), float(d["var"])
+        self.run = int(d["run"])

@@ -55,14 +55,15 @@ def load(data: bytes) -> Any:
 
 
 def _upgrade_from_1(tensors: dict[str, Any], meta: dict[str, Any]) -> None:
-    """A format-1 state as format 2: its running sums of squares as variances, no refusals yet
-    (its configuration takes today's defaults for the fields it lacks)."""
+    """A format-1 state as format 2: its running sums of squares as variances, no regime runs
+    or refusals yet (its configuration takes today's defaults for the fields it lacks)."""
     if "scaler.m2" in tensors:
         m2, count = tensors.pop("scaler.m2"), tensors["scaler.count"]
         tensors["scaler.var"] = m2 / count.clamp(min=1.0)
+        tensors["scaler.run"] = count.new_zeros(count.shape)
     if "target" in meta:
         n, m2 = meta["target"]["n"], meta["target"].pop("m2")
-        meta["target"]["var"] = m2 / n if n else 0.0
+        meta["target"].update(var=m2 / n if n else 0.0, run=0)
     meta["recovery"] = {
         "refused": {},
         "recoveries": {},

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
-from lifelong.host import LearningHalted, ModelHost
+from lifelong.host import ModelHost
 from lifelong.samples import InvalidSample, sample_from_proto
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
@@ -41,8 +41,6 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
             self._learn(request.sample)
         except InvalidSample as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        except LearningHalted as e:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         return pb.LearnResponse(samples_learned=self.host.samples_learned)
 
     def LearnStream(
@@ -57,11 +55,6 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"sample {accepted} of the stream (counting from 0): {e}; "
                     f"the {accepted} before it were learned",
-                )
-            except LearningHalted as e:
-                context.abort(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"sample {accepted} of the stream: {e}; the {accepted} before it were learned",
                 )
             accepted += 1
         return pb.LearnStreamResponse(

@@ -7,7 +7,7 @@ import json
 
 import grpc
 from lifelong.client.convert import label_to_proto
-from lifelong.host import LearningHalted, ModelHost
+from lifelong.host import ModelHost
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 
@@ -66,8 +66,5 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "no checkpoint directory configured; start the server with checkpoint_dir set",
             )
-        try:
-            info = self.host.checkpoint()
-        except LearningHalted as e:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        info = self.host.checkpoint()
         return pb.CheckpointResponse(path=str(info.path), samples_learned=info.samples_learned)

@@ -35,6 +35,7 @@ enum { CLASSIFY = 0, REGRESS = 1 };
 #define MAX_LAYERS 16
 #define GRAM_ROWS 32 /* examples buffered per float64 second-moment update */
 #define TINY 1e-12   /* scaler.py: floor of a standard deviation */
+#define REGIME_RUN 8 /* scaler.py: values beyond the bound in a row that restart the statistics */
 
 typedef struct {
     int32_t n_layers;               /* hidden layers + 1 */
@@ -54,8 +55,8 @@ typedef struct {
     double limit;      /* learner.py: GRADIENT_LIMIT */
     double min_weight; /* scaler.py: 1 / horizon, the least weight of a new value (0: none) */
     /* scaler (float64, one per input) and target scaler */
-    double *sc_count, *sc_mean, *sc_var;
-    double *target; /* regression target: count, mean, var */
+    double *sc_count, *sc_mean, *sc_var, *sc_run;
+    double *target; /* regression target: count, mean, var, run */
     /* continual backprop, per hidden unit, all hidden layers end to end */
     int64_t *age;
     float *mean, *utility, *decay_power, *correction, *mean_hat;
@@ -359,17 +360,24 @@ static void cbp_step(Net *n) {
     }
 }
 
-/* scaler.py's update of one value's statistics (count, mean, var) once x is counted: weight
- * w = max(1/count, min_weight), x winsorised to mean +- clip sqrt(var) (while var > 0). */
-static inline double weight(const Net *n, double cnt) {
-    const double w = 1.0 / cnt;
-    return w < n->min_weight ? n->min_weight : w;
-}
-static inline double winsorised_deviation(double x, double mean, double var, double clip) {
-    const double spread = var == 0.0 ? INFINITY : sqrt(var) * clip;
-    const double lo = mean - spread, hi = mean + spread;
-    x = x < lo ? lo : x;
-    return (x > hi ? hi : x) - mean;
+/* scaler.py's update of one value's statistics (count, mean, var, run) once x is counted: weight
+ * w = max(1/count, min_weight), x winsorised to mean +- clip sqrt(var) (while var > 0), and a
+ * restart from x after REGIME_RUN values beyond that bound in a row. */
+typedef struct {
+    double count, mean, var, run;
+} Moments;
+static inline Moments count_value(const Net *n, double x, Moments m) {
+    const double spread = m.var == 0.0 ? INFINITY : sqrt(m.var) * n->clip;
+    const double run = fabs(x - m.mean) > spread ? m.run + 1.0 : 0.0;
+    if (run >= REGIME_RUN) return (Moments){1.0, x, 0.0, 0.0};
+    const double count = m.count + 1.0;
+    double w = 1.0 / count;
+    w = w < n->min_weight ? n->min_weight : w;
+    const double lo = m.mean - spread, hi = m.mean + spread;
+    double xc = x < lo ? lo : x;
+    xc = xc > hi ? hi : xc;
+    const double d = xc - m.mean, t = w * d;
+    return (Moments){count, m.mean + t, (1.0 - w) * (t * d + m.var), run};
 }
 
 /* Standardise raw row xr into x as if it were counted, clipped (scaler.py:
@@ -377,19 +385,15 @@ static inline double winsorised_deviation(double x, double mean, double var, dou
  * it, gcc keeps the clips as branches (no floating-point exception is ever inspected here). */
 __attribute__((optimize("no-trapping-math"))) static void
 standardize(const Net *n, const double *restrict xr, float *restrict x) {
-    const double *restrict count = n->sc_count, *restrict mean = n->sc_mean;
-    const double *restrict var = n->sc_var;
     const double clip = n->clip;
     const int len = n->sizes[0];
 #pragma omp simd
     for (int c = 0; c < len; c++) {
-        const double w = weight(n, count[c] + 1.0);
-        const double d = winsorised_deviation(xr[c], mean[c], var[c], clip);
-        const double t = w * d;
-        const double mu = mean[c] + t;
-        double sd = sqrt((1.0 - w) * (t * d + var[c]));
+        const Moments m = count_value(
+            n, xr[c], (Moments){n->sc_count[c], n->sc_mean[c], n->sc_var[c], n->sc_run[c]});
+        double sd = sqrt(m.var);
         sd = sd < TINY ? TINY : sd;
-        double z = (xr[c] - mu) / sd;
+        double z = (xr[c] - m.mean) / sd;
         z = z < -clip ? -clip : z;
         x[c] = (float)(z > clip ? clip : z);
     }
@@ -398,16 +402,15 @@ standardize(const Net *n, const double *restrict xr, float *restrict x) {
 /* Standardizer.commit: the same arithmetic as `standardize`, stored. */
 __attribute__((optimize("no-trapping-math"))) static void
 count_inputs(const Net *n, const double *restrict xr) {
-    double *restrict count = n->sc_count, *restrict mean = n->sc_mean, *restrict var = n->sc_var;
-    const double clip = n->clip;
     const int len = n->sizes[0];
 #pragma omp simd
     for (int c = 0; c < len; c++) {
-        const double w = weight(n, count[c] += 1.0);
-        const double d = winsorised_deviation(xr[c], mean[c], var[c], clip);
-        const double t = w * d;
-        mean[c] += t;
-        var[c] = (1.0 - w) * (t * d + var[c]);
+        const Moments m = count_value(
+            n, xr[c], (Moments){n->sc_count[c], n->sc_mean[c], n->sc_var[c], n->sc_run[c]});
+        n->sc_count[c] = m.count;
+        n->sc_mean[c] = m.mean;
+        n->sc_var[c] = m.var;
+        n->sc_run[c] = m.run;
     }
 }
 
@@ -448,7 +451,7 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
         }
         float *o = n->out, *d = n->d_out;
         double *pred = outputs + t * n_out;
-        double target[3]; /* the target scaler's statistics once this example is counted */
+        Moments target; /* the target scaler's statistics once this example is counted */
         if (n->task == CLASSIFY) { /* learner.py: softmax in double, d = p - onehot in float */
             double sum = 0.0;
             for (int k = 0; k < n_out; k++) sum += o[k];
@@ -469,13 +472,10 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
             double sd = n->target[2] > 0 ? sqrt(n->target[2]) : 1.0;
             pred[0] = n->target[1] + sd * (double)o[0]; /* predicted before learning y */
             const double y = y_value[t];
-            target[0] = n->target[0] + 1.0;
-            const double w = weight(n, target[0]);
-            const double dev = winsorised_deviation(y, n->target[1], n->target[2], n->clip);
-            target[1] = n->target[1] + w * dev;
-            target[2] = (1.0 - w) * (w * dev * dev + n->target[2]);
-            sd = target[2] > 0 ? sqrt(target[2]) : 1.0;
-            double z = (y - target[1]) / sd;
+            const double *old = n->target;
+            target = count_value(n, y, (Moments){old[0], old[1], old[2], old[3]});
+            sd = target.var > 0 ? sqrt(target.var) : 1.0;
+            double z = (y - target.mean) / sd;
             z = z < -n->clip ? -n->clip : z;
             z = z > n->clip ? n->clip : z;
             d[0] = (float)(2.0 * ((double)o[0] - z));
@@ -508,7 +508,7 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
         }
         n->lr = (float)lr;
         if (n->standardize) count_inputs(n, X + t * n_in);
-        if (n->task == REGRESS) memcpy(n->target, target, sizeof target);
+        if (n->task == REGRESS) memcpy(n->target, &target, sizeof target);
         const int due = n->cbp && cbp_count(n);
         /* The next example's forward pass rides on this one's update, unless a replacement
          * (in Python) changes the weights in between. */

@@ -23,6 +23,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from lifelong.model.config import CURVATURE
 from lifelong.model.fast.build import KernelUnavailable, load
 from lifelong.model.network import GRADIENT_LIMIT
 from lifelong.model.optim import Adam
@@ -60,7 +61,7 @@ class _Net(ctypes.Structure):
         ("clip", ctypes.c_double),
         ("limit", ctypes.c_double),
         ("min_weight", ctypes.c_double),
-        *((name, _d) for name in ("sc_count", "sc_mean", "sc_var", "target")),
+        *((name, _d) for name in ("sc_count", "sc_mean", "sc_var", "sc_run", "target")),
         ("age", ctypes.POINTER(_i64)),
         *((name, _f) for name in ("mean", "utility", "decay_power", "correction", "mean_hat")),
         ("mature", ctypes.POINTER(ctypes.c_uint8)),
@@ -119,7 +120,7 @@ class FastPath:
         self._magnitude = np.zeros(total, dtype=np.float32)
         self._rows = np.zeros(GRAM_ROWS * total, dtype=np.float32)
         self._accumulated = np.zeros(len(widths))
-        self._target = np.zeros(3)
+        self._target = np.zeros(4)  # count, mean, var, run
         self._telemetry_arrays = [
             (t._gram.numpy(), t._unit_sums.numpy()) for t in learner._telemetry
         ]
@@ -130,8 +131,8 @@ class FastPath:
         scaler = learner._scaler
         # Growth and loading replace buffers: the binding holds the objects it points into, so
         # their ids cannot be reused while it compares them.
-        held = (*(net_.tensor(name) for name in net_.slot_names), net_.hidden_all,
-                *(() if scaler is None else (scaler.count, scaler.mean, scaler.var)))  # fmt: skip
+        statistics = () if scaler is None else (scaler.count, scaler.mean, scaler.var, scaler.run)
+        held = (*(net_.tensor(name) for name in net_.slot_names), net_.hidden_all, *statistics)
         key = (tuple(net_.sizes), *map(id, held))
         if key == self._key:
             return self._net
@@ -154,13 +155,13 @@ class FastPath:
             n.one_minus_beta1, n.one_minus_beta2 = 1.0 - optimizer.beta1, 1.0 - optimizer.beta2
         else:
             n.mom = optimizer.momentum
-            n.kappa = learner.config.step_bound
+            n.kappa = learner.config.step_bound * CURVATURE[learner._task]
         if learner._l2 is not None:
             n.l2_twice = 2.0 * learner._l2.strength
         if scaler is not None:
             n.standardize = 1
             n.sc_count, n.sc_mean = _ptr(scaler.count, _d), _ptr(scaler.mean, _d)
-            n.sc_var = _ptr(scaler.var, _d)
+            n.sc_var, n.sc_run = _ptr(scaler.var, _d), _ptr(scaler.run, _d)
         n.target = _ptr(self._target, _d)
         n.clip, n.limit = learner.config.clip, GRADIENT_LIMIT
         horizon = learner.config.scaler_horizon
@@ -225,7 +226,7 @@ class FastPath:
         regress = learner._task == "regression"
         if regress:
             target = learner._target
-            self._target[:] = target.n, target.mean, target.var
+            self._target[:] = target.n, target.mean, target.var, target.run
         if cbp is not None:
             self._accumulated[:] = cbp.accumulated
         x_addr, t_addr, o_addr = X.ctypes.data, targets.ctypes.data, outputs.ctypes.data
@@ -250,7 +251,8 @@ class FastPath:
                 self.refusal = REFUSALS[net.diverged - 1]
                 break
         if regress:
-            target.n, target.mean, target.var = int(self._target[0]), *self._target[1:].tolist()
+            n_, target.mean, target.var, run = self._target.tolist()
+            target.n, target.run = int(n_), int(run)
         return start
 
     def _account(self, targets: np.ndarray, outputs: np.ndarray, start: int, end: int) -> None:
