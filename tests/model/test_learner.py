@@ -1,6 +1,7 @@
 """The river estimators: learning streams, growth, labels, dense calls, snapshots, statistics."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -140,14 +141,23 @@ def test_non_finite_regression_targets_raise(target):
 
 
 @pytest.mark.parametrize(
-    ("x", "error"),
-    [({"x": "abc"}, TypeError), ({"x": math.nan}, ValueError), ({("x", 1): 1.0}, TypeError)],
+    ("x", "error", "message"),
+    [
+        ({"w": 1.0, "x": "abc"}, TypeError, "'x'='abc'"),
+        ({"w": 1.0, "x": math.nan}, ValueError, "'x'=nan"),
+        ({"w": 1.0, "x": -math.inf}, ValueError, "'x'=-inf"),
+        ({("x", 1): 1.0}, TypeError, "feature names must be str or int"),
+    ],
 )
-def test_bad_features_raise_and_change_nothing(x, error):
+def test_bad_features_raise_naming_the_feature_and_change_nothing(x, error, message):
     model = LifelongClassifier(SMALL)
-    with pytest.raises(error):
+    with pytest.raises(error, match=re.escape(message)):
         model.learn_one(x, "a")
     assert model.samples_learned == 0 and model.feature_names == () and model.classes == ()
+    model.learn_one({"w": 1.0, "x": 2.0}, "a")  # a known model: the same refusal
+    with pytest.raises(error, match=re.escape(message)):
+        model.learn_one(x, "a")
+    assert model.samples_learned == 1
 
 
 def test_dense_and_dict_paths_learn_the_same():

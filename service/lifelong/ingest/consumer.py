@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_SECONDS = 0.25  # the longest `stop` waits for an idle poll
 LAG_EVERY_SECONDS = 5.0  # not on every poll
 UNLEARNABLE_LOG_SECONDS = 60.0  # at most one warning a minute about records the model refused
-BROKER_TIMEOUT_SECONDS = 10.0  # for a paused partition's end offset
 
 
 def partition_key(topic: str, partition: int) -> str:
@@ -208,18 +207,16 @@ class KafkaSource:
                 log.warning("offset commit failed (used for lag monitoring only): %s", e)
         self.update_lag()
 
-    def update_lag(self, fetching: bool = True) -> None:
+    def update_lag(self) -> None:
         """Set the lag gauge of each assigned partition: log end minus the model's offset.
 
-        While fetching, the log end is the one the last fetch response carried: asking the
-        broker would queue behind the fetch it holds open (up to fetch.wait.max.ms)."""
+        The log end is the one the last fetch response carried: asking the broker would queue
+        behind the fetch it holds open (up to fetch.wait.max.ms)."""
         self._lag_due = time.monotonic() + LAG_EVERY_SECONDS
         model_offsets = self.host.offsets
         for tp in self.consumer.assignment():
             try:
-                ends = self.consumer.get_watermark_offsets(
-                    tp, timeout=BROKER_TIMEOUT_SECONDS, cached=fetching
-                )
+                ends = self.consumer.get_watermark_offsets(tp, cached=True)
             except KafkaException as e:
                 ends = None
                 log.warning("cannot read the end offset of %s:%d: %s", tp.topic, tp.partition, e)

@@ -568,8 +568,8 @@ class _Lifelong:
             except KeyError:
                 pass  # other names: some new, some missing
             else:
-                return numbers(values), None
-        values = numbers(list(x.values()))
+                return numbers(values, names), None
+        values = numbers(list(x.values()), list(x))
         new = [name for name in x if name not in self._index]
         if new:
             self._add_features(new)
@@ -884,18 +884,29 @@ class LifelongRegressor(_Lifelong, base.Regressor):
         self._target.load_state_dict(meta["target"])
 
 
-def numbers(values: Any) -> np.ndarray:
+def numbers(values: Any, names: Sequence[Hashable] | None = None) -> np.ndarray:
     """`values` as a float64 array, checked finite; values beyond ±`RAW_LIMIT` are clipped
-    (in a copy)."""
+    (in a copy). `names`: the features `values` are of, named in the error if one is bad."""
     try:
         raw = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"feature values must be numbers, got {values!r}") from None
+        bad = _first(names, values, lambda v: not isinstance(v, Real))
+        raise TypeError(f"feature values must be numbers, got {bad}") from None
     if not np.isfinite(raw).all():
-        raise ValueError(f"feature values must be finite, got {values!r}")
+        bad = _first(names, values, lambda v: not math.isfinite(float(v)))
+        raise ValueError(f"feature values must be finite, got {bad}")
     if raw.size and (raw.max() > RAW_LIMIT or raw.min() < -RAW_LIMIT):
         raw = np.clip(raw, -RAW_LIMIT, RAW_LIMIT)
     return raw
+
+
+def _first(names: Sequence[Hashable] | None, values: Any, bad: Callable[[Any], bool]) -> str:
+    """The first bad value with its feature's name (`name=value`), or all of them unnamed."""
+    if names is not None:
+        for name, value in zip(names, values, strict=True):
+            if bad(value):
+                return f"{name!r}={value!r}"
+    return repr(values)
 
 
 def _softmax(logits: list[float]) -> list[float]:
