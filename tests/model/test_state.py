@@ -119,8 +119,8 @@ def test_state_is_safetensors_with_json_metadata():
     size = int.from_bytes(data[:8], "little")
     meta = json.loads(json.loads(data[8 : 8 + size])["__metadata__"]["lifelong"])
     assert meta["kind"] == "LifelongClassifier" and meta["samples_learned"] == 2
-    assert meta["features"] == ["x", 7] and meta["classes"] == [True, "no"]
-    assert load(data).feature_names == ("x", 7)
+    assert meta["features"] == [7, "x"] and meta["classes"] == [True, "no"]
+    assert load(data).feature_names == (7, "x")  # ints first: not the dict's order
 
 
 @pytest.mark.parametrize("data", [b"", b"not a state", b"\x08" + b"\x00" * 7 + b"{}" * 4])

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 from lifelong.model import state
-from lifelong.model.config import CURVATURE, LearnerConfig
+from lifelong.model.config import LOGIT_STEP, LearnerConfig
 from lifelong.model.fast import FastPath, KernelUnavailable
 from lifelong.model.network import GRADIENT_LIMIT, Network, forward_batch, one_thread
 from lifelong.model.optim import SGD, make_optimizer
@@ -479,17 +479,18 @@ class _Lifelong:
 
     def _step_size(self) -> float:
         """This step's size: the optimizer's, bounded (SGD, `step_bound` κ) so that to first
-        order the step cannot overshoot: with d the output error (`d_output`), g the loss
-        gradient and h the loss's curvature bound (`CURVATURE`), lr / max(1, κ·h·lr·‖g‖²/‖d‖²).
-        A step of lr moves the error d by about lr·h·‖g‖²/‖d‖² of itself, along d."""
-        lr = self._optimizer.lr
-        kappa = self.config.step_bound * CURVATURE[self._task]
+        order it moves the output by m = lr·‖g‖²/‖d‖ (d the output error `d_output`, g the loss
+        gradient) at most M: |out - z|/κ = ‖d‖/(2κ) for the squared error (no overshoot), and
+        `LOGIT_STEP`/κ logits for cross-entropy. lr / max(1, m/M), m/M from `step_ratio`."""
+        lr, kappa = self._optimizer.lr, self.config.step_bound
         if not kappa or not isinstance(self._optimizer, SGD):
             return lr
         d = self._network.d_output.astype(np.float64)
         error2 = float(np.dot(d, d))
         if error2 > 0.0:
-            lr /= max(1.0, kappa * lr * self._network.gradient_sq_norm() / error2)
+            lr /= max(
+                1.0, step_ratio(self._task, kappa, lr, self._network.gradient_sq_norm(), error2)
+            )
         return lr
 
     def _learn(self, raw: np.ndarray, present: np.ndarray | None, y: Any, k: int) -> None:
@@ -571,8 +572,8 @@ class _Lifelong:
                 return numbers(values, names), None
         values = numbers(list(x.values()), list(x))
         new = [name for name in x if name not in self._index]
-        if new:
-            self._add_features(new)
+        if new:  # in an order of their own, not the dict's: the same data, the same model
+            self._add_features(sorted(new, key=_name_order))
         present = np.fromiter((self._index[name] for name in x), dtype=np.intp, count=len(x))
         raw = np.zeros(len(self._names))
         raw[present] = values
@@ -632,6 +633,15 @@ class _Lifelong:
         )
 
     # -- statistics and state ------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as its state bytes (`to_bytes`): deterministic, sharing nothing, and without
+        the kernel's ctypes handle, which the copy acquires again at its first step."""
+        return {"state": self.to_bytes(), "fast_path": self.fast_path}
+
+    def __setstate__(self, pickled: dict[str, Any]) -> None:
+        self.__dict__.update(state.load(pickled["state"]).__dict__)
+        self.fast_path = pickled["fast_path"]
 
     def stats(self) -> PlasticityStats:
         net = self._network
@@ -898,6 +908,18 @@ def numbers(values: Any, names: Sequence[Hashable] | None = None) -> np.ndarray:
     if raw.size and (raw.max() > RAW_LIMIT or raw.min() < -RAW_LIMIT):
         raw = np.clip(raw, -RAW_LIMIT, RAW_LIMIT)
     return raw
+
+
+def _name_order(name: Hashable) -> tuple[bool, Any]:
+    """Sort key of feature names: ints (by value), then strs."""
+    return isinstance(name, str), name
+
+
+def step_ratio(task: str, kappa: float, lr: float, g2: float, error2: float) -> float:
+    """m/M of `_Lifelong._step_size`, from ‖g‖² and ‖d‖² (`kernel.c` computes it alike)."""
+    if task == "regression":  # m / (‖d‖/(2κ)) with m = lr·g2/‖d‖
+        return 2.0 * kappa * lr * g2 / error2
+    return kappa * lr * g2 / (math.sqrt(error2) * LOGIT_STEP)
 
 
 def _first(names: Sequence[Hashable] | None, values: Any, bad: Callable[[Any], bool]) -> str:

@@ -15,9 +15,9 @@
  * `diverged` set (1: output not finite, 2: gradient beyond the limit), the examples before it
  * learned.
  *
- * Step size: SGD's is bounded per example (learner.py's `_step_size`, `step_bound` kappa): with
- * output error d and loss gradient g, lr / max(1, kappa lr |g|^2 / |d|^2), |g|^2 in closed form
- * from the deltas and the layers' inputs before the update.
+ * Step size: SGD's is bounded per example (learner.py's `_step_size` and `step_ratio`, from the
+ * output error d and |g|^2, the loss gradient's, in closed form from the deltas and the layers'
+ * inputs before the update).
  *
  * Memory traffic: the weights (1 MB at 784-256-256-10) stream from beyond L1 per pass, so each
  * example makes one pass over them that updates a row for this example and then, while the row is
@@ -51,6 +51,7 @@ typedef struct {
     float lr, mom, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, l2_twice;
     double step_lr;    /* the optimizer's step size; `lr` is this example's, set per example */
     double kappa;      /* step bound (SGD), 0: none */
+    double logit_step; /* config.py: LOGIT_STEP */
     double clip;       /* of standardised inputs and target, and of values counted (winsorised) */
     double limit;      /* learner.py: GRADIENT_LIMIT */
     double min_weight; /* scaler.py: 1 / horizon, the least weight of a new value (0: none) */
@@ -502,7 +503,10 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
                     const float *ai = i ? hidden_of(n, n->h, i - 1) : x;
                     g2 += sum_sq(di, n->sizes[i + 1]) * (sum_sq(ai, n->sizes[i]) + 1.0);
                 }
-                const double ratio = n->kappa * lr * g2 / error2;
+                /* learner.py: step_ratio */
+                const double ratio = n->task == REGRESS
+                                         ? 2.0 * n->kappa * lr * g2 / error2
+                                         : n->kappa * lr * g2 / (sqrt(error2) * n->logit_step);
                 if (ratio > 1.0) lr /= ratio;
             }
         }

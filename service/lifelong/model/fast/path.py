@@ -23,7 +23,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from lifelong.model.config import CURVATURE
+from lifelong.model.config import LOGIT_STEP
 from lifelong.model.fast.build import KernelUnavailable, load
 from lifelong.model.network import GRADIENT_LIMIT
 from lifelong.model.optim import Adam
@@ -58,6 +58,7 @@ class _Net(ctypes.Structure):
         ("l2_twice", ctypes.c_float),
         ("step_lr", ctypes.c_double),
         ("kappa", ctypes.c_double),
+        ("logit_step", ctypes.c_double),
         ("clip", ctypes.c_double),
         ("limit", ctypes.c_double),
         ("min_weight", ctypes.c_double),
@@ -155,7 +156,8 @@ class FastPath:
             n.one_minus_beta1, n.one_minus_beta2 = 1.0 - optimizer.beta1, 1.0 - optimizer.beta2
         else:
             n.mom = optimizer.momentum
-            n.kappa = learner.config.step_bound * CURVATURE[learner._task]
+            n.kappa = learner.config.step_bound
+            n.logit_step = LOGIT_STEP
         if learner._l2 is not None:
             n.l2_twice = 2.0 * learner._l2.strength
         if scaler is not None:
