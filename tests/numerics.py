@@ -12,8 +12,15 @@ fails on any difference that rounding cannot make.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
+import safetensors.torch
+import torch
 from lifelong.model.network import forward_batch
+from lifelong.model.state import _metadata
+from lifelong.model.telemetry import _KEYS as TELEMETRY_KEYS
 
 U32 = 2.0**-24  # unit roundoff of float32
 U64 = 2.0**-53
@@ -70,3 +77,45 @@ def assert_within(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray) -
             f"rounding can make; worst at {tuple(int(k) for k in i)}: {actual[i]!r} vs "
             f"{expected[i]!r}, difference {diff[i]:.3g} > bound {bound[i]:.3g}"
         )
+
+
+def effective_rank_rtol(width: int) -> float:
+    """Relative bound on the difference of two computations of one window's effective rank from
+    the same second-moment sum S (width x width, float64) by LAPACK, whose result depends on how
+    many threads it ran on.
+
+    Each computed eigenvalue is within p(d)·u·‖S‖ of an exact one (backward stability; LAPACK's
+    "modestly growing" p(d) taken as d), so each singular value s = √λ within √(d·u)·s_max, and
+    the normalised p = s / Σs moves by a total variation T <= Σ|Δs| / Σs <= d·√(d·u). The
+    entropy then moves by at most T·log(d - 1) + h(T) (Fannes-Audenaert; h the binary entropy),
+    and exp(H) by a factor exp(±ΔH) on each side; plus the entropy's own float64 rounding.
+    Loose (7e-5 at d = 32, 4e-3 at d = 512, where 1 and 2 threads differ by 5e-12) but sure.
+    """
+    d = width
+    if d < 2:
+        return 0.0  # one singular value: p = (1,), the rank is exactly 0 or 1
+    t = min(d * math.sqrt(d * U64), 1 - 1 / d)
+    entropy = t * math.log(d - 1) - t * math.log(t) - (1 - t) * math.log1p(-t)
+    own = gamma(4 * d, U64) * (1 + math.log(d))  # d terms p·log p, their sum, the exp
+    return math.expm1(2 * (entropy + own))
+
+
+def assert_same_learned_state(a: bytes, b: bytes) -> None:
+    """Two learner states (`to_bytes`) hold the same learned model bit for bit: every tensor
+    (parameters and optimizer state, scaler, continual backprop, telemetry sums and window
+    fractions, generator) and the metadata (counters, prequential monitor, layout, names), but
+    each layer's last-window effective rank, derived by LAPACK: within `effective_rank_rtol`."""
+    assert _metadata(a) == _metadata(b)
+    tensors_a, tensors_b = safetensors.torch.load(a), safetensors.torch.load(b)
+    assert tensors_a.keys() == tensors_b.keys()
+    for key, x in tensors_a.items():
+        y = tensors_b[key]
+        if key.startswith("telemetry.") and key.endswith(".last"):
+            rank = TELEMETRY_KEYS.index("effective_rank")
+            others = [i for i in range(len(x)) if i != rank]
+            assert torch.equal(x[others], y[others]), key
+            width = len(tensors_a[key.removesuffix("last") + "abs_sum"])
+            rtol = effective_rank_rtol(width)
+            assert float(x[rank]) == pytest.approx(float(y[rank]), rel=rtol, abs=0), key
+        else:
+            assert torch.equal(x, y), key
