@@ -184,6 +184,8 @@ def end_to_end(broker: Broker, topic: str, n: int, poll: int, profile: Path | No
         role = "all" if roles is None else roles.get(tid, "native")
         threads[role] += cpu - threads0.get(tid, 0.0)
     t0, n0, c0, b0 = first
+    if end[1] == n0:  # the timed window is between two readings of /metrics
+        raise RuntimeError(f"all {n} records were learned by the first reading: too few to time")
     seconds = end[0] - t0
     return {
         "samples": end[1] - n0,
