@@ -7,7 +7,8 @@ a time over one sequence per call. The C and C++ candidates compile the same sou
 binding differs. Prints build time, the first call's cost, and examples/s (median of interleaved
 repetitions), and checks that the three end on the same weights.
 
-    .venv/bin/python benchmarks/speed/candidates.py  # needs numba importable (see README)
+    .venv/bin/python -m pip install --target .cache/numba-trial numba      # once
+    PYTHONPATH=.cache/numba-trial .venv/bin/python benchmarks/speed/candidates.py
 
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.util
 import itertools
 import statistics
 import subprocess
@@ -263,6 +265,11 @@ def stream() -> tuple[np.ndarray, np.ndarray]:
 
 
 def main() -> None:
+    if importlib.util.find_spec("numba") is None:  # before minutes of C++ extension build
+        raise SystemExit(
+            "numba is not importable: .venv/bin/python -m pip install --target "
+            ".cache/numba-trial numba, then run with PYTHONPATH=.cache/numba-trial"
+        )
     torch.set_num_threads(1)
     X, y = stream()
     X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)

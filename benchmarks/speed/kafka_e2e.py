@@ -16,7 +16,9 @@ the JSON records `lifelong produce` writes, before any timing. Then, interleaved
   excluded) to the reading with all N learned.
 
 `--profile` adds one end-to-end run under `py-spy record` (sampling on-CPU stacks, --nonblocking)
-and writes the inclusive share per function of the Kafka loop thread's CPU time.
+and writes the inclusive share per function of the Kafka loop thread's CPU time. py-spy is
+optional (`pip install --target .cache/py-spy py-spy`, or on PATH): without it `--profile` is
+refused and the service's CPU is reported for all its threads together, not per thread.
 Writes results/kafka_e2e.json (every repetition, CPU seconds of the service and of the broker
 over the timed window, load averages, machine), results/kafka_e2e.png and
 results/kafka_e2e_profile.txt; `--repeats 0 --profile` makes the profile only.
@@ -28,6 +30,7 @@ import argparse
 import collections
 import contextlib
 import json
+import shutil
 import signal
 import statistics
 import subprocess
@@ -39,6 +42,7 @@ import numpy as np
 from service_bench import (
     REPO,
     RESULTS,
+    VENV_BIN,
     Broker,
     Service,
     cpu_seconds,
@@ -49,7 +53,17 @@ from service_bench import (
     write_json,
 )
 
-PY_SPY = REPO / ".cache" / "py-spy" / "bin" / "py-spy"
+
+def find_py_spy() -> str | None:
+    """py-spy where the README installs it, in the virtual environment, or on PATH; None if
+    nowhere (it is optional)."""
+    for path in (REPO / ".cache" / "py-spy" / "bin" / "py-spy", VENV_BIN / "py-spy"):
+        if path.exists():
+            return str(path)
+    return shutil.which("py-spy")
+
+
+PY_SPY = find_py_spy()
 PROFILE_RATE = 200  # py-spy samples per second
 
 
@@ -85,12 +99,14 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return out
 
 
-def thread_roles(pid: int) -> dict[int, str]:
+def thread_roles(pid: int) -> dict[int, str] | None:
     """The service's threads by OS thread id (py-spy dump): the Kafka loop (the app's "kafka"
     thread), other Python threads ("python"); threads Python does not know (librdkafka's, gRPC
-    core's) are left out."""
+    core's) are left out. None without py-spy: the OS does not know Python's thread names."""
+    if PY_SPY is None:
+        return None
     out = subprocess.run(
-        [str(PY_SPY), "dump", "--pid", str(pid), "--json", "--nonblocking"],
+        [PY_SPY, "dump", "--pid", str(pid), "--json", "--nonblocking"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -119,7 +135,7 @@ def end_to_end(broker: Broker, topic: str, n: int, poll: int, profile: Path | No
         if profile is not None:
             spy = subprocess.Popen(
                 [
-                    str(PY_SPY),
+                    PY_SPY,
                     "record",
                     "--pid",
                     str(service.proc.pid),
@@ -165,8 +181,11 @@ def end_to_end(broker: Broker, topic: str, n: int, poll: int, profile: Path | No
         roles = thread_roles(service.proc.pid)
     threads: collections.Counter = collections.Counter()
     for tid, cpu in threads1.items():
-        threads[roles.get(tid, "native")] += cpu - threads0.get(tid, 0.0)
+        role = "all" if roles is None else roles.get(tid, "native")
+        threads[role] += cpu - threads0.get(tid, 0.0)
     t0, n0, c0, b0 = first
+    if end[1] == n0:  # the timed window is between two readings of /metrics
+        raise RuntimeError(f"all {n} records were learned by the first reading: too few to time")
     seconds = end[0] - t0
     return {
         "samples": end[1] - n0,
@@ -174,7 +193,8 @@ def end_to_end(broker: Broker, topic: str, n: int, poll: int, profile: Path | No
         "rate": (end[1] - n0) / seconds,
         "service_cpu_seconds": end[2] - c0,
         "broker_cpu_seconds": end[3] - b0,
-        # the Kafka loop, other Python threads, native ones (librdkafka, gRPC core)
+        # the Kafka loop, other Python threads, native ones (librdkafka, gRPC core); without
+        # py-spy "all" of them
         "thread_cpu_seconds": dict(threads),
         "accuracy": metrics.get("lifelong_prequential_accuracy_ratio"),
         "rejected": sum(v for k, v in metrics.items() if k.startswith("lifelong_samples_rejected")),
@@ -250,6 +270,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="one more run under py-spy")
     args = parser.parse_args()
+    if PY_SPY is None:
+        if args.profile:
+            parser.error("--profile needs py-spy: pip install --target .cache/py-spy py-spy")
+        print("no py-spy: the service's CPU is reported for all threads together", flush=True)
 
     load_start = loadavg()
     X, y = hyperplane(args.n)

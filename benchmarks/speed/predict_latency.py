@@ -215,8 +215,8 @@ def ghz(target: str, row: list[float], rps: int, duration: str, concurrency: int
             duration,
             "--concurrency",
             str(concurrency),
-            "--connections",
-            "2",
+            "--connections",  # two, unless fewer workers: ghz refuses more connections
+            str(min(2, concurrency)),
             "--format",
             "json",
             target,

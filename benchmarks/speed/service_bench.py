@@ -229,7 +229,7 @@ class Service:
 
     def log_text(self) -> str:
         self.log.flush()
-        return (Path(self.dir) / "service.log").read_text()[-3000:]
+        return Path(self.log.name).read_text()[-3000:]  # a subclass may name its log otherwise
 
     def close(self) -> None:
         if self.proc.poll() is None:

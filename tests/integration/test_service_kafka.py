@@ -26,6 +26,7 @@ from lifelong.client import LifelongClient, LifelongError
 from lifelong.config import Settings
 from lifelong.ingest.codecs import decode_records, encode_json, encode_protobuf
 from lifelong.ingest.produce import produce, samples_from_stream
+from numerics import assert_same_learned_state
 from prometheus_client.parser import text_string_to_metric_families
 from testsupport import free_port, wait_for
 
@@ -261,7 +262,9 @@ def test_sigkilled_service_resumes_from_its_checkpoint_exactly_once(
         reference.learn_one(sample.features, sample.label)
     restored = load(checkpoint.learner_state)
     assert restored.samples_learned == reference.samples_learned == n
-    assert restored.to_bytes() == reference.to_bytes()
+    # Bit for bit, but the last telemetry window's effective rank: LAPACK derives it, in the
+    # service on its threads, here on this process's (docs/kafka.md).
+    assert_same_learned_state(checkpoint.learner_state, reference.to_bytes())
 
 
 PROTOBUF = [("content-type", b"application/x-protobuf")]

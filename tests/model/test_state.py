@@ -7,6 +7,7 @@ import pytest
 import safetensors.torch
 import torch
 from lifelong.model import LearnerConfig, LifelongClassifier, LifelongRegressor, load
+from numerics import assert_same_learned_state
 
 EVERYTHING = ("cbp", "l2_init", "shrink_perturb")
 FAST = {"cbp_replacement_rate": 0.02, "cbp_maturity_threshold": 10, "telemetry_window": 64}
@@ -172,3 +173,26 @@ def test_a_format_1_state_is_upgraded_and_continues():
     # var -> m2 -> var rounds once each way: the continuations agree to float64 rounding
     x = examples[-1][0]
     assert old.predict_one(x) == pytest.approx(model.predict_one(x), rel=1e-9)
+
+
+def test_learned_state_is_bit_for_bit_but_the_effective_rank_lapack_derives():
+    """What a resumed run equals across processes (docs/kafka.md): every learned number, bit for
+    bit; each layer's last-window effective rank, an eigendecomposition whose last bits depend
+    on LAPACK's thread count, within its rounding bound."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 20))
+    y = (X[:, :3].sum(axis=1) > 0).astype(int)
+    states, threads = [], torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            model = LifelongClassifier(LearnerConfig(hidden=(256,), telemetry_window=300))
+            model.learn_many(X, y)
+            torch.set_num_threads(n)
+            states.append(model.to_bytes())  # computes the rank of the window closed at 300
+    finally:
+        torch.set_num_threads(threads)
+    assert_same_learned_state(*states)
+    W = model._network.layers("param")[0][0]
+    W[0, 0] = np.nextafter(W[0, 0], np.float32(np.inf))
+    with pytest.raises(AssertionError, match=r"network\.param\.W0"):
+        assert_same_learned_state(states[0], model.to_bytes())  # one ulp of one weight
