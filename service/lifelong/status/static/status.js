@@ -95,6 +95,12 @@ const markers = {
   },
 };
 
+// uPlot's own range, except for a flat line: from 0 (a layer with no dead unit shows 0 of 1).
+function yRange(u, min, max) {
+  if (min === max) return [Math.min(0, min), Math.max(1, max * 1.1)];
+  return uPlot.rangeNum(min, max, 0.1, true);
+}
+
 function build(doc) {
   const container = $("charts");
   for (const chart of doc.charts) {
@@ -109,7 +115,7 @@ function build(doc) {
       width: Math.max(200, box.clientWidth - 12),
       height: HEIGHT,
       plugins: [markers],
-      scales: { x: { time: true } },
+      scales: { x: { time: true }, y: { range: yRange } },
       axes: [{}, { size: 56 }],
       series: [
         { label: "time", value: (u, t) => (t == null ? "--" : clock(t)) },
