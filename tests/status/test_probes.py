@@ -2,8 +2,7 @@
 
 import random
 
-import pytest
-from lifelong.host import LearningHalted, ModelHost
+from lifelong.host import ModelHost
 from lifelong.metrics import ServiceMetrics
 from lifelong.samples import Sample
 from lifelong.status import Board, LearnerProbe
@@ -18,20 +17,27 @@ def samples(n: int, seed: int, scale: float = 1.0) -> list[Sample]:
     ]
 
 
-def test_a_halted_learner_says_why_and_marks_when():
-    # Unstandardised inputs of 1e30 with lr 1000 drive any network beyond float32.
-    host = ModelHost(small_learner(lr=1000, standardize=False))
+def test_refused_updates_and_recoveries_are_markers():
+    # Unstandardised inputs of 1e30 with lr 1000: steps the learner refuses, then recovers from.
+    host = ModelHost(small_learner(lr=1000, standardize=False, recovery_refusals=3))
     board = Board(LearnerProbe(host), interval=1.0, horizon=10.0)
     board.record()
     assert board.document()["model"]["state"] == "waiting"
-    with pytest.raises(LearningHalted):
-        host.learn(samples(500, seed=0, scale=1e30), source="grpc")
+    host.learn(samples(200, seed=0), source="grpc")
+    board.record()
+    host.learn(samples(500, seed=1, scale=1e30), source="grpc")
     board.record()
     document = board.document()
-    assert document["model"]["state"] == "halted"
-    assert document["model"]["halted"] == host.halted
-    assert [e["kind"] for e in document["history"]["events"]] == ["halted"]
-    assert document["history"]["series"]["halted"] == [0, 1]
+    stats = host.stats()
+    refused = sum(stats.updates_refused.values())
+    assert refused > 0 and stats.recoveries["shrink_step"] > 0
+    series = document["history"]["series"]
+    assert series["updates_refused"] == [0, 0, refused]
+    assert series["recoveries.shrink_step"][-1] == stats.recoveries["shrink_step"]
+    kinds = {e["kind"]: e["seq"] for e in document["history"]["events"]}
+    assert kinds["update_refused"] == kinds["shrink_step"] == 3  # the third reading
+    assert document["stats"]["updates_refused"] == stats.updates_refused
+    assert document["model"]["state"] == "learning"
 
 
 def test_kafka_lag_is_what_the_kafka_loop_last_exported():

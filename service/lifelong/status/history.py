@@ -3,7 +3,7 @@
 A reading is a flat mapping of series name -> number: aggregates (an accuracy, a dead fraction,
 a count), never samples. `History.record(reading, time)` appends one under a sequence number and
 keeps the last `capacity`. Counters named in `markers` turn into events when they grow (a drift
-detected, learning halted), kept in a ring of their own and drawn as markers.
+detected, an update refused), kept in a ring of their own and drawn as markers.
 
 >>> history = History(capacity=2, markers={"drifts": "drift"})
 >>> for t, drifts in [(1.0, 0), (2.0, 1), (3.0, 1)]:

@@ -64,13 +64,15 @@ LAYER_CHARTS = (
 
 class LearnerProbe:
     """The learning service: `host`'s statistics, its learning rate and `lag` (partition ->
-    messages behind, a live mapping the Kafka loop updates)."""
+    messages behind, a live mapping the Kafka loop updates). Markers: drifts detected, updates
+    refused (any reason) and each recovery action the learner takes."""
 
     role = "learner"
 
     def __init__(self, host: ModelHost, lag: dict[str, int] | None = None) -> None:
         self.host = host
-        self.markers = {"drifts_detected": "drift", "halted": "halted"}
+        self.markers = {"drifts_detected": "drift", "updates_refused": "update_refused"}
+        self.markers |= {f"recoveries.{a}": a for a in host.stats().recoveries}
         self.lag = lag if lag is not None else {}
         self.config = host.config().to_dict()
         self._rate = Rate()
@@ -106,8 +108,10 @@ class LearnerProbe:
             "prequential_loss": stats.prequential_loss,
             "gradient_norm": stats.gradient_norm,
             "drifts_detected": stats.drifts_detected,
-            "halted": 1 if self.host.halted else 0,
+            "updates_refused": sum(stats.updates_refused.values()),
         }
+        for action, count in stats.recoveries.items():
+            reading[f"recoveries.{action}"] = count
         for i, layer in enumerate(stats.layers):
             for field, _, _ in LAYER_CHARTS:
                 reading[f"{field}.{i}"] = getattr(layer, field)
@@ -116,13 +120,10 @@ class LearnerProbe:
     def now(self) -> dict[str, Any]:
         stats = self.host.stats()
         predictor = self.host.predictor
-        halted = self.host.halted
-        state = "halted" if halted else "learning" if self.samples_per_second > 0 else "waiting"
         return {
             "model": {
                 "role": self.role,
-                "state": state,
-                "halted": halted,
+                "state": "learning" if self.samples_per_second > 0 else "waiting",
                 "task": self.host.task,
                 "features": list(predictor.feature_names),
                 "classes": list(predictor.classes),

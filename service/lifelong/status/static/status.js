@@ -5,7 +5,9 @@
 const COLORS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83", "#bf3989"];
 const EVENTS = {
   drift: ["drift detected", "#bc4c00"],
-  halted: ["learning halted", "#cf222e"],
+  update_refused: ["update refused", "#cf222e"],
+  shrink_step: ["step size halved", "#8250df"],
+  restart: ["network restarted", "#1f2328"],
 };
 const HEIGHT = 170;
 
@@ -189,6 +191,12 @@ function showState(state, reason) {
   badge.title = reason || "";
 }
 
+// "none", or "reason: n, ..." for the non-zero counts of a mapping.
+function counts(mapping) {
+  const seen = Object.entries(mapping).filter(([, n]) => n > 0);
+  return seen.length ? seen.map(([k, n]) => `${k.replaceAll("_", " ")}: ${integer(n)}`).join(", ") : "none";
+}
+
 function showModel(doc) {
   const m = doc.model;
   $("role").textContent = m.role === "replica" ? "prediction replica" : "learner";
@@ -197,7 +205,7 @@ function showModel(doc) {
     waiting: m.role === "replica" ? "no snapshot read yet" : "no sample learned during the last reading",
     serving: "serving predictions from its snapshot",
   };
-  showState(m.state, m.halted || reasons[m.state]);
+  showState(m.state, reasons[m.state]);
   const names = (list) => (list.length > 12 ? `${list.slice(0, 12).join(", ")}, …` : list.join(", "));
   const facts = [
     ["Task", m.task],
@@ -211,13 +219,14 @@ function showModel(doc) {
       ["Samples learned", integer(m.samples_learned)],
       ["Learning", `${integer(m.samples_per_second)} samples/s`],
       ["Kafka lag", lag.length ? lag.map(([p, n]) => `partition ${p}: ${integer(n)}`).join(", ") : "not reading Kafka"],
+      ["Updates refused", counts(doc.stats.updates_refused)],
+      ["Recoveries", counts(doc.stats.recoveries)],
     );
     $("config").textContent = JSON.stringify(m.config, null, 2);
     $("configuration").hidden = false;
   } else {
     facts.push(["Snapshot file", m.snapshot_file]);
   }
-  if (m.halted) facts.push(["Halted", m.halted]);
   const dl = $("facts");
   dl.innerHTML = "";
   for (const [label, value] of facts) {
@@ -226,7 +235,6 @@ function showModel(doc) {
     const dd = document.createElement("dd");
     dt.textContent = label;
     dd.textContent = value;
-    if (label === "Halted") dd.className = "reason";
     div.append(dt, dd);
     dl.append(div);
   }
