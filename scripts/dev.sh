@@ -41,6 +41,8 @@ setup_python() {
 setup_test_tools() {
     command -v java >/dev/null && command -v mvn >/dev/null || apt_install openjdk-17-jre-headless maven
     command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_install prometheus
+    # The status page's browser test drives Debian's chromium headless (no browser download).
+    command -v chromium >/dev/null || apt_install chromium
     "$ROOT/deploy/kafka/kafka-dev.sh" fetch
     # Go builds grpcurl and the deployment validators; Debian's golang-go is too old for them.
     command -v go >/dev/null || { log "Go >= 1.22 is needed (https://go.dev/dl)"; exit 1; }

@@ -1,5 +1,5 @@
-"""Wiring: settings -> learner (newest checkpoint, or fresh) -> host -> gRPC, /metrics and the
-streams that learn; graceful shutdown.
+"""Wiring: settings -> learner (newest checkpoint, or fresh) -> host -> gRPC, /metrics, the status
+page and the streams that learn; graceful shutdown.
 
 Shutdown (SIGTERM, SIGINT, or `App.stop`): health turns NOT_SERVING and the gRPC server stops
 accepting calls, giving running ones a grace period; the learning threads finish their current
@@ -20,9 +20,10 @@ from lifelong import demo
 from lifelong.checkpoint import CheckpointStore
 from lifelong.config import ConfigError, Settings
 from lifelong.host import ModelHost
-from lifelong.metrics import PredictionMetrics, ServiceMetrics
+from lifelong.http import serve_http, status_board
+from lifelong.metrics import ServiceMetrics
 from lifelong.serving import GrpcServer
-from prometheus_client import disable_created_metrics, start_http_server
+from lifelong.status import LearnerProbe
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +78,6 @@ def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
     return learner, checkpoint.offsets
 
 
-def serve_metrics(port: int, metrics: PredictionMetrics):
-    """The HTTP server of `/metrics` on `port` (to `shutdown()`), or None if `port` is 0."""
-    if not port:
-        return None
-    disable_created_metrics()  # `_created` series only double the scrape
-    try:
-        server, _ = start_http_server(port, registry=metrics.registry)
-    except OSError as e:
-        raise OSError(f"cannot serve metrics on port {port}: {e}") from e
-    log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", port)
-    return server
-
-
 class App:
     """One `lifelong serve` process. `start()`, then `stop()` (or `run()`, which waits for a
     signal)."""
@@ -129,15 +117,16 @@ class App:
             snapshot_file=settings.snapshot_file,
         )
         self.grpc = GrpcServer(self.host, settings)
+        self.board = status_board(settings, LearnerProbe(self.host, self.metrics.consumer_lag))
         self.stopping = threading.Event()  # tells the learning threads to finish
         self.done = threading.Event()  # a signal arrived, or a learning thread failed
         self.failed = False
         self._threads: list[threading.Thread] = []
-        self._metrics_server = None
+        self._http: list = []
 
     def start(self) -> None:
         settings = self.settings
-        self._metrics_server = serve_metrics(settings.metrics_port, self.metrics)
+        self._http = serve_http(settings, self.metrics, self.board)
         self.grpc.start()
         if settings.kafka_bootstrap:
             from lifelong import ingest
@@ -151,6 +140,8 @@ class App:
                 '{"x0": 0.2, "x1": 0.7, "x2": 0.5, "x3": 0.1}',
             )
         self._spawn("housekeeping", self._housekeeping)
+        if self.board is not None:
+            self._spawn("status", self.board.run, self.stopping)
 
     def _spawn(self, name: str, target: Callable, *args) -> None:
         def guarded() -> None:
@@ -198,6 +189,6 @@ class App:
             thread.join()
         if self.checkpointing and self.host.checkpoint_due(1, float("inf")):
             self.host.checkpoint()
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
+        for server in self._http:
+            server.shutdown()
         log.info("stopped after %d samples learned", self.host.samples_learned)

@@ -135,6 +135,29 @@ class Settings:
         default=9100,
         metadata=doc("Port of the Prometheus endpoint `/metrics`; 0 turns it off.", minimum=0),
     )
+    status_port: int | None = field(
+        default=None,
+        metadata=doc(
+            "Port of the status page (`/`, its JSON at `/api/v1/status`): None serves it on "
+            "`metrics_port` beside `/metrics`; 0 turns it off.",
+            minimum=0,
+        ),
+    )
+    status_interval_seconds: float = field(
+        default=1.0,
+        metadata=doc(
+            "How often the status page's telemetry aggregates (never samples) are recorded.",
+            minimum=0.05,
+        ),
+    )
+    status_horizon_seconds: float = field(
+        default=600.0,
+        metadata=doc(
+            "How far back the status page's charts reach: its ring keeps this divided by "
+            "`status_interval_seconds` readings.",
+            minimum=1,
+        ),
+    )
     # -- checkpoints
     checkpoint_dir: Path | None = field(
         default=None,
@@ -211,7 +234,9 @@ class Settings:
                 raise ConfigError(
                     f"{f.name}: {value!r} is not one of {', '.join(map(str, choices))}"
                 )
-            if minimum is not None and not (value >= minimum and math.isfinite(value)):
+            if minimum is None or value is None:  # None: an optional setting left unset
+                continue
+            if not (value >= minimum and math.isfinite(value)):
                 raise ConfigError(f"{f.name}: {value!r} is below the minimum {minimum}")
         if self.kafka_bootstrap and self.checkpoint_dir is None:
             raise ConfigError(
@@ -222,6 +247,11 @@ class Settings:
             raise ConfigError("demo and kafka_bootstrap exclude each other: pick one stream")
         if self.demo and self.task != "classification":
             raise ConfigError("the demo stream is a classification stream: leave task unset")
+
+    @property
+    def status_page_port(self) -> int:
+        """The port the status page is served on (0: none)."""
+        return self.metrics_port if self.status_port is None else self.status_port
 
     @property
     def dead_letter(self) -> str:

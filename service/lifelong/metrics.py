@@ -100,6 +100,7 @@ class ServiceMetrics(PredictionMetrics):
             "Unix time of the last checkpoint.",
             registry=r,
         )
+        self.consumer_lag: dict[str, int] = {}  # partition -> lag, as exported, for the status page
         self.checkpoints = Counter("lifelong_checkpoints", "Checkpoints written.", registry=r)
 
         self._learned = {s: samples_learned.labels(s) for s in SOURCES}
@@ -117,6 +118,7 @@ class ServiceMetrics(PredictionMetrics):
 
     def set_consumer_lag(self, partition: int | str, lag: int) -> None:
         self.kafka_consumer_lag.labels(str(partition)).set(lag)
+        self.consumer_lag[str(partition)] = lag
 
     def watch(self, host: ModelHost) -> None:
         """Export `host`'s serving version and learner statistics on every scrape."""

@@ -17,6 +17,9 @@ import pytest
         "serving.inputs",
         "serving.matrix",
         "snapshot_file",
+        "status.history",
+        "status.probes",
+        "status.board",
     ],
 )
 def test_docstring_examples(module):

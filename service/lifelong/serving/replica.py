@@ -21,9 +21,11 @@ from pathlib import Path
 
 from lifelong import snapshot_file
 from lifelong.config import ConfigError, Settings
+from lifelong.http import serve_http, status_board
 from lifelong.metrics import PredictionMetrics
 from lifelong.samples import Task
 from lifelong.serving.server import GrpcServer
+from lifelong.status import ReplicaProbe
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +94,21 @@ class Replica:
         self.reader = SnapshotReader(settings.snapshot_file, settings.task, self.metrics)
         self.metrics.watch_version(self.reader)
         self.grpc = GrpcServer(self.reader, settings, predictions_only=True)
+        self.board = status_board(settings, ReplicaProbe(self.reader, settings.snapshot_file))
         self.done = threading.Event()
-        self._poller: threading.Thread | None = None
-        self._metrics_server = None
+        self._threads: list[threading.Thread] = []
+        self._http: list = []
 
     def start(self) -> None:
-        from lifelong.app import serve_metrics
-
-        self._metrics_server = serve_metrics(self.settings.metrics_port, self.metrics)
+        self._http = serve_http(self.settings, self.metrics, self.board)
         ready = self.reader.poll()
         self.grpc.start(serving=ready)
-        self._poller = threading.Thread(target=self._poll, args=(ready,), name="snapshot")
-        self._poller.start()
+        self._threads.append(threading.Thread(target=self._poll, args=(ready,), name="snapshot"))
+        if self.board is not None:
+            status = threading.Thread(target=self.board.run, args=(self.done,), name="status")
+            self._threads.append(status)
+        for thread in self._threads:
+            thread.start()
         log.info("serving predictions from %s", self.settings.snapshot_file)
 
     def _poll(self, ready: bool) -> None:
@@ -125,7 +130,7 @@ class Replica:
     def stop(self, grace: float = 5.0) -> None:
         self.done.set()
         self.grpc.stop(grace)
-        if self._poller is not None:
-            self._poller.join()
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
+        for thread in self._threads:
+            thread.join()
+        for server in self._http:
+            server.shutdown()

@@ -1,0 +1,42 @@
+"""The HTTP ports of a service or a replica: `/metrics` (prometheus_client's exposition, as it
+always was) on `metrics_port`, and the status page beside it or on `status_port` of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lifelong.config import Settings
+from lifelong.metrics import PredictionMetrics
+from lifelong.status import Board, StatusApp, serve
+from lifelong.status.probes import Probe
+from prometheus_client import disable_created_metrics, make_wsgi_app
+
+log = logging.getLogger(__name__)
+
+
+def serve_http(settings: Settings, metrics: PredictionMetrics, board: Board | None) -> list:
+    """The HTTP servers (to `shutdown()`): `/metrics` on `metrics_port`, with `board`'s status
+    page beside it, or on `status_port` of its own (`Settings.status_page_port`)."""
+    disable_created_metrics()  # `_created` series only double the scrape
+    prometheus = make_wsgi_app(metrics.registry)
+    servers = []
+    page_port = settings.status_page_port if board is not None else 0
+    if settings.metrics_port:
+        shared = page_port == settings.metrics_port
+        servers.append(
+            serve(StatusApp(board, prometheus) if shared else prometheus, settings.metrics_port)
+        )
+        log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
+    if page_port and page_port != settings.metrics_port:
+        servers.append(serve(StatusApp(board), page_port))
+    if page_port:
+        log.info("status page on http://localhost:%d/", page_port)
+    return servers
+
+
+def status_board(settings: Settings, probe: Probe) -> Board | None:
+    """The status page's board over `probe`, or None if no port serves the page."""
+    if not settings.status_page_port:
+        return None
+    return Board(probe, settings.status_interval_seconds, settings.status_horizon_seconds)
