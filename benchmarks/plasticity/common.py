@@ -252,6 +252,12 @@ def stream_stats(model: Any) -> dict[str, float]:
         "s_prequential_loss": st.prequential_loss,
         "s_drifts": st.drifts_detected,
     }
+    # Since the learner stopped raising on a refused step (c61100c), refusals and the recoveries
+    # they trigger are only in its stats (the runners' "refused" column counts exceptions).
+    if hasattr(st, "updates_refused"):
+        row["s_refused"] = sum(st.updates_refused.values())
+        row["s_recoveries"] = sum(st.recoveries.values())
+        row["s_step_scale"] = st.step_scale
     for i, layer in enumerate(st.layers):
         row[f"s_dead_{i}"] = layer.dead_fraction
         row[f"s_dormant_{i}"] = layer.dormant_fraction

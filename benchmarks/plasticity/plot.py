@@ -317,6 +317,8 @@ def bit_flipping(folder: Path, out: Path, rebin: int) -> dict[str, Any]:
                 x, binned.min(0), binned.max(0), color=color(method, mi), alpha=0.15, lw=0
             )
         q = max(1, mse.shape[1] // 10)
+        q5 = max(1, mse.shape[1] // 5)
+        first20, last20 = mse[:, :q5].mean(1), mse[:, -q5:].mean(1)
         rows.append(
             {
                 "method": method,
@@ -324,6 +326,10 @@ def bit_flipping(folder: Path, out: Path, rebin: int) -> dict[str, Any]:
                 "examples": int(ex[-1]),
                 "mse_first10pct": _ms(mse[:, :q].mean(1)),
                 "mse_last10pct": _ms(mse[:, -q:].mean(1)),
+                # issue 11's criterion: last 20% against first 20% (ratio of the seeds' means)
+                "mse_first20pct": _ms(first20),
+                "mse_last20pct": _ms(last20),
+                "mse_last20_over_first20": float(last20.mean() / first20.mean()),
                 "mse_min_bin": _ms(binned.min(1)),
                 "mse_second_half": _ms(mse[:, mse.shape[1] // 2 :].mean(1)),
                 "dead_last10pct": _tail_mean(tables, "dead_0", q),
@@ -341,7 +347,7 @@ def bit_flipping(folder: Path, out: Path, rebin: int) -> dict[str, Any]:
     ax.legend(fontsize=8)
     if has_units:
         for ax, key, name in (
-            (axes[0, 1], "dead_0", "dead hidden units (fraction of 5)"),
+            (axes[0, 1], "dead_0", "dead units, hidden layer 1 (fraction)"),
             (axes[0, 2], "w_0", "mean |W| into the hidden layer"),
         ):
             for mi, (method, tables) in enumerate(runs.items()):
@@ -380,9 +386,9 @@ def bits_markdown(s: dict[str, Any]) -> str:
     if not s:
         return ""
     lines = [
-        "| method | MSE first 10% | MSE last 10% | MSE second half | dead units, last 10% "
-        "| µs/step |",
-        "|---|---|---|---|---|---|",
+        "| method | MSE first 10% | MSE last 10% | MSE first 20% | MSE last 20% | last/first 20% "
+        "| MSE second half | dead units, last 10% | µs/step |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     speed = s.get("us_per_step", {})
     for r in s["rows"]:
@@ -390,7 +396,9 @@ def bits_markdown(s: dict[str, Any]) -> str:
         us = speed.get(r["method"])
         lines.append(
             f"| {label(r['method'])} | {_pm(r['mse_first10pct'])} | "
-            f"{_pm(r['mse_last10pct'])} | {_pm(r['mse_second_half'])} | {dead} | "
+            f"{_pm(r['mse_last10pct'])} | {_pm(r['mse_first20pct'])} | "
+            f"{_pm(r['mse_last20pct'])} | {r['mse_last20_over_first20']:.2f} | "
+            f"{_pm(r['mse_second_half'])} | {dead} | "
             f"{'-' if us is None else f'{us:.0f}'} |"
         )
     return "\n".join(lines)
