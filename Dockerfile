@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # Lifelong: the production image. Build from the repository root:
 #   docker build -t lifelong:dev .
-#   docker run --rm -p 50051:50051 -p 9100:9100 lifelong:dev serve --demo
+#   docker run --rm -p 127.0.0.1:50051:50051 -p 127.0.0.1:9100:9100 lifelong:dev serve --demo \
+#       --grpc-insecure --auth-disabled
+# (gRPC beyond loopback needs TLS and tokens, or those two flags: docs/security.md)
 # See docs/deploy.md.
 
 # Both stages must use the same Python: the virtual environment copied from the build stage

@@ -13,6 +13,7 @@ import pytest
 from deploy_support import COMPOSE_FILE, DEPLOY, ROOT, binary, run
 from lifelong.cli import build_parser
 from lifelong.config import load_settings
+from lifelong.serving.tls import check_listening
 
 SERVICES = {"kafka", "lifelong", "lifelong-predict", "producer", "prometheus", "grafana"}
 
@@ -84,6 +85,8 @@ def test_the_prediction_replica_serves_the_snapshot_file_the_learner_writes(proj
     assert replica_service["image"] == services["lifelong"]["image"]
     replica = load_settings(environ=replica_service["environment"])
     assert replica.snapshot_file is not None and replica.snapshot_file == learner.snapshot_file
+    for settings in (learner, replica):  # they would refuse to listen otherwise
+        check_listening(settings, settings.grpc_address)
     mounts = {
         name: {v["target"]: v["source"] for v in services[name]["volumes"]}
         for name in ("lifelong", "lifelong-predict")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from deploy_support import ALERTS, K8S, K8S_SCHEMAS_STAMP, POLICY, binary, fetched, missing, run
 from lifelong.config import load_settings
+from lifelong.serving.tls import check_listening
 
 SCHEMA_LOCATION = "{{ .ResourceKind }}{{ .KindSuffix }}.json"
 
@@ -180,6 +181,8 @@ def test_the_prediction_replica_serves_the_learners_snapshot_file():
             environ={**literals, **env}, config_file=K8S / "lifelong.toml"
         )
     learner, replica = settings["lifelong"], settings["lifelong-predict"]
+    for each in (learner, replica):  # they would refuse to listen otherwise
+        check_listening(each, each.grpc_address)
     assert replica.snapshot_file is not None and replica.snapshot_file == learner.snapshot_file
     for name in ("lifelong", "lifelong-predict"):
         assert f"- name: snapshot\n              mountPath: {replica.snapshot_file.parent}\n" in (

@@ -20,6 +20,8 @@ import pytest
         "status.history",
         "status.probes",
         "status.board",
+        "auth",
+        "serving.tls",
     ],
 )
 def test_docstring_examples(module):

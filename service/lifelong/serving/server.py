@@ -3,7 +3,10 @@ alone), standard health checking and reflection.
 
 Health (`grpc.health.v1.Health`) answers SERVING for "" and every service once started (a replica:
 once it has read a snapshot), and NOT_SERVING from the start of shutdown. Reflection lets `grpcurl`
-list and call the services without the .proto files.
+list and call the services without the .proto files (`grpc_reflection`). Both are open to anyone
+who can connect; every other call goes through the roles' interceptor (`lifelong.serving.auth`).
+The port speaks TLS when a certificate is configured, and refuses to open on an address other than
+loopback without TLS or tokens unless told to (`lifelong.serving.tls`).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from lifelong.config import Settings
 from lifelong.host import ModelHost
+from lifelong.serving.auth import AuthInterceptor, authorizer
 from lifelong.serving.learning import LearningServicer
 from lifelong.serving.model import AdminServicer, ModelServicer
 from lifelong.serving.predictions import PredictionServicer, PredictionSource
+from lifelong.serving.tls import check_listening, server_credentials
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 
@@ -43,8 +48,11 @@ class GrpcServer:
         *,
         predictions_only: bool = False,
     ) -> None:
+        check_listening(settings, settings.grpc_address)
+        credentials = server_credentials(settings)
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
+            interceptors=[AuthInterceptor(authorizer(settings))],
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
                 # A second server on the same port must fail, not silently share the traffic.
@@ -65,20 +73,29 @@ class GrpcServer:
             self.services = SERVICES
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
+        if settings.grpc_reflection:
+            reflection.enable_server_reflection(
+                (*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            )
         try:
-            self.port = self.server.add_insecure_port(settings.grpc_address)
+            if credentials is None:
+                self.port = self.server.add_insecure_port(settings.grpc_address)
+            else:
+                self.port = self.server.add_secure_port(settings.grpc_address, credentials)
         except RuntimeError as e:
             raise OSError(f"cannot listen for gRPC on {settings.grpc_address}: {e}") from None
         self.address = settings.grpc_address
+        transport = "mTLS" if settings.tls_client_ca_file else "TLS"
+        self.security = "{}, {}".format(
+            "plaintext" if credentials is None else transport,
+            "tokens" if settings.auth_enabled else "no tokens",
+        )
 
     def start(self, *, serving: bool = True) -> None:
         """Start; health says SERVING, or NOT_SERVING until `set_serving()` if not `serving`."""
         self.server.start()
         self._set_health(SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING)
-        log.info("gRPC listening on %s (port %d)", self.address, self.port)
+        log.info("gRPC listening on %s (port %d; %s)", self.address, self.port, self.security)
 
     def set_serving(self) -> None:
         """Health says SERVING (not once shutdown began: the health servicer ignores it then)."""
