@@ -203,6 +203,40 @@ class Settings:
         default=9100,
         metadata=doc("Port of the Prometheus endpoint `/metrics`; 0 turns it off.", minimum=0),
     )
+    metrics_address: str = field(
+        default="0.0.0.0",
+        metadata=doc(
+            "Address the HTTP ports (`/metrics`, the status page) listen on (`127.0.0.1`: this "
+            "machine only; `::`: IPv6 too)."
+        ),
+    )
+    metrics_tls_cert_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "PEM certificate chain of the HTTP ports (`/metrics`, the status page); with "
+            "`metrics_tls_key_file` they serve HTTPS only (Prometheus: `scheme: https`, "
+            "`tls_config`). Read at start."
+        ),
+    )
+    metrics_tls_key_file: Path | None = field(
+        default=None, metadata=doc("PEM private key of `metrics_tls_cert_file`.")
+    )
+    metrics_tls_client_ca_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "PEM CA certificate(s): scrapers must present a certificate signed by one "
+            "(Prometheus: `tls_config: {cert_file, key_file}`)."
+        ),
+    )
+    metrics_auth_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "HTTP basic auth for the HTTP ports (`/metrics`, the status page): `USER SHA256HEX` "
+            "lines, the SHA-256 of each user's "
+            "password (Prometheus: `basic_auth: {username, password_file}`). Use it with TLS: "
+            "basic auth sends the password in clear otherwise."
+        ),
+    )
     status_port: int | None = field(
         default=None,
         metadata=doc(
@@ -315,7 +349,7 @@ class Settings:
             raise ConfigError("demo and kafka_bootstrap exclude each other: pick one stream")
         if self.demo and self.task != "classification":
             raise ConfigError("the demo stream is a classification stream: leave task unset")
-        for prefix in ("tls",):
+        for prefix in ("tls", "metrics_tls"):
             cert, key = getattr(self, f"{prefix}_cert_file"), getattr(self, f"{prefix}_key_file")
             if (cert is None) != (key is None):
                 raise ConfigError(f"{prefix}_cert_file and {prefix}_key_file go together: set both")

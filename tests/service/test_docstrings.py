@@ -21,6 +21,7 @@ import pytest
         "status.probes",
         "status.board",
         "auth",
+        "metrics_http",
         "serving.tls",
     ],
 )
