@@ -87,6 +87,15 @@ class Settings:
             "can connect, like health. It describes the API, nothing of the model."
         ),
     )
+    grpc_health_address: str | None = field(
+        default=None,
+        metadata=doc(
+            "A second gRPC address serving only health (`grpc.health.v1`), in plaintext and "
+            "without tokens, for Kubernetes' gRPC probes and Docker's HEALTHCHECK, which can "
+            "do neither TLS nor tokens; it tells whether the server is serving, nothing else. "
+            "None: no such port."
+        ),
+    )
     # -- gRPC security (docs/security.md)
     tls_cert_file: Path | None = field(
         default=None,

@@ -4,17 +4,24 @@ connection, and the rule about listening beyond loopback."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lifelong.config import ConfigError, Settings
 from lifelong.serving.tls import check_listening
+from lifelong.v1 import lifelong_pb2 as pb
+from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 from testsupport import CertificateAuthority, line_sample
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -127,3 +134,39 @@ def test_beyond_loopback_plaintext_and_open_calls_must_be_asked_for(address, ca)
 @pytest.mark.parametrize("address", ["localhost:50051", "127.0.0.1:0", "[::1]:50051"])
 def test_loopback_stays_open_by_default(address):
     check_listening(Settings(), address)
+
+
+def test_a_plaintext_health_port_for_probes_serves_health_alone(serve, ca):
+    cert, key = ca.issue("localhost")
+    served = serve(
+        credentials=trusting(ca),
+        tls_cert_file=cert,
+        tls_key_file=key,
+        auth_tokens="predict " + "0" * 64,
+        grpc_health_address="127.0.0.1:0",
+    )
+    target = f"127.0.0.1:{served.server.health_port}"
+    with grpc.insecure_channel(target) as probe:
+        assert health(probe) == SERVING  # no TLS, no token
+        with pytest.raises(grpc.RpcError) as failure:
+            pb_grpc.PredictionServiceStub(probe).Predict(pb.PredictRequest(), timeout=10)
+        assert failure.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    # the image's HEALTHCHECK, as Docker runs it, against that port
+    line = next(
+        line.strip()
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.strip().startswith('CMD ["python"')
+    )
+    command = json.loads(line.removeprefix("CMD "))
+    command[0] = sys.executable
+    env = {
+        **os.environ,
+        "LIFELONG_GRPC_ADDRESS": served.target,
+        "LIFELONG_GRPC_HEALTH_ADDRESS": f"[::]:{served.server.health_port}",
+    }
+    check = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    served.server.stop(0)
+    check = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert check.returncode != 0

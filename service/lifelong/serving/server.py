@@ -7,6 +7,10 @@ list and call the services without the .proto files (`grpc_reflection`). Both ar
 who can connect; every other call goes through the roles' interceptor (`lifelong.serving.auth`).
 The port speaks TLS when a certificate is configured, and refuses to open on an address other than
 loopback without TLS or tokens unless told to (`lifelong.serving.tls`).
+
+`grpc_health_address` adds a second port, plaintext and without tokens, serving the same health
+servicer and nothing else: Kubernetes' gRPC probes and Docker's HEALTHCHECK speak neither TLS
+nor tokens, and whether the server is serving is all that port tells.
 """
 
 from __future__ import annotations
@@ -85,6 +89,22 @@ class GrpcServer:
         except RuntimeError as e:
             raise OSError(f"cannot listen for gRPC on {settings.grpc_address}: {e}") from None
         self.address = settings.grpc_address
+        self.health_server: grpc.Server | None = None
+        self.health_port: int | None = None
+        if settings.grpc_health_address is not None:
+            self.health_server = grpc.server(
+                ThreadPoolExecutor(max_workers=2, thread_name_prefix="grpc-health"),
+                options=[("grpc.so_reuseport", 0)],
+            )
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            try:
+                self.health_port = self.health_server.add_insecure_port(
+                    settings.grpc_health_address
+                )
+            except RuntimeError as e:
+                raise OSError(
+                    f"cannot listen for gRPC health on {settings.grpc_health_address}: {e}"
+                ) from None
         transport = "mTLS" if settings.tls_client_ca_file else "TLS"
         self.security = "{}, {}".format(
             "plaintext" if credentials is None else transport,
@@ -94,6 +114,9 @@ class GrpcServer:
     def start(self, *, serving: bool = True) -> None:
         """Start; health says SERVING, or NOT_SERVING until `set_serving()` if not `serving`."""
         self.server.start()
+        if self.health_server is not None:
+            self.health_server.start()
+            log.info("gRPC health (plaintext, health only) on port %d", self.health_port)
         self._set_health(SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info("gRPC listening on %s (port %d; %s)", self.address, self.port, self.security)
 
@@ -109,3 +132,5 @@ class GrpcServer:
         """Report NOT_SERVING, refuse new calls, give running ones `grace` seconds."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0).wait()
