@@ -27,7 +27,7 @@ from lifelong.serving.auth import AuthInterceptor, authorizer
 from lifelong.serving.learning import LearningServicer
 from lifelong.serving.model import AdminServicer, ModelServicer
 from lifelong.serving.predictions import PredictionServicer, PredictionSource
-from lifelong.serving.tls import check_listening, server_credentials
+from lifelong.serving.tls import check_listening, is_loopback, server_credentials
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 
@@ -54,9 +54,11 @@ class GrpcServer:
     ) -> None:
         check_listening(settings, settings.grpc_address)
         credentials = server_credentials(settings)
+        calls = authorizer(settings)
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
-            interceptors=[AuthInterceptor(authorizer(settings))],
+            # No tokens, nothing to check: no interceptor, no cost on every call.
+            interceptors=[AuthInterceptor(calls)] if calls.table is not None else [],
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
                 # A second server on the same port must fail, not silently share the traffic.
@@ -105,6 +107,12 @@ class GrpcServer:
                 raise OSError(
                     f"cannot listen for gRPC health on {settings.grpc_health_address}: {e}"
                 ) from None
+        if credentials is None and settings.auth_enabled and not is_loopback(self.address):
+            log.warning(
+                "bearer tokens over plaintext on %s: anyone on the path can read and reuse them; "
+                "set tls_cert_file and tls_key_file",
+                self.address,
+            )
         transport = "mTLS" if settings.tls_client_ca_file else "TLS"
         self.security = "{}, {}".format(
             "plaintext" if credentials is None else transport,
