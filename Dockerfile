@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # Lifelong: the production image. Build from the repository root:
 #   docker build -t lifelong:dev .
-#   docker run --rm -p 50051:50051 -p 9100:9100 lifelong:dev serve --demo
+#   docker run --rm -p 127.0.0.1:50051:50051 -p 127.0.0.1:9100:9100 lifelong:dev serve --demo \
+#       --grpc-insecure --auth-disabled
+# (gRPC beyond loopback needs TLS and tokens, or those two flags: docs/security.md)
 # See docs/deploy.md.
 
 # Both stages must use the same Python: the virtual environment copied from the build stage
@@ -94,9 +96,10 @@ VOLUME ["/var/lib/lifelong"]
 EXPOSE 50051 9100
 
 # The standard gRPC health service (grpc.health.v1), overall status, on the port of
-# LIFELONG_GRPC_ADDRESS. Exit 0 only when SERVING.
+# LIFELONG_GRPC_HEALTH_ADDRESS if set (the plaintext health-only port a TLS server needs for
+# this check), else of LIFELONG_GRPC_ADDRESS. Exit 0 only when SERVING.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; port = os.environ.get('LIFELONG_GRPC_ADDRESS', ':50051').rsplit(':', 1)[1]; channel = grpc.insecure_channel('localhost:' + port); status = g.HealthStub(channel).Check(h.HealthCheckRequest(), timeout=4).status; sys.exit(0 if status == h.HealthCheckResponse.SERVING else 1)"]
+    CMD ["python", "-c", "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; port = (os.environ.get('LIFELONG_GRPC_HEALTH_ADDRESS') or os.environ.get('LIFELONG_GRPC_ADDRESS', ':50051')).rsplit(':', 1)[1]; channel = grpc.insecure_channel('localhost:' + port); status = g.HealthStub(channel).Check(h.HealthCheckRequest(), timeout=4).status; sys.exit(0 if status == h.HealthCheckResponse.SERVING else 1)"]
 
 ENTRYPOINT ["lifelong"]
 CMD ["serve"]

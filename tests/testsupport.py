@@ -1,13 +1,16 @@
 """Helpers shared by the test folders (on pytest's pythonpath): free ports, waiting, small real
-learners, a learnable stream and real gRPC servers. Fixtures stay in the conftest files."""
+learners, a learnable stream, real gRPC servers and real certificates. Fixtures stay in the
+conftest files."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -96,15 +99,28 @@ class Servers:
     def __init__(self) -> None:
         self.started: list[Served] = []
 
-    def start(self, host: ModelHost | None = None, *, task="classification", **settings) -> Served:
-        """A server for `host` (default: a fresh small learner, snapshot after every sample)."""
+    def start(
+        self,
+        host: ModelHost | None = None,
+        *,
+        task="classification",
+        credentials: grpc.ChannelCredentials | None = None,
+        **settings,
+    ) -> Served:
+        """A server for `host` (default: a fresh small learner, snapshot after every sample);
+        its stubs' channel uses `credentials` (TLS) if given."""
         if host is None:
             host = ModelHost(small_learner(task), refresh_every_samples=1)
         settings = Settings(task=task, grpc_address="127.0.0.1:0", metrics_port=0, **settings)
         server = GrpcServer(host, settings)
         server.start()
         target = f"127.0.0.1:{server.port}"
-        served = Served(host, server, grpc.insecure_channel(target), target)
+        channel = (
+            grpc.insecure_channel(target)
+            if credentials is None
+            else grpc.secure_channel(target, credentials)
+        )
+        served = Served(host, server, channel, target)
         self.started.append(served)
         return served
 
@@ -112,3 +128,87 @@ class Servers:
         for served in self.started:
             served.channel.close()
             served.server.stop(0)
+
+
+class CertificateAuthority:
+    """A real certificate authority made for a test: `issue()` signs server and client
+    certificates and writes them as PEM files (`cryptography`, no openssl command)."""
+
+    def __init__(self, directory: Path, name: str = "test-ca") -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.directory = directory
+        self.name = name
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, name)])
+        self.certificate = (
+            _builder(subject, subject, self.key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, key_cert_sign=True, crl_sign=True,
+                    content_commitment=False, key_encipherment=False, data_encipherment=False,
+                    key_agreement=False, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(self.key, hashes.SHA256())
+        )  # fmt: skip
+        self.cert_file = self._write(f"{name}.pem", self.certificate)
+
+    def issue(self, common_name: str, *, client: bool = False) -> tuple[Path, Path]:
+        """(certificate file, key file) for `common_name`: a server certificate for localhost
+        and 127.0.0.1, or a client certificate."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, common_name)])
+        usage = (
+            x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
+            if client
+            else (x509.oid.ExtendedKeyUsageOID.SERVER_AUTH)
+        )
+        builder = _builder(subject, self.certificate.subject, key.public_key()).add_extension(
+            x509.ExtendedKeyUsage([usage]), critical=False
+        )
+        if not client:
+            names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        certificate = builder.sign(self.key, hashes.SHA256())
+        stem = f"{self.name}-{common_name}"
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        key_file = self.directory / f"{stem}.key"
+        key_file.write_bytes(key_pem)
+        return self._write(f"{stem}.pem", certificate), key_file
+
+    def _write(self, name: str, certificate) -> Path:
+        from cryptography.hazmat.primitives import serialization
+
+        path = self.directory / name
+        path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        return path
+
+
+def _builder(subject, issuer, public_key):
+    import datetime
+
+    from cryptography import x509
+
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+    )

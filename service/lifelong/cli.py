@@ -5,6 +5,7 @@
     lifelong predict --target host:port --features '{"x0": 0.2}'  ask a running server
     lifelong stats --target host:port                             its plasticity statistics
     lifelong config [--markdown]                                  effective settings (or docs)
+    lifelong token --roles predict,learn                          a new bearer token, its hash
     lifelong produce --topic T --stream drifting --count 20000    feed a Kafka topic
 
 Heavy imports (torch, grpc) happen inside the subcommand that needs them, so `--help` is quick.
@@ -95,6 +96,17 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
 def client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="localhost:50051", help="server host:port")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds")
+    tls = parser.add_argument_group("TLS (any of these: connect over TLS)")
+    tls.add_argument("--tls", action="store_true", help="TLS, the system's CAs trusted")
+    tls.add_argument("--ca-file", metavar="PEM", help="CA that signed the server's certificate")
+    tls.add_argument("--cert-file", metavar="PEM", help="client certificate, for mutual TLS")
+    tls.add_argument("--key-file", metavar="PEM", help="its private key")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("LIFELONG_TOKEN"),
+        help="bearer token sent as 'authorization: Bearer ...' (default: $LIFELONG_TOKEN; a "
+        "flag shows in the process list, the variable does not)",
+    )
 
 
 def predict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,15 +132,53 @@ def stats(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace, call: Callable) -> int:
     """Print `call(client)`'s answer as JSON, or the server's reason for failing."""
-    from lifelong.client import LifelongClient, LifelongError
+    from lifelong.client import LifelongClient, LifelongError, tls_credentials
 
+    credentials = None
+    if args.tls or args.ca_file or args.cert_file or args.key_file:
+        try:
+            credentials = tls_credentials(
+                ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file
+            )
+        except ValueError as e:  # --cert-file without --key-file
+            raise ConfigError(str(e)) from None
     try:
-        with LifelongClient(args.target, timeout=args.timeout) as client:
+        with LifelongClient(
+            args.target, timeout=args.timeout, credentials=credentials, token=args.token
+        ) as client:
             answer = call(client)
     except LifelongError as e:
         print(f"lifelong {args.command}: {e}", file=sys.stderr)
         return 1
     print(json.dumps(dataclasses.asdict(answer), indent=2, default=str))
+    return 0
+
+
+def token_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--roles", required=True, help="comma-separated, among predict, learn, admin"
+    )
+    parser.add_argument(
+        "--stdin",
+        action="store_true",
+        help="hash the token read from standard input instead of making one; print only the line",
+    )
+
+
+def token(args: argparse.Namespace) -> int:
+    """A new token (or one from stdin) and its `auth_tokens_file` line."""
+    from lifelong.auth import TokenFileError, TokenTable, new_token, token_hash
+
+    secret = sys.stdin.read().strip() if args.stdin else new_token()
+    line = f"{args.roles} {token_hash(secret)}"
+    try:
+        TokenTable.parse(line, "--roles")
+    except TokenFileError as e:
+        raise ConfigError(str(e)) from None
+    if not args.stdin:
+        print(f"# the token, for clients (LIFELONG_TOKEN, --token):\n{secret}")
+        print("# the line for auth_tokens_file (or auth_tokens), on the server:")
+    print(line)
     return 0
 
 
@@ -143,6 +193,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "predict": Subcommand("ask a running server for a prediction", predict_arguments, predict),
     "stats": Subcommand("a running server's plasticity statistics", client_arguments, stats),
     "config": Subcommand("print the effective settings as TOML", config_arguments, config),
+    "token": Subcommand(
+        "make a bearer token and the line that grants it roles", token_arguments, token
+    ),
     "produce": Subcommand(
         "feed a synthetic stream or a CSV file into a Kafka topic",
         produce.arguments,

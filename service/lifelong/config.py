@@ -62,7 +62,12 @@ class Settings:
     )
     # -- gRPC
     grpc_address: str = field(
-        default="[::]:50051", metadata=doc("Address the gRPC server listens on.")
+        default="localhost:50051",
+        metadata=doc(
+            "Address the gRPC server listens on. Any address but loopback (`[::]:50051`, a pod's) "
+            "needs TLS (`tls_cert_file`) or `grpc_insecure`, and tokens (`auth_tokens_file`) or "
+            "`auth_disabled`: the server refuses to start otherwise (docs/security.md)."
+        ),
     )
     grpc_workers: int = field(default=8, metadata=doc("Threads serving gRPC calls.", minimum=1))
     switch_interval_ms: float = field(
@@ -73,6 +78,78 @@ class Settings:
             "call needs the GIL several times, so Python's default of 5 ms can add that much, "
             "more than once, to a call while the service learns.",
             minimum=0.01,
+        ),
+    )
+    grpc_reflection: bool = field(
+        default=True,
+        metadata=doc(
+            "Serve gRPC reflection (`grpcurl list` without the .proto files); open to anyone who "
+            "can connect, like health. It describes the API, nothing of the model."
+        ),
+    )
+    grpc_health_address: str | None = field(
+        default=None,
+        metadata=doc(
+            "A second gRPC address serving only health (`grpc.health.v1`), in plaintext and "
+            "without tokens, for Kubernetes' gRPC probes and Docker's HEALTHCHECK, which can "
+            "do neither TLS nor tokens; it tells whether the server is serving, nothing else. "
+            "None: no such port."
+        ),
+    )
+    # -- gRPC security (docs/security.md)
+    tls_cert_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "PEM certificate chain of the gRPC server; with `tls_key_file` the port speaks TLS "
+            "only. Both files are read again at a new connection when they changed (cert-manager, "
+            "a Secret volume): no restart."
+        ),
+    )
+    tls_key_file: Path | None = field(
+        default=None, metadata=doc("PEM private key of `tls_cert_file`.")
+    )
+    tls_client_ca_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "PEM CA certificate(s) for mutual TLS: every client must present a certificate "
+            "signed by one of them. None: clients are not asked for a certificate."
+        ),
+    )
+    grpc_insecure: bool = field(
+        default=False,
+        metadata=doc(
+            "Accept plaintext gRPC on an address other than loopback. Off: a server without "
+            "TLS refuses to listen anywhere but localhost."
+        ),
+    )
+    auth_tokens_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "Bearer tokens and their roles, one `ROLES SHA256HEX` line each (roles among "
+            "`predict`, `learn`, `admin`, comma-separated; the SHA-256 of the token, never the "
+            "token: `lifelong token --roles predict` makes one). Set: every call but health and "
+            "reflection needs a token with the method's role (docs/security.md)."
+        ),
+    )
+    auth_tokens: str | None = field(
+        default=None,
+        metadata=doc(
+            "`auth_tokens_file`'s lines in a setting, entries separated by `;` (e.g. "
+            "`LIFELONG_AUTH_TOKENS` from a Secret); both may be set."
+        ),
+    )
+    auth_open_predict: bool = field(
+        default=False,
+        metadata=doc(
+            "With tokens: let calls without a token predict (PredictionService, ModelService's "
+            "reads); learning and admin still need theirs."
+        ),
+    )
+    auth_disabled: bool = field(
+        default=False,
+        metadata=doc(
+            "No tokens on an address other than loopback: anyone who reaches the port may "
+            "predict, learn and checkpoint. Off: such a server refuses to start without tokens."
         ),
     )
     max_request_bytes: int = field(
@@ -134,6 +211,40 @@ class Settings:
     metrics_port: int = field(
         default=9100,
         metadata=doc("Port of the Prometheus endpoint `/metrics`; 0 turns it off.", minimum=0),
+    )
+    metrics_address: str = field(
+        default="0.0.0.0",
+        metadata=doc(
+            "Address the HTTP ports (`/metrics`, the status page) listen on (`127.0.0.1`: this "
+            "machine only; `::`: IPv6 too)."
+        ),
+    )
+    metrics_tls_cert_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "PEM certificate chain of the HTTP ports (`/metrics`, the status page); with "
+            "`metrics_tls_key_file` they serve HTTPS only (Prometheus: `scheme: https`, "
+            "`tls_config`). Read at start."
+        ),
+    )
+    metrics_tls_key_file: Path | None = field(
+        default=None, metadata=doc("PEM private key of `metrics_tls_cert_file`.")
+    )
+    metrics_tls_client_ca_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "PEM CA certificate(s): scrapers must present a certificate signed by one "
+            "(Prometheus: `tls_config: {cert_file, key_file}`)."
+        ),
+    )
+    metrics_auth_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "HTTP basic auth for the HTTP ports (`/metrics`, the status page): `USER SHA256HEX` "
+            "lines, the SHA-256 of each user's "
+            "password (Prometheus: `basic_auth: {username, password_file}`). Use it with TLS: "
+            "basic auth sends the password in clear otherwise."
+        ),
     )
     status_port: int | None = field(
         default=None,
@@ -247,6 +358,27 @@ class Settings:
             raise ConfigError("demo and kafka_bootstrap exclude each other: pick one stream")
         if self.demo and self.task != "classification":
             raise ConfigError("the demo stream is a classification stream: leave task unset")
+        for prefix in ("tls", "metrics_tls"):
+            cert, key = getattr(self, f"{prefix}_cert_file"), getattr(self, f"{prefix}_key_file")
+            if (cert is None) != (key is None):
+                raise ConfigError(f"{prefix}_cert_file and {prefix}_key_file go together: set both")
+            if cert is None and getattr(self, f"{prefix}_client_ca_file") is not None:
+                raise ConfigError(
+                    f"{prefix}_client_ca_file asks clients for certificates over TLS: set "
+                    f"{prefix}_cert_file and {prefix}_key_file too"
+                )
+        if self.auth_disabled and self.auth_enabled:
+            raise ConfigError("auth_disabled and auth tokens exclude each other: pick one")
+        if self.auth_open_predict and not self.auth_enabled:
+            raise ConfigError(
+                "auth_open_predict opens predictions among token-protected calls: without "
+                "auth_tokens_file or auth_tokens every call is open already"
+            )
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether tokens are configured (calls need them)."""
+        return self.auth_tokens_file is not None or self.auth_tokens is not None
 
     @property
     def status_page_port(self) -> int:

@@ -4,7 +4,7 @@ import json
 import lifelong.client
 import numpy as np
 import pytest
-from lifelong.client import LayerStats, Prediction, convert, errors, results
+from lifelong.client import LayerStats, Prediction, _client, convert, errors, results
 from lifelong.client.convert import (
     features_from_proto,
     features_to_proto,
@@ -18,7 +18,7 @@ from lifelong.client.convert import (
 from lifelong.v1 import lifelong_pb2 as pb
 
 
-@pytest.mark.parametrize("module", [lifelong.client, convert, errors, results])
+@pytest.mark.parametrize("module", [lifelong.client, _client, convert, errors, results])
 def test_docstring_examples_run(module):
     failed, attempted = doctest.testmod(module)
     assert attempted > 0

@@ -13,6 +13,7 @@ import pytest
 from deploy_support import COMPOSE_FILE, DEPLOY, ROOT, binary, run
 from lifelong.cli import build_parser
 from lifelong.config import load_settings
+from lifelong.serving.tls import check_listening
 
 SERVICES = {"kafka", "lifelong", "lifelong-predict", "producer", "prometheus", "grafana"}
 
@@ -84,6 +85,8 @@ def test_the_prediction_replica_serves_the_snapshot_file_the_learner_writes(proj
     assert replica_service["image"] == services["lifelong"]["image"]
     replica = load_settings(environ=replica_service["environment"])
     assert replica.snapshot_file is not None and replica.snapshot_file == learner.snapshot_file
+    for settings in (learner, replica):  # they would refuse to listen otherwise
+        check_listening(settings, settings.grpc_address)
     mounts = {
         name: {v["target"]: v["source"] for v in services[name]["volumes"]}
         for name in ("lifelong", "lifelong-predict")
@@ -178,3 +181,26 @@ def test_grafana_provisioning_points_at_the_mounted_dashboards_and_prometheus(pr
     assert url == "http://prometheus:9090"
     assert "prometheus" in project["services"]
     assert re.search(r"^\s*type:\s*prometheus\s*$", datasource, re.M)
+
+
+def test_the_secure_override_turns_tls_and_tokens_on(compose):
+    """compose.secure.yaml over compose.yaml (docs/security.md): valid for Compose; both gRPC
+    services load with TLS and tokens from the mounted secrets directory, plaintext and open
+    calls off, and a health-only port for the image's HEALTHCHECK that is not published."""
+    secure = COMPOSE_FILE.parent / "compose.secure.yaml"
+    result = run(
+        compose, "-f", COMPOSE_FILE, "-f", secure, "config", "--format", "json", env=clean_env()
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    for name in ("lifelong", "lifelong-predict"):
+        settings = load_settings(environ=services[name]["environment"])
+        assert not settings.grpc_insecure and not settings.auth_disabled
+        check_listening(settings, settings.grpc_address)
+        mounts = {v["target"]: v for v in services[name]["volumes"]}
+        for path in (settings.tls_cert_file, settings.tls_key_file, settings.auth_tokens_file):
+            mount = mounts[str(path.parent)]
+            assert mount["type"] == "bind" and mount["read_only"], name
+            assert Path(mount["source"]) == COMPOSE_FILE.parent / "secrets"
+        health_port = int(settings.grpc_health_address.rsplit(":", 1)[1])
+        assert health_port not in {p["target"] for p in services[name]["ports"]}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from deploy_support import ALERTS, K8S, K8S_SCHEMAS_STAMP, POLICY, binary, fetched, missing, run
 from lifelong.config import load_settings
+from lifelong.serving.tls import check_listening
 
 SCHEMA_LOCATION = "{{ .ResourceKind }}{{ .KindSuffix }}.json"
 
@@ -180,6 +181,8 @@ def test_the_prediction_replica_serves_the_learners_snapshot_file():
             environ={**literals, **env}, config_file=K8S / "lifelong.toml"
         )
     learner, replica = settings["lifelong"], settings["lifelong-predict"]
+    for each in (learner, replica):  # they would refuse to listen otherwise
+        check_listening(each, each.grpc_address)
     assert replica.snapshot_file is not None and replica.snapshot_file == learner.snapshot_file
     for name in ("lifelong", "lifelong-predict"):
         assert f"- name: snapshot\n              mountPath: {replica.snapshot_file.parent}\n" in (
@@ -229,3 +232,60 @@ def test_alerts_wrapped_as_a_prometheus_rule_are_valid(kubeconform, schemas):
     assert "Valid: 1, Invalid: 0" in result.stdout
     broken = prometheus_rule().replace("        expr:", "        exprr:", 1)
     assert validate(kubeconform, broken, schemas).returncode != 0
+
+
+# -- the secure component (docs/security.md) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_secure(kubectl, tmp_path_factory) -> str:
+    """The base with `components: [secure]` enabled, as docs/security.md says."""
+    copy = tmp_path_factory.mktemp("k8s-secure") / "k8s"
+    shutil.copytree(K8S, copy)
+    kustomization = copy / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text() + "\ncomponents:\n  - secure\n")
+    return render(kubectl, copy)
+
+
+def rendered_containers(manifests: str) -> dict[str, str]:
+    """The StatefulSet's containers in rendered manifests (keys sorted: each starts at args)."""
+    statefulset = manifests[manifests.index("kind: StatefulSet") :]
+    pod = statefulset.split("\n      containers:\n", 1)[1].split("\n      volumes:\n", 1)[0]
+    blocks = pod.split("      - args:\n")[1:]
+    return {re.search(r"^        name: (\S+)$", b, re.M).group(1): b for b in blocks}
+
+
+def test_the_secure_component_is_valid_and_keeps_the_policy(with_secure, kubeconform, schemas):
+    result = validate(kubeconform, with_secure, schemas)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid: 6, Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
+    result = validate(kubeconform, with_secure, POLICY, "-ignore-missing-schemas")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_secure_component_turns_tls_and_tokens_on_and_probes_the_health_port(with_secure):
+    """Both containers' settings (ConfigMap, file and env, as the kubelet merges them) load with
+    TLS and tokens from the mounted Secrets, plaintext and open calls off, and their probes ask
+    the plaintext health-only port."""
+    kustomization = (K8S / "kustomization.yaml").read_text()
+    literals = dict(re.findall(r"^\s*- (LIFELONG_\w+)=(\S*)$", kustomization, re.M))
+    containers = rendered_containers(with_secure)
+    assert set(containers) == {"lifelong", "lifelong-predict"}
+    volumes = with_secure.split("\n      volumes:\n", 1)[1]
+    assert "secretName: lifelong-tls" in volumes and "secretName: lifelong-tokens" in volumes
+    for name, text in containers.items():
+        env = {
+            k: v.strip("'\"")
+            for k, v in re.findall(r"- name: (LIFELONG_\w+)\n\s+value: (.*)", text)
+        }
+        assert env.pop("LIFELONG_CONFIG") == "/etc/lifelong/lifelong.toml"
+        settings = load_settings(environ={**literals, **env}, config_file=K8S / "lifelong.toml")
+        assert not settings.grpc_insecure and not settings.auth_disabled
+        assert settings.tls_cert_file is not None and settings.auth_tokens_file is not None
+        mounts = re.findall(r"- mountPath: (\S+)", text)
+        for path in (settings.tls_cert_file, settings.tls_key_file, settings.auth_tokens_file):
+            assert str(path.parent) in mounts, (name, path)
+        check_listening(settings, settings.grpc_address)
+        health_port = int(settings.grpc_health_address.rsplit(":", 1)[1])
+        probes = re.findall(r"Probe:\n(?:.*\n)*?\s+grpc:\n\s+port: (\d+)", text)
+        assert len(probes) == 3 and {int(p) for p in probes} == {health_port}, name

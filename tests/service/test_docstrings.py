@@ -20,6 +20,9 @@ import pytest
         "status.history",
         "status.probes",
         "status.board",
+        "auth",
+        "metrics_http",
+        "serving.tls",
     ],
 )
 def test_docstring_examples(module):

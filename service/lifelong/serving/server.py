@@ -3,7 +3,14 @@ alone), standard health checking and reflection.
 
 Health (`grpc.health.v1.Health`) answers SERVING for "" and every service once started (a replica:
 once it has read a snapshot), and NOT_SERVING from the start of shutdown. Reflection lets `grpcurl`
-list and call the services without the .proto files.
+list and call the services without the .proto files (`grpc_reflection`). Both are open to anyone
+who can connect; every other call goes through the roles' interceptor (`lifelong.serving.auth`).
+The port speaks TLS when a certificate is configured, and refuses to open on an address other than
+loopback without TLS or tokens unless told to (`lifelong.serving.tls`).
+
+`grpc_health_address` adds a second port, plaintext and without tokens, serving the same health
+servicer and nothing else: Kubernetes' gRPC probes and Docker's HEALTHCHECK speak neither TLS
+nor tokens, and whether the server is serving is all that port tells.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from lifelong.config import Settings
 from lifelong.host import ModelHost
+from lifelong.serving.auth import AuthInterceptor, authorizer
 from lifelong.serving.learning import LearningServicer
 from lifelong.serving.model import AdminServicer, ModelServicer
 from lifelong.serving.predictions import PredictionServicer, PredictionSource
+from lifelong.serving.tls import check_listening, is_loopback, server_credentials
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 
@@ -43,8 +52,13 @@ class GrpcServer:
         *,
         predictions_only: bool = False,
     ) -> None:
+        check_listening(settings, settings.grpc_address)
+        credentials = server_credentials(settings)
+        calls = authorizer(settings)
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="grpc"),
+            # No tokens, nothing to check: no interceptor, no cost on every call.
+            interceptors=[AuthInterceptor(calls)] if calls.table is not None else [],
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
                 # A second server on the same port must fail, not silently share the traffic.
@@ -65,20 +79,54 @@ class GrpcServer:
             self.services = SERVICES
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
+        if settings.grpc_reflection:
+            reflection.enable_server_reflection(
+                (*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            )
         try:
-            self.port = self.server.add_insecure_port(settings.grpc_address)
+            if credentials is None:
+                self.port = self.server.add_insecure_port(settings.grpc_address)
+            else:
+                self.port = self.server.add_secure_port(settings.grpc_address, credentials)
         except RuntimeError as e:
             raise OSError(f"cannot listen for gRPC on {settings.grpc_address}: {e}") from None
         self.address = settings.grpc_address
+        self.health_server: grpc.Server | None = None
+        self.health_port: int | None = None
+        if settings.grpc_health_address is not None:
+            self.health_server = grpc.server(
+                ThreadPoolExecutor(max_workers=2, thread_name_prefix="grpc-health"),
+                options=[("grpc.so_reuseport", 0)],
+            )
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            try:
+                self.health_port = self.health_server.add_insecure_port(
+                    settings.grpc_health_address
+                )
+            except RuntimeError as e:
+                raise OSError(
+                    f"cannot listen for gRPC health on {settings.grpc_health_address}: {e}"
+                ) from None
+        if credentials is None and settings.auth_enabled and not is_loopback(self.address):
+            log.warning(
+                "bearer tokens over plaintext on %s: anyone on the path can read and reuse them; "
+                "set tls_cert_file and tls_key_file",
+                self.address,
+            )
+        transport = "mTLS" if settings.tls_client_ca_file else "TLS"
+        self.security = "{}, {}".format(
+            "plaintext" if credentials is None else transport,
+            "tokens" if settings.auth_enabled else "no tokens",
+        )
 
     def start(self, *, serving: bool = True) -> None:
         """Start; health says SERVING, or NOT_SERVING until `set_serving()` if not `serving`."""
         self.server.start()
+        if self.health_server is not None:
+            self.health_server.start()
+            log.info("gRPC health (plaintext, health only) on port %d", self.health_port)
         self._set_health(SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING)
-        log.info("gRPC listening on %s (port %d)", self.address, self.port)
+        log.info("gRPC listening on %s (port %d; %s)", self.address, self.port, self.security)
 
     def set_serving(self) -> None:
         """Health says SERVING (not once shutdown began: the health servicer ignores it then)."""
@@ -92,3 +140,5 @@ class GrpcServer:
         """Report NOT_SERVING, refuse new calls, give running ones `grace` seconds."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0).wait()

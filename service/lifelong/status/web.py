@@ -4,12 +4,15 @@ for scripts too; `?since=N`: only history after sequence number N) and, if given
 another application (prometheus_client's, so that endpoint stays exactly what it was).
 
 `serve` runs any WSGI application on a port in threads of its own, as prometheus_client's
-`start_http_server` does: one place for the bind address (and for TLS or authentication later).
+`start_http_server` does: one place for the bind address and TLS (`lifelong.metrics_http` makes
+the context and the basic-auth wrapper).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from importlib.resources import files
@@ -83,11 +86,24 @@ class _QuietHandler(WSGIRequestHandler):
         """A page polling every second would fill the log."""
 
 
-def serve(app: WSGIApp, port: int, address: str = "0.0.0.0") -> WSGIServer:
-    """Serve `app` on `address`:`port` from a daemon thread; `shutdown()` the result to stop."""
+def serve(
+    app: WSGIApp, port: int, address: str = "0.0.0.0", context: ssl.SSLContext | None = None
+) -> WSGIServer:
+    """Serve `app` on `address`:`port` (HTTPS with `context`) from a daemon thread; `shutdown()`
+    the result to stop."""
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
     try:
-        server = make_server(address, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        server = make_server(address, port, app, Server, handler_class=_QuietHandler)
     except OSError as e:
-        raise OSError(f"cannot serve HTTP on port {port}: {e}") from e
+        raise OSError(f"cannot serve HTTP on {address} port {port}: {e}") from e
+    if context is not None:
+        # Handshakes on the first read, in the connection's own thread: done at accept (as
+        # prometheus_client's server does), one client that never speaks would stall them all.
+        server.socket = context.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
     threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()
     return server

@@ -5,14 +5,16 @@
 >>> client.close()
 """
 
-from lifelong.client._client import LifelongClient
+from lifelong.client._client import LifelongClient, tls_credentials
 from lifelong.client.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
     LifelongError,
     NotReadyError,
+    PermissionDeniedError,
     ProtocolError,
     ResourceExhaustedError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from lifelong.client.results import (
@@ -43,10 +45,13 @@ __all__ = [
     "MatrixPrediction",
     "ModelInfo",
     "NotReadyError",
+    "PermissionDeniedError",
     "PlasticityStats",
     "Prediction",
     "ProtocolError",
     "ResourceExhaustedError",
     "Task",
+    "UnauthenticatedError",
     "UnavailableError",
+    "tls_credentials",
 ]

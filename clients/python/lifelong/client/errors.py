@@ -39,6 +39,14 @@ class DeadlineExceededError(LifelongError):
     """No answer within the call's timeout."""
 
 
+class UnauthenticatedError(LifelongError):
+    """No bearer token, or one the server does not know; ``details`` says which."""
+
+
+class PermissionDeniedError(LifelongError):
+    """The token lacks the role the method needs; ``details`` names the role."""
+
+
 class ProtocolError(LifelongError):
     """The server broke the API contract, e.g. answered a different request than the one asked."""
 
@@ -49,6 +57,8 @@ _BY_CODE: dict[grpc.StatusCode, type[LifelongError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
 }
 
 

@@ -1,0 +1,77 @@
+"""The gRPC side of roles: an interceptor that asks `lifelong.auth.Authorizer` about every call
+and, if it refuses, answers UNAUTHENTICATED or PERMISSION_DENIED with its message instead of
+running the method."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from lifelong.auth import Authorizer, Refusal, TokenFileError, TokenTable, bearer_token
+from lifelong.config import ConfigError, Settings
+
+CODES = {
+    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
+    "permission_denied": grpc.StatusCode.PERMISSION_DENIED,
+}
+
+
+def authorizer(settings: Settings) -> Authorizer:
+    """The authorizer `settings` ask for: their token file and variable, or none (all open)."""
+    texts = []
+    try:
+        if settings.auth_tokens_file is not None:
+            texts.append(settings.auth_tokens_file.read_text())
+        if settings.auth_tokens is not None:
+            texts.append(settings.auth_tokens)
+    except OSError as e:
+        raise ConfigError(f"auth_tokens_file: {e}") from None
+    if not texts:
+        return Authorizer(None)
+    try:
+        table = TokenTable.parse("\n".join(texts), "auth_tokens_file / auth_tokens")
+    except TokenFileError as e:
+        raise ConfigError(str(e)) from None
+    return Authorizer(table, frozenset({"predict"}) if settings.auth_open_predict else frozenset())
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Refuses calls `authorizer` refuses, before the method runs (for streams: before a
+    request is read)."""
+
+    def __init__(self, authorizer: Authorizer) -> None:
+        self.authorizer = authorizer
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        authorization = next(
+            (value for key, value in details.invocation_metadata if key == "authorization"), None
+        )
+        refusal = self.authorizer.check(details.method, bearer_token(authorization))
+        handler = continuation(details)
+        if refusal is None or handler is None:  # None: no such method, UNIMPLEMENTED
+            return handler
+        return _refusing(handler, refusal)
+
+
+def _refusing(handler: grpc.RpcMethodHandler, refusal: Refusal) -> grpc.RpcMethodHandler:
+    """A handler of `handler`'s kind (unary or streaming each way) that only aborts."""
+
+    def abort(request, context: grpc.ServicerContext):
+        context.abort(CODES[refusal.kind], refusal.message)
+
+    kinds = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }
+    make = kinds[handler.request_streaming, handler.response_streaming]
+    return make(
+        abort,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
