@@ -319,13 +319,7 @@ class _Lifelong:
         """Learn one example, after predicting it for the prequential statistics. A step that
         would make the network non-finite is refused instead (see `stats().updates_refused`)."""
         y, k = self._label(y)
-        try:
-            with self._atomic(k < 0 or not x.keys() <= self._index.keys()):
-                raw, present = self._features(x)
-                self._learn_threaded(raw, present, y, k)
-        except LearnerDiverged as e:
-            self._refuse(e.reason)
-        self._enter_window()
+        self._learn_or_refuse(k < 0 or not x.keys() <= self._index.keys(), self._features, x, y, k)
 
     def learn_dense(self, x: np.ndarray | Sequence[float], y: Any) -> None:
         """`learn_one` for a vector in the order of `feature_names`. Values beyond them are new
@@ -341,11 +335,29 @@ class _Lifelong:
         n = len(self._names)
         if len(raw) < n:
             raise ValueError(f"got {len(raw)} values, the model has {n} features")
+        return self._learn_or_refuse(k < 0 or len(raw) > n, self._dense_features, raw, y, k)
+
+    def _dense_features(self, raw: np.ndarray) -> tuple[np.ndarray, None]:
+        """A dense example's inputs: values beyond the known features are new features."""
+        n = len(self._names)
+        if len(raw) > n:
+            self._add_features([str(i) for i in range(n, len(raw))])
+        return raw, None
+
+    def _learn_or_refuse(
+        self,
+        grows: bool,
+        features: Callable[[Any], tuple[np.ndarray, np.ndarray | None]],
+        x: Any,
+        y: Any,
+        k: int,
+    ) -> bool:
+        """Learn one example whose inputs are `features(x)`; a step that would make the network
+        non-finite is refused instead (undone with any growth, counted). False if refused."""
         try:
-            with self._atomic(k < 0 or len(raw) > n):
-                if len(raw) > n:
-                    self._add_features([str(i) for i in range(n, len(raw))])
-                self._learn_threaded(raw, None, y, k)
+            with self._atomic(grows):
+                raw, present = features(x)
+                self._learn_threaded(raw, present, y, k)
         except LearnerDiverged as e:
             self._refuse(e.reason)
             learned = False

@@ -77,10 +77,11 @@ class Standardizer:
         self.mean = np.zeros(0)
         self.var = np.zeros(0)
         self.run = np.zeros(0)  # values beyond the bound in a row, per feature
-        self._grow_scratch()
+        self._clear_pending()
 
-    def _grow_scratch(self) -> None:
-        # The prepared example's statistics, until `commit`; `_present`: its features, if not all.
+    def _clear_pending(self) -> None:
+        # The prepared example's statistics, until `commit` (none: the current ones); `_present`:
+        # its features, if not all.
         self._pending = (self.count, self.mean, self.var, self.run)
         self._present: np.ndarray | None = None
 
@@ -104,7 +105,7 @@ class Standardizer:
         self.mean = np.concatenate([self.mean, pad])
         self.var = np.concatenate([self.var, pad])
         self.run = np.concatenate([self.run, pad])
-        self._grow_scratch()
+        self._clear_pending()
 
     def learn_transform(
         self, x: np.ndarray, out: np.ndarray, present: np.ndarray | None = None
@@ -160,7 +161,7 @@ class Standardizer:
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
         for name in ("count", "mean", "var", "run"):
             setattr(self, name, np.array(arrays[name], dtype=np.float64))
-        self._grow_scratch()
+        self._clear_pending()
 
 
 def _count(
