@@ -30,7 +30,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "speed"))
 from service_bench import Service, cpu_seconds, loadavg, machine_info
@@ -81,27 +83,42 @@ class OpenPage(threading.Thread):
             self.latencies.append(time.perf_counter() - start)
 
 
-def run_pair(warmup: float, seconds: float, open_first: bool) -> dict:
-    """Both modes side by side over the same window: mode -> its measurements."""
-    modes = ("open", "off") if open_first else ("off", "open")
-    flags = {"off": (*FLAGS, "--status-port", "0"), "open": FLAGS}
-    services = {mode: Service(*flags[mode]) for mode in modes}
+def side_by_side(
+    flags: dict[str, tuple[str, ...]], warmup: float, seconds: float, read: Callable[[Service], Any]
+) -> tuple[dict[str, Any], dict[str, Any], float, OpenPage]:
+    """A service per mode of `flags` (started in its order), the "open" one polled by an open
+    page; `read` of each after `warmup` and again `seconds` later: (before, after, elapsed,
+    page)."""
+    services = {mode: Service(*mode_flags) for mode, mode_flags in flags.items()}
     try:
         for service in services.values():
             service.wait_ready()
         page = OpenPage(f"http://127.0.0.1:{services['open'].metrics_port}/")
         page.start()
         time.sleep(warmup)
-        before = {m: (s.learned("demo"), cpu_seconds(s.proc.pid)) for m, s in services.items()}
+        before = {m: read(s) for m, s in services.items()}
         t0 = time.monotonic()
         time.sleep(seconds)
-        after = {m: (s.learned("demo"), cpu_seconds(s.proc.pid)) for m, s in services.items()}
+        after = {m: read(s) for m, s in services.items()}
         elapsed = time.monotonic() - t0
         page.stop.set()
         page.join()
     finally:
         for service in services.values():
             service.close()
+    return before, after, elapsed, page
+
+
+def run_pair(warmup: float, seconds: float, open_first: bool) -> dict:
+    """Both modes side by side over the same window: mode -> its measurements."""
+    modes = ("open", "off") if open_first else ("off", "open")
+    flags = {"off": (*FLAGS, "--status-port", "0"), "open": FLAGS}
+    before, after, elapsed, page = side_by_side(
+        {mode: flags[mode] for mode in modes},
+        warmup,
+        seconds,
+        lambda s: (s.learned("demo"), cpu_seconds(s.proc.pid)),
+    )
     result: dict = {"first": modes[0]}
     for mode in modes:
         learned = after[mode][0] - before[mode][0]
@@ -124,24 +141,8 @@ def idle_cpu(seconds: float) -> dict[str, float]:
     (side by side, the open one polled as in `run_pair`): the difference is all the page costs,
     recording and serving, without learning's share of the GIL in the way."""
     flags = {"off": ("--status-port", "0"), "open": ()}
-    services = {mode: Service(*flags[mode]) for mode in flags}
-    try:
-        for service in services.values():
-            service.wait_ready()
-        page = OpenPage(f"http://127.0.0.1:{services['open'].metrics_port}/")
-        page.start()
-        time.sleep(2.0)
-        before = {m: cpu_seconds(s.proc.pid) for m, s in services.items()}
-        t0 = time.monotonic()
-        time.sleep(seconds)
-        after = {m: cpu_seconds(s.proc.pid) for m, s in services.items()}
-        elapsed = time.monotonic() - t0
-        page.stop.set()
-        page.join()
-    finally:
-        for service in services.values():
-            service.close()
-    return {m: 1000 * (after[m] - before[m]) / elapsed for m in services}
+    before, after, elapsed, _ = side_by_side(flags, 2.0, seconds, lambda s: cpu_seconds(s.proc.pid))
+    return {m: 1000 * (after[m] - before[m]) / elapsed for m in flags}
 
 
 def cpu_per_call(calls: int = 2000) -> dict[str, float]:

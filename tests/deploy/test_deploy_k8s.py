@@ -56,14 +56,19 @@ def base(kubectl) -> str:
     return render(kubectl, K8S)
 
 
+def with_component(kubectl, tmp_path_factory, component: str) -> str:
+    """The base rendered with `components: [<component>]` enabled, as the docs say to."""
+    copy = tmp_path_factory.mktemp(f"k8s-{component}") / "k8s"
+    shutil.copytree(K8S, copy)
+    kustomization = copy / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text() + f"\ncomponents:\n  - {component}\n")
+    return render(kubectl, copy)
+
+
 @pytest.fixture(scope="module")
 def with_servicemonitor(kubectl, tmp_path_factory) -> str:
     """The base with `components: [servicemonitor]` enabled, as docs/deploy.md says."""
-    copy = tmp_path_factory.mktemp("k8s") / "k8s"
-    shutil.copytree(K8S, copy)
-    kustomization = copy / "kustomization.yaml"
-    kustomization.write_text(kustomization.read_text() + "\ncomponents:\n  - servicemonitor\n")
-    return render(kubectl, copy)
+    return with_component(kubectl, tmp_path_factory, "servicemonitor")
 
 
 def kinds(manifests: str) -> list[str]:
@@ -240,11 +245,7 @@ def test_alerts_wrapped_as_a_prometheus_rule_are_valid(kubeconform, schemas):
 @pytest.fixture(scope="module")
 def with_secure(kubectl, tmp_path_factory) -> str:
     """The base with `components: [secure]` enabled, as docs/security.md says."""
-    copy = tmp_path_factory.mktemp("k8s-secure") / "k8s"
-    shutil.copytree(K8S, copy)
-    kustomization = copy / "kustomization.yaml"
-    kustomization.write_text(kustomization.read_text() + "\ncomponents:\n  - secure\n")
-    return render(kubectl, copy)
+    return with_component(kubectl, tmp_path_factory, "secure")
 
 
 def rendered_containers(manifests: str) -> dict[str, str]:
