@@ -19,7 +19,7 @@ import pytest
 import safetensors.torch
 import torch
 from lifelong.model.network import forward_batch
-from lifelong.model.state import _metadata
+from lifelong.model.state import metadata
 from lifelong.model.telemetry import _KEYS as TELEMETRY_KEYS
 
 U32 = 2.0**-24  # unit roundoff of float32
@@ -105,7 +105,7 @@ def assert_same_learned_state(a: bytes, b: bytes) -> None:
     (parameters and optimizer state, scaler, continual backprop, telemetry sums and window
     fractions, generator) and the metadata (counters, prequential monitor, layout, names), but
     each layer's last-window effective rank, derived by LAPACK: within `effective_rank_rtol`."""
-    assert _metadata(a) == _metadata(b)
+    assert metadata(a) == metadata(b)
     tensors_a, tensors_b = safetensors.torch.load(a), safetensors.torch.load(b)
     assert tensors_a.keys() == tensors_b.keys()
     for key, x in tensors_a.items():

@@ -15,7 +15,7 @@ import safetensors.torch
 from lifelong.model import LearnerConfig, LifelongClassifier, LifelongRegressor, load
 from lifelong.model.learner import REFUSAL_REASONS
 from lifelong.model.scaler import Standardizer
-from lifelong.model.state import _metadata
+from lifelong.model.state import metadata
 
 PATHS = ["reference", "fast"]
 
@@ -33,7 +33,7 @@ def stream(n: int, seed: int = 0):
 
 
 def finite(model) -> bool:
-    tensors, _ = model._state()
+    tensors, _ = model.state_dict()
     return all(bool(t.isfinite().all()) for t in tensors.values() if t.is_floating_point())
 
 
@@ -89,7 +89,7 @@ def refusals(model) -> int:
 
 def without_refusals(data: bytes) -> tuple[dict, dict]:
     """A state's tensors and metadata but the refusal counters: what a refused step keeps."""
-    meta = _metadata(data)
+    meta = metadata(data)
     del meta["recovery"]
     return {k: v.numpy().tobytes() for k, v in safetensors.torch.load(data).items()}, meta
 

@@ -84,8 +84,8 @@ def reference_and_fast(model_type, config: LearnerConfig, X, y, chunks):
 
 def assert_same(ref, fast) -> None:
     assert fast.samples_learned == ref.samples_learned
-    tensors_ref, meta_ref = ref._state()
-    tensors_fast, meta_fast = fast._state()
+    tensors_ref, meta_ref = ref.state_dict()
+    tensors_fast, meta_fast = fast.state_dict()
     assert tensors_fast.keys() == tensors_ref.keys()
     for key, expected in tensors_ref.items():
         actual = tensors_fast[key]

@@ -126,7 +126,7 @@ def test_state_is_safetensors_with_json_metadata():
 
 @pytest.mark.parametrize("data", [b"", b"not a state", b"\x08" + b"\x00" * 7 + b"{}" * 4])
 def test_load_refuses_what_is_not_a_state(data):
-    with pytest.raises(ValueError, match="not a Lifelong learner state"):
+    with pytest.raises(ValueError, match="not a Lifelong model state"):
         load(data)
 
 

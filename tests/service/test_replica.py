@@ -128,7 +128,7 @@ def test_a_garbage_file_is_refused_and_the_previous_snapshot_kept(tmp_path, serv
     expected = [predictions.Predict(request, timeout=5) for request in requests()]
 
     with caplog.at_level(logging.ERROR, logger="lifelong.serving.replica"):
-        for garbage in (b"not a snapshot", snapshot_file.dumps(served.host.predictor)[:-10]):
+        for garbage in (b"not a snapshot", served.host.predictor.to_bytes()[:-10]):
             (tmp_path / "garbage").write_bytes(garbage)
             os.replace(tmp_path / "garbage", path)
             wait_for(lambda: "refused" in caplog.text, "the replica to refuse the file")

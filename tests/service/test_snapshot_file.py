@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 from lifelong import snapshot_file
+from lifelong.model import MLPPredictor
 from testsupport import line_sample, small_learner
 
 
@@ -50,7 +51,7 @@ def test_labels_and_feature_names_keep_their_types():
     model = small_learner()
     for i in range(20):
         model.learn_one({"a": float(i % 2), 7: 1.0}, 1 if i % 3 else "1")
-    copy = snapshot_file.load(snapshot_file.dumps(model.snapshot()))
+    copy = snapshot_file.load(model.snapshot().to_bytes())
     assert copy.classes == model.snapshot().classes
     assert [type(c) for c in copy.classes] == [type(c) for c in model.snapshot().classes]
     assert copy.feature_names == (7, "a")  # ints first, as the learner adds them
@@ -77,7 +78,7 @@ def test_what_is_not_a_snapshot_is_refused(data):
 def test_a_truncated_or_foreign_safetensors_file_is_refused():
     import safetensors.numpy
 
-    data = snapshot_file.dumps(learned("classification", n=10).snapshot())
+    data = learned("classification", n=10).snapshot().to_bytes()
     with pytest.raises(ValueError, match="snapshot"):
         snapshot_file.load(data[: len(data) - 5])
     foreign = safetensors.numpy.save({"w": np.zeros(3, dtype=np.float32)})
@@ -90,7 +91,7 @@ def test_layers_that_do_not_fit_together_are_refused():
 
     import safetensors.numpy
 
-    data = snapshot_file.dumps(learned("classification", n=10).snapshot())
+    data = learned("classification", n=10).snapshot().to_bytes()
     arrays = safetensors.numpy.load(data)
     size = int.from_bytes(data[:8], "little")
     metadata = json.loads(data[8 : 8 + size])["__metadata__"]
@@ -101,7 +102,7 @@ def test_layers_that_do_not_fit_together_are_refused():
 
 def test_the_empty_snapshot_is_version_0():
     for task in ("classification", "regression"):
-        empty = snapshot_file.empty(task)
+        empty = MLPPredictor.empty(task)
         assert (empty.task, empty.version, empty.feature_names, empty.classes) == (task, 0, (), ())
         empty.row_function()  # a servicer builds it for every snapshot it serves
 

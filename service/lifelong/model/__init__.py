@@ -11,26 +11,28 @@ and keeps its plasticity. Pure: no Kafka, gRPC, Prometheus or files.
 
 """
 
+from lifelong.model.base import LayerStats, Learner, LearnerStats, Predictor, Task
 from lifelong.model.config import LearnerConfig
 from lifelong.model.learner import (
-    LayerStats,
     LearnerDiverged,
     LifelongClassifier,
     LifelongRegressor,
-    PlasticityStats,
-    Predictor,
+    MLPPredictor,
 )
 from lifelong.model.network import one_thread
 from lifelong.model.state import load
 
 __all__ = [
     "LayerStats",
+    "Learner",
     "LearnerConfig",
     "LearnerDiverged",
+    "LearnerStats",
     "LifelongClassifier",
     "LifelongRegressor",
-    "PlasticityStats",
+    "MLPPredictor",
     "Predictor",
+    "Task",
     "load",
     "one_thread",
 ]

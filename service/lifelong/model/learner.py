@@ -1,4 +1,4 @@
-"""River estimators that never stop learning, and the frozen `Predictor` they serve from.
+"""River estimators that never stop learning, and the frozen `MLPPredictor` they serve from.
 
 `LifelongClassifier` and `LifelongRegressor` learn one example at a time, in order, once, and
 keep nothing of it but what it changed: parameters, optimizer state, scaler statistics,
@@ -29,13 +29,13 @@ import copy
 import logging
 import math
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
 import numpy as np
 import torch
 from lifelong.model import state
+from lifelong.model.base import LayerStats, LearnerStats, Task
 from lifelong.model.config import LOGIT_STEP, LearnerConfig
 from lifelong.model.fast import FastPath, KernelUnavailable
 from lifelong.model.network import GRADIENT_LIMIT, Network, forward_batch, one_thread
@@ -54,6 +54,10 @@ REFUSAL_REASONS = ("non_finite_output", "gradient_limit")
 # The recoveries repeated refusals trigger: halve the step size, then restart the network.
 RECOVERY_ACTIONS = ("shrink_step", "restart")
 MIN_STEP_SCALE = 1.0 / 16.0  # halvings before a restart: 4
+# 2: forgetting scaler statistics (a variance where 1 had a sum of squares) and the refusal and
+# recovery counters; a format-1 state is upgraded on load.
+STATE_FORMAT = 2
+SNAPSHOT_FORMAT = 3  # 3: the state codec's container (2 had its own metadata key)
 # Raw values (features, regression targets) beyond ±RAW_LIMIT count as ±RAW_LIMIT: their squares
 # stay finite in the float64 running variances, whatever a client sends.
 RAW_LIMIT = 1e100
@@ -71,35 +75,7 @@ class LearnerDiverged(FloatingPointError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class LayerStats:
-    """One hidden layer, over the last completed telemetry window."""
-
-    width: int
-    dead_fraction: float  # units with h > 0 on none of the window's inputs
-    dormant_fraction: float  # units active on < 1% of the window's inputs
-    tau_dormant_fraction: float  # ReDo: E|h_i| / mean_j E|h_j| <= tau
-    effective_rank: float  # Roy & Vetterli on the window's (uncentred) activations
-    mean_abs_weight: float  # mean |W| of the layer's incoming weights
-    units_replaced: int  # by continual backprop, since the start
-
-
-@dataclass(frozen=True)
-class PlasticityStats:
-    layers: tuple[LayerStats, ...]
-    gradient_norm: float  # L2 norm of the last step's gradient over all parameters
-    mean_abs_weight: float  # over all parameters
-    prequential_score: float  # accuracy (classification) or MAE (regression), recent (fading)
-    prequential_loss: float  # log loss / squared error, recent (fading)
-    drifts_detected: int
-    drift_in_last_window: bool  # within the last `telemetry_window` examples
-    samples_learned: int
-    updates_refused: dict[str, int]  # steps refused as non-finite, by reason, since the start
-    recoveries: dict[str, int]  # recoveries taken, by action, since the start
-    step_scale: float  # of the configured step size: below 1 after a "shrink_step" recovery
-
-
-class Predictor:
+class MLPPredictor:
     """Predictions from fixed weights: what `snapshot()` returns for serving.
 
     It shares nothing with the learner (weights, feature index, classes and scaler statistics
@@ -196,6 +172,67 @@ class Predictor:
 
         return predict
 
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Weights, biases and input statistics as tensors; the rest as JSON metadata."""
+        arrays = {f"weight.{i}": W for i, W in enumerate(self._weights)}
+        arrays |= {f"bias.{i}": b for i, b in enumerate(self._biases)}
+        scaler, target = self._scaler, self._target
+        if scaler is not None:
+            arrays |= {f"scaler.{k}": v for k, v in scaler.state_dict().items()}
+        meta: dict[str, Any] = {
+            "format": SNAPSHOT_FORMAT,
+            "task": self.task,
+            "version": self.version,
+            "layers": len(self._weights),
+            "features": list(self.feature_names),
+            "classes": list(self.classes),
+            "scaler_clip": scaler.clip if scaler is not None else None,
+            "target": {**target.state_dict(), "clip": target.clip} if target is not None else None,
+        }
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, meta
+
+    def to_bytes(self) -> bytes:
+        return state.dumps("MLPPredictor", *self.state_dict())
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> MLPPredictor:
+        """The snapshot `state_dict` described; ValueError if its parts do not fit together."""
+        if meta.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"unsupported snapshot format {meta.get('format')!r}")
+        arrays = {k: v.numpy() for k, v in tensors.items()}
+        n = int(meta["layers"])
+        weights = [arrays[f"weight.{i}"] for i in range(n)]
+        biases = [arrays[f"bias.{i}"] for i in range(n)]
+        names = tuple(meta["features"])
+        scaler = None
+        if meta["scaler_clip"] is not None:
+            scaler = Standardizer(float(meta["scaler_clip"]))
+            scaler.load_state_dict({k: arrays[f"scaler.{k}"] for k in scaler.state_dict()})
+        target = None
+        if meta["target"] is not None:
+            target = TargetScaler(float(meta["target"]["clip"]))
+            target.load_state_dict(meta["target"])
+        _check_shapes(weights, biases, len(names), scaler)
+        index = {name: i for i, name in enumerate(names)}
+        classes = tuple(meta["classes"])
+        return cls(
+            meta["task"],
+            weights,
+            biases,
+            index,
+            names,
+            classes,
+            scaler,
+            target,
+            int(meta["version"]),
+        )
+
+    @classmethod
+    def empty(cls, task: Task) -> MLPPredictor:
+        """The snapshot of a model that has learned nothing (version 0)."""
+        target = TargetScaler() if task == "regression" else None
+        return cls(task, [], [], {}, (), (), None, target, version=0)
+
     def _classifier_only(self) -> None:
         if self.task != "classification":
             raise TypeError("a regressor has no class probabilities; use predict_one / _dense")
@@ -242,7 +279,7 @@ class Predictor:
 class _Lifelong:
     """What both learners share; the task-specific part is `_learn`."""
 
-    _task: str
+    task: Task
 
     def __init__(self, config: LearnerConfig | None = None) -> None:
         self.config = config if config is not None else LearnerConfig()
@@ -250,7 +287,7 @@ class _Lifelong:
         self._generator = torch.Generator().manual_seed(cfg.seed)
         self._build_network()
         self._scaler = Standardizer(cfg.clip, cfg.scaler_horizon) if cfg.standardize else None
-        self._monitor = PrequentialMonitor(self._task)
+        self._monitor = PrequentialMonitor(self.task)
         self._index: dict[Hashable, int] = {}
         self._names: list[Hashable] = []
         self._names_tuple: tuple[Hashable, ...] = ()
@@ -258,7 +295,7 @@ class _Lifelong:
         self._last_drift = -1  # samples_learned when the detector last fired
         # Norm of the last step's gradient; None: read it from the "grad" slot (reference path).
         self._grad_norm: float | None = None
-        self._live: Predictor | None = None  # predictions from the live weights
+        self._live: MLPPredictor | None = None  # predictions from the live weights
         # Refused steps and the recoveries they trigger; windows of `recovery_window` examples
         # (learned or refused) counted from the start, so the same stream gives the same result
         # however it is split into calls.
@@ -277,7 +314,7 @@ class _Lifelong:
         """A fresh network with its optimizer, plasticity methods and telemetry, for no inputs
         and no classes yet."""
         cfg = self.config
-        n_outputs = 1 if self._task == "regression" else 0
+        n_outputs = 1 if self.task == "regression" else 0
         self._network = net = Network(cfg.hidden, n_outputs, self._generator)
         self._optimizer = make_optimizer(net, cfg)
         methods = set(cfg.plasticity)
@@ -389,7 +426,7 @@ class _Lifelong:
             if not self._learn_dense(X[0], y[0]):
                 refused.append(0)
             start = 1
-        fast, regression = self._fast_path(), self._task == "regression"
+        fast, regression = self._fast_path(), self.task == "regression"
         while start < len(X):
             run = []  # targets of the rows the fast path can take from `start`
             for label in y[start:] if fast is not None else ():
@@ -428,7 +465,7 @@ class _Lifelong:
 
     def _learn_threaded(self, raw: np.ndarray, present: np.ndarray | None, y: Any, k: int) -> None:
         if present is None and k >= 0 and (fast := self._fast_path()) is not None:
-            if not fast.learn_one(raw, y if self._task == "regression" else k):
+            if not fast.learn_one(raw, y if self.task == "regression" else k):
                 raise LearnerDiverged(fast.refusal)
         elif torch.get_num_threads() == 1:
             self._learn(raw, present, y, k)
@@ -501,7 +538,7 @@ class _Lifelong:
         error2 = float(np.dot(d, d))
         if error2 > 0.0:
             lr /= max(
-                1.0, step_ratio(self._task, kappa, lr, self._network.gradient_sq_norm(), error2)
+                1.0, step_ratio(self.task, kappa, lr, self._network.gradient_sq_norm(), error2)
             )
         return lr
 
@@ -523,14 +560,14 @@ class _Lifelong:
         # per-example work too: on torch's thread pool they cost seconds on a busy machine.
         with one_thread():
             # What `to_bytes` would hold, unserialised (half its cost at 784-256-256-10).
-            tensors, meta = self._state()
+            tensors, meta = self.state_dict()
             meta = copy.deepcopy(meta)
             try:
                 yield
             except LearnerDiverged:
                 keep = (self.fast_path, self.fast_path_unavailable)
                 saved = type(self)(self.config)
-                saved._restore(tensors, meta)
+                saved.load_state_dict(tensors, meta)
                 self.__dict__.clear()
                 self.__dict__.update(saved.__dict__)
                 self.fast_path, self.fast_path_unavailable = keep
@@ -608,17 +645,17 @@ class _Lifelong:
 
     # -- predicting ----------------------------------------------------------------------------
 
-    def _predictor(self) -> Predictor:
-        """A `Predictor` on the live weights and statistics (no copies; rebuilt on growth)."""
+    def _predictor(self) -> MLPPredictor:
+        """A `MLPPredictor` on the live weights and statistics (no copies; rebuilt on growth)."""
         if self._live is None:
             weights, biases = self._network.weights()
-            self._live = Predictor(
-                self._task,
+            self._live = MLPPredictor(
+                self.task,
                 weights,
                 biases,
                 self._index,
                 self._names_tuple,
-                tuple(getattr(self, "_classes", ())),
+                self.classes,
                 self._scaler,
                 getattr(self, "_target", None),
                 version=-1,
@@ -628,17 +665,17 @@ class _Lifelong:
     def predict_dense(self, X: np.ndarray) -> np.ndarray:
         return self._predictor().predict_dense(X)
 
-    def snapshot(self) -> Predictor:
+    def snapshot(self) -> MLPPredictor:
         """A frozen copy for serving; `.version` is `samples_learned`."""
         weights, biases = self._network.weights()
         target = getattr(self, "_target", None)
-        return Predictor(
-            self._task,
+        return MLPPredictor(
+            self.task,
             [W.copy() for W in weights],
             [b.copy() for b in biases],
             dict(self._index),
             self._names_tuple,
-            tuple(getattr(self, "_classes", ())),
+            self.classes,
             self._scaler.copy() if self._scaler is not None else None,
             target.copy() if target is not None else None,
             version=self.samples_learned,
@@ -655,7 +692,7 @@ class _Lifelong:
         self.__dict__.update(state.load(pickled["state"]).__dict__)
         self.fast_path = pickled["fast_path"]
 
-    def stats(self) -> PlasticityStats:
+    def stats(self) -> LearnerStats:
         net = self._network
         weights = net.mean_abs_weights()
         replaced = self._cbp.replaced if self._cbp is not None else [0] * len(self._telemetry)
@@ -669,7 +706,7 @@ class _Lifelong:
             for i, t in enumerate(self._telemetry)
         )
         window = self.config.telemetry_window
-        return PlasticityStats(
+        return LearnerStats(
             layers=layers,
             gradient_norm=self._gradient_norm(),
             mean_abs_weight=net.mean_abs_parameter(),
@@ -690,12 +727,13 @@ class _Lifelong:
     def to_bytes(self) -> bytes:
         """The complete state (safetensors with JSON metadata; no pickle): `load` continues
         bit for bit where this learner is."""
-        return state.dumps(self)
+        return state.dumps(type(self).__name__, *self.state_dict())
 
-    def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, layout = self._network.state_dict()
         tensors = {f"network.{k}": v.clone() for k, v in tensors.items()}
         meta: dict[str, Any] = {
+            "format": STATE_FORMAT,
             "config": self.config.to_dict(),
             "layout": layout,
             "features": list(self._names),
@@ -724,7 +762,20 @@ class _Lifelong:
         tensors["generator"] = self._generator.get_state()
         return tensors, meta
 
-    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> _Lifelong:
+        """The learner `state_dict` described (what `state.load` calls for this kind)."""
+        if meta.get("format") not in (1, STATE_FORMAT):
+            raise ValueError(
+                f"unsupported state format {meta.get('format')!r}, expected {STATE_FORMAT}"
+            )
+        if meta["format"] == 1:
+            _upgrade_from_1(tensors, meta)
+        model = cls(LearnerConfig.from_dict(meta["config"]))
+        model.load_state_dict(tensors, meta)
+        return model
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         names = meta["features"]
         if len(names) != meta["layout"]["sizes"][0]:
             raise ValueError("the state's feature names do not match its input layer")
@@ -776,7 +827,7 @@ class LifelongClassifier(_Lifelong, base.Classifier):
 
     """
 
-    _task = "classification"
+    task: Task = "classification"
 
     def __init__(self, config: LearnerConfig | None = None) -> None:
         super().__init__(config)
@@ -843,15 +894,15 @@ class LifelongClassifier(_Lifelong, base.Classifier):
     def predict_proba_dense(self, X: np.ndarray) -> np.ndarray:
         return self._predictor().predict_proba_dense(X)
 
-    def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors, meta = super()._state()
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, meta = super().state_dict()
         meta["classes"] = list(self._classes)  # JSON keeps str, int and bool apart
         return tensors, meta
 
-    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         for y in meta["classes"]:
             self._add_class(self._label(y)[0])
-        super()._restore(tensors, meta)
+        super().load_state_dict(tensors, meta)
 
 
 class LifelongRegressor(_Lifelong, base.Regressor):
@@ -865,7 +916,7 @@ class LifelongRegressor(_Lifelong, base.Regressor):
 
     """
 
-    _task = "regression"
+    task: Task = "regression"
 
     def __init__(self, config: LearnerConfig | None = None) -> None:
         super().__init__(config)
@@ -893,16 +944,20 @@ class LifelongRegressor(_Lifelong, base.Regressor):
         self._target.commit()
         self._update(drift)
 
+    @property
+    def classes(self) -> tuple[()]:
+        return ()
+
     def predict_one(self, x: dict) -> float:
         return self._predictor().predict_one(x)
 
-    def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors, meta = super()._state()
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, meta = super().state_dict()
         meta["target"] = self._target.state_dict()
         return tensors, meta
 
-    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        super()._restore(tensors, meta)
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        super().load_state_dict(tensors, meta)
         self._target.load_state_dict(meta["target"])
 
 
@@ -954,5 +1009,41 @@ def _softmax(logits: list[float]) -> list[float]:
     return [v / total for v in e]
 
 
+def _upgrade_from_1(tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    """A format-1 state as format 2: its running sums of squares as variances, no regime runs
+    or refusals yet (its configuration takes today's defaults for the fields it lacks)."""
+    if "scaler.m2" in tensors:
+        m2, count = tensors.pop("scaler.m2"), tensors["scaler.count"]
+        tensors["scaler.var"] = m2 / count.clamp(min=1.0)
+        tensors["scaler.run"] = count.new_zeros(count.shape)
+    if "target" in meta:
+        n, m2 = meta["target"]["n"], meta["target"].pop("m2")
+        meta["target"].update(var=m2 / n if n else 0.0, run=0)
+    meta["recovery"] = {
+        "refused": {},
+        "recoveries": {},
+        "step_scale": 1.0,
+        "window_index": 0,
+        "window_refusals": 0,
+    }
+
+
+def _check_shapes(weights, biases, n_features: int, scaler: Standardizer | None) -> None:
+    inputs = n_features
+    for W, b in zip(weights, biases, strict=True):
+        if W.dtype != np.float32 or W.ndim != 2 or W.shape[1] != inputs or b.shape != W.shape[:1]:
+            raise ValueError("the snapshot's layers do not fit together")
+        inputs = W.shape[0]
+    if scaler is not None and len({a.shape for a in scaler.state_dict().values()}) != 1:
+        raise ValueError("the snapshot's input statistics do not fit together")
+    if scaler is not None and len(scaler.count) < n_features:
+        raise ValueError("the snapshot's input statistics do not cover its features")
+
+
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+state.register("LifelongClassifier", LifelongClassifier.from_state)
+state.register("LifelongRegressor", LifelongRegressor.from_state)
+state.register("MLPPredictor", MLPPredictor.from_state)

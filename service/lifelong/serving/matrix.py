@@ -20,7 +20,7 @@ from lifelong.samples import FLOAT32_MAX, InvalidSample
 from lifelong.v1 import lifelong_pb2 as pb
 
 if TYPE_CHECKING:
-    from lifelong.model.learner import Predictor
+    from lifelong.model import Predictor
 
 
 def matrix_inputs(

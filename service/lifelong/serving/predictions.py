@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 from lifelong.client.convert import label_to_proto
 from lifelong.metrics import PredictionMetrics
-from lifelong.model.learner import Predictor
+from lifelong.model import Predictor
 from lifelong.samples import FLOAT32_MAX, InvalidSample, Task
 from lifelong.serving.inputs import at_row, features_matrix
 from lifelong.serving.matrix import matrix_inputs, matrix_predictions

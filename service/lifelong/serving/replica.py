@@ -23,6 +23,7 @@ from lifelong import snapshot_file
 from lifelong.config import ConfigError, Settings
 from lifelong.http import serve_http, status_board
 from lifelong.metrics import PredictionMetrics
+from lifelong.model import MLPPredictor
 from lifelong.samples import Task
 from lifelong.serving.server import GrpcServer
 from lifelong.status import ReplicaProbe
@@ -37,7 +38,7 @@ class SnapshotReader:
         self.path = path
         self.task = task
         self.metrics = metrics
-        self.predictor = snapshot_file.empty(task)
+        self.predictor = MLPPredictor.empty(task)
         self._seen: tuple[int, int, int] | None = None  # the file last read or refused
         self._error: str | None = None  # the last error reading it, logged once
 

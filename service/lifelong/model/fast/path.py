@@ -150,7 +150,7 @@ class FastPath:
                 setattr(n, name, _ptr(net_.flat(name), _f))
         optimizer = learner._optimizer
         n.optimizer = 1 if isinstance(optimizer, Adam) else 0
-        n.task = 0 if learner._task == "classification" else 1
+        n.task = 0 if learner.task == "classification" else 1
         if isinstance(optimizer, Adam):
             n.beta1, n.beta2, n.eps = optimizer.beta1, optimizer.beta2, optimizer.eps
             n.one_minus_beta1, n.one_minus_beta2 = 1.0 - optimizer.beta1, 1.0 - optimizer.beta2
@@ -218,14 +218,14 @@ class FastPath:
         return self._learn(X, targets, outputs) == 1
 
     def _target_dtype(self) -> type:
-        return np.int64 if self._learner._task == "classification" else np.float64
+        return np.int64 if self._learner.task == "classification" else np.float64
 
     def _learn(self, X: np.ndarray, targets: np.ndarray, outputs: np.ndarray) -> int:
         learner = self._learner
         net = self._bind()
         n = ctypes.addressof(net)
         telemetry, cbp = learner._telemetry, learner._cbp
-        regress = learner._task == "regression"
+        regress = learner.task == "regression"
         if regress:
             target = learner._target
             self._target[:] = target.n, target.mean, target.var, target.run
@@ -263,7 +263,7 @@ class FastPath:
         after the last one."""
         learner = self._learner
         first = learner.samples_learned
-        if learner._task == "classification":
+        if learner.task == "classification":
             # Output indices stand for the classes: equal exactly when the labels are.
             ks, proba = targets[start:end], outputs[start:end]
             predicted = proba.argmax(axis=1)  # the first of equal maxima, as list.index(max)
