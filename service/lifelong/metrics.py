@@ -2,7 +2,7 @@
 
 Counters and histograms are updated by the code that does the work (the host, the servicers, the
 Kafka loop) through children resolved once, here. The learner's plasticity statistics are read on
-scrape by `PlasticityCollector`, which copies `ModelHost.stats()` and does no maths of its own.
+scrape by `PlasticityCollector`, which copies the `stats()` it is given; no maths of its own.
 
 >>> from prometheus_client import generate_latest
 >>> metrics = ServiceMetrics()
@@ -15,17 +15,12 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
 from lifelong.samples import REASONS
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-if TYPE_CHECKING:
-    from lifelong.host import ModelHost
-    from lifelong.serving.predictions import PredictionSource
 
 SOURCES = ("kafka", "grpc", "demo")
 RPCS = ("predict", "predict_batch", "predict_stream")
@@ -59,9 +54,10 @@ class PredictionMetrics:
         self.predictions = {rpc: predictions.labels(rpc) for rpc in RPCS}
         self.predict_latency = {rpc: predict_latency.labels(rpc) for rpc in RPCS}
 
-    def watch_version(self, source: PredictionSource) -> None:
-        """Export `source.predictor.version` as `lifelong_model_version` on every scrape."""
-        self.registry.register(VersionCollector(source))
+    def watch_version(self, version: Callable[[], int]) -> None:
+        """Export `version()` (the serving snapshot's) as `lifelong_model_version` on every
+        scrape."""
+        self.registry.register(VersionCollector(version))
 
 
 class ServiceMetrics(PredictionMetrics):
@@ -120,38 +116,40 @@ class ServiceMetrics(PredictionMetrics):
         self.kafka_consumer_lag.labels(str(partition)).set(lag)
         self.consumer_lag[str(partition)] = lag
 
-    def watch(self, host: ModelHost) -> None:
-        """Export `host`'s serving version and learner statistics on every scrape."""
-        self.watch_version(host)
-        self.registry.register(PlasticityCollector(host))
+    def watch(self, task: str, stats: Callable, version: Callable[[], int]) -> None:
+        """Export the serving `version()` and the learner's `stats()` (a `LearnerStats`) of a
+        `task` model on every scrape."""
+        self.watch_version(version)
+        self.registry.register(PlasticityCollector(task, stats))
 
 
 class VersionCollector(Collector):
     """The serving snapshot's version, read on scrape."""
 
-    def __init__(self, source: PredictionSource) -> None:
-        self.source = source
+    def __init__(self, version: Callable[[], int]) -> None:
+        self.version = version
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "lifelong_model_version",
             "Samples learned by the serving snapshot.",
-            value=self.source.predictor.version,
+            value=self.version(),
         )
 
 
 class PlasticityCollector(Collector):
     """The learner's plasticity statistics, read on scrape."""
 
-    def __init__(self, host: ModelHost) -> None:
-        self.host = host
+    def __init__(self, task: str, stats: Callable) -> None:
+        self.task = task
+        self.stats = stats
 
     def describe(self) -> list[Metric]:
         return []  # families depend on the task and the architecture; collected lazily
 
     def collect(self) -> Iterator[Metric]:
-        stats = self.host.stats()
-        if self.host.task == "classification":
+        stats = self.stats()
+        if self.task == "classification":
             yield GaugeMetricFamily(
                 "lifelong_prequential_accuracy_ratio",
                 "Prequential accuracy over a recent window (classification).",
@@ -171,11 +169,12 @@ class PlasticityCollector(Collector):
         yield CounterMetricFamily(
             "lifelong_drifts_detected", "Drift detector alarms.", value=stats.drifts_detected
         )
-        yield GaugeMetricFamily(
-            "lifelong_gradient_norm",
-            "L2 norm of the last step's gradient over all parameters.",
-            value=stats.gradient_norm,
-        )
+        if stats.gradient_norm is not None:  # a learner that has none exports none
+            yield GaugeMetricFamily(
+                "lifelong_gradient_norm",
+                "L2 norm of the last step's gradient over all parameters.",
+                value=stats.gradient_norm,
+            )
         refused = CounterMetricFamily(
             "lifelong_updates_refused",
             "Steps refused because they would have made the network non-finite (the sample is "

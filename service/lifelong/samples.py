@@ -59,6 +59,38 @@ class Sample:
     label: Label
 
 
+@dataclass(slots=True)
+class Rows:
+    """Samples shaped exactly like the model's input when they were decoded: row `i` of `matrix`
+    (float64, columns in the order of `names`) with `labels[i]`; `dense[i]` if it came as a dense
+    vector rather than by name. Learned as one matrix while the model's features are still
+    `names`; otherwise sample by sample (`sample(i)`), with the same result.
+
+    >>> rows = Rows(("a", "b"), np.array([[1.0, 2.0]]), ["spam"], [False])
+    >>> rows.sample(0)
+    Sample(features={'a': 1.0, 'b': 2.0}, dense=None, label='spam')
+
+    """
+
+    names: tuple
+    matrix: np.ndarray
+    labels: list
+    dense: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def sample(self, i: int) -> Sample:
+        """Row `i` as the `Sample` its record would have made on its own."""
+        row, label = self.matrix[i], self.labels[i]
+        if self.dense[i]:
+            return Sample(None, row.astype(np.float32), label)
+        return Sample(dict(zip(self.names, row.tolist(), strict=True)), None, label)
+
+    def samples(self) -> list[Sample]:
+        return [self.sample(i) for i in range(len(self))]
+
+
 class InvalidSample(ValueError):
     """A record or request that can never be learned or predicted as sent.
 

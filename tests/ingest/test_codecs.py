@@ -221,7 +221,7 @@ def _poll_stream(seed: int = 0) -> list:
 
 
 def _expand(items):
-    from lifelong.ingest.codecs import Rows
+    from lifelong.samples import Rows
 
     for item in items:
         yield from (item.samples() if isinstance(item, Rows) else [item])
@@ -286,8 +286,8 @@ def test_a_poll_decoded_in_bulk_learns_what_sample_by_sample_learning_does():
         ref_host.learn(
             decoded.samples,
             source="kafka",
-            on_rejected=lambda s, e, d=decoded: ref_rejected.append(
-                (d.records[[id(x) for x in d.samples].index(id(s))].offset(), e.reason, e.message)
+            on_rejected=lambda k, e, d=decoded: ref_rejected.append(
+                (d.records[k].offset(), e.reason, e.message)
             ),
         )
         fast = decode_poll(poll, names=host.feature_names, **kwargs)
@@ -295,8 +295,8 @@ def test_a_poll_decoded_in_bulk_learns_what_sample_by_sample_learning_does():
         host.learn(
             fast.items,
             source="kafka",
-            on_rejected=lambda s, e, p=fast: rejected.append(
-                (p.record_of(s).offset(), e.reason, e.message)
+            on_rejected=lambda k, e, p=fast: rejected.append(
+                (p.records[k].offset(), e.reason, e.message)
             ),
         )
         start = end

@@ -46,7 +46,9 @@ def test_dense_samples_too_short_are_rejected_at_their_turn():
         Sample(None, np.array([1.0], np.float32), "b"),  # too short now
         Sample({"x0": 1.0}, None, "a"),
     ]
-    learned = host.learn(batch, source="kafka", on_rejected=lambda s, e: rejected.append((s, e)))
+    learned = host.learn(
+        batch, source="kafka", on_rejected=lambda k, e: rejected.append((batch[k], e))
+    )
     assert learned == 3
     assert [(s is batch[2], e.reason) for s, e in rejected] == [(True, "dense_size_mismatch")]
     assert host.predictor.feature_names == ("x0", "1")
@@ -63,7 +65,7 @@ def test_a_label_equal_to_a_class_of_another_type_is_rejected_not_learned():
     before = learner.to_bytes()
     rejected = []
     learned = host.learn(
-        [Sample({"x0": 1.0}, None, 1)], source="kafka", on_rejected=lambda s, e: rejected.append(e)
+        [Sample({"x0": 1.0}, None, 1)], source="kafka", on_rejected=lambda _, e: rejected.append(e)
     )
     assert learned == 0 and learner.to_bytes() == before
     assert [e.reason for e in rejected] == ["wrong_label_type"]
@@ -126,7 +128,11 @@ def test_batches_learn_exactly_what_one_by_one_learning_does():
     host, rejected, start = ModelHost(learner), [], 0
     while start < len(stream):
         end = start + rng.randint(1, 300)
-        host.learn(stream[start:end], source="kafka", on_rejected=lambda s, e: rejected.append(s))
+        host.learn(
+            stream[start:end],
+            source="kafka",
+            on_rejected=lambda k, e, start=start: rejected.append(stream[start + k]),
+        )
         start = end
     assert rejected == [stream[1600]]
     assert learner.samples_learned == reference.samples_learned == 2999
@@ -142,7 +148,9 @@ def test_new_features_beyond_max_model_features_are_rejected_at_their_turn():
         Sample({"x0": 1.0, "x2": 0.5, "x3": 0.1}, None, "a"),  # two new: 4 > 3
         Sample(None, np.array([1, 2, 3, 4], np.float32), "a"),  # dense grows to 4 too
     ]
-    learned = host.learn(batch, source="kafka", on_rejected=lambda s, e: rejected.append((s, e)))
+    learned = host.learn(
+        batch, source="kafka", on_rejected=lambda k, e: rejected.append((batch[k], e))
+    )
     assert learned == 0 and learner.to_bytes() == before
     assert [(s is b, e.reason) for (s, e), b in zip(rejected, batch, strict=True)] == [
         (True, "too_many_features")
@@ -162,7 +170,10 @@ def test_new_features_beyond_max_model_features_are_rejected_at_their_turn():
         Sample({"x9": 1.0}, None, "a"),
     ]
     rejected.clear()
-    assert host.learn(growing, source="kafka", on_rejected=lambda s, e: rejected.append(s)) == 3
+    assert (
+        host.learn(growing, source="kafka", on_rejected=lambda k, e: rejected.append(growing[k]))
+        == 3
+    )
     assert rejected == [growing[3]] and learner.feature_names == ("x0", "x1", "x2")
 
 
@@ -198,7 +209,10 @@ def test_an_unlearnable_sample_is_rejected_and_learning_goes_on(tmp_path, fast_p
     poll = [*samples(10, seed=1), poison, *samples(5, seed=2)]  # one run for learn_many
     rejected = []
     learned = host.learn(
-        poll, source="kafka", offsets={"t:0": 18}, on_rejected=lambda s, e: rejected.append((s, e))
+        poll,
+        source="kafka",
+        offsets={"t:0": 18},
+        on_rejected=lambda k, e: rejected.append((poll[k], e)),
     )
     assert learned == 15 and host.samples_learned == 17
     assert [(s, e.reason) for s, e in rejected] == [(poison, "unlearnable")]

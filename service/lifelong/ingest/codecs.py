@@ -33,6 +33,7 @@ from lifelong.samples import (
     FLOAT32_MAX,
     InvalidSample,
     Label,
+    Rows,
     Sample,
     Task,
     make_sample,
@@ -40,7 +41,7 @@ from lifelong.samples import (
 )
 from lifelong.v1 import lifelong_pb2
 
-if TYPE_CHECKING:  # the model's host imports this module, with or without Kafka
+if TYPE_CHECKING:  # a type only: decoding works on any object with Message's methods
     from confluent_kafka import Message
 
 __all__ = [
@@ -48,7 +49,6 @@ __all__ = [
     "Decoded",
     "Format",
     "Poll",
-    "Rows",
     "decode_json",
     "decode_poll",
     "decode_protobuf",
@@ -190,58 +190,14 @@ def decode_records(
 
 
 @dataclass(slots=True)
-class Rows:
-    """A run of records shaped exactly like the model's input, decoded and validated in bulk:
-    row `i` of `matrix` (float64, columns in the order of `names`) and `labels[i]` came from
-    `records[i]`. The per-record path would have made the same values into `Sample`s (`sample`
-    makes them, should the model's features change before the run's turn)."""
-
-    names: tuple
-    matrix: np.ndarray
-    labels: list
-    records: list
-    dense: list[bool]  # which rows came as "dense" (float32 values) rather than named
-    made: dict[int, Sample] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def sample(self, i: int) -> Sample:
-        """Row `i` as the `Sample` the per-record path makes of its record."""
-        made = self.made.get(i)
-        if made is None:
-            row, label = self.matrix[i], self.labels[i]
-            if self.dense[i]:
-                made = Sample(None, row.astype(np.float32), label)
-            else:
-                made = Sample(dict(zip(self.names, row.tolist(), strict=True)), None, label)
-            self.made[i] = made
-        return made
-
-    def samples(self) -> list[Sample]:
-        return [self.sample(i) for i in range(len(self))]
-
-
-@dataclass(slots=True)
 class Poll:
-    """A poll's records, decoded in stream order: `items` are `Sample`s (`records[i]` is the
-    record of `items[i]`) and `Rows` (which hold their records; `records[i]` is None);
+    """A poll's records, decoded in stream order: `items` are `Sample`s and `Rows`, and
+    `records[k]` is the record of the k-th sample they hold (a `Rows` holds one per row);
     `rejected` pairs each invalid record with the reason."""
 
     items: list[Sample | Rows] = field(default_factory=list)
-    records: list[Message | None] = field(default_factory=list)
+    records: list[Message] = field(default_factory=list)
     rejected: list[tuple[Message, InvalidSample]] = field(default_factory=list)
-
-    def record_of(self, sample: Sample) -> Message:
-        """The record `sample` (an item, or made by a `Rows`) came from."""
-        for item, record in zip(self.items, self.records, strict=True):
-            if item is sample:
-                return record
-            if type(item) is Rows:
-                for k, made in item.made.items():
-                    if made is sample:
-                        return item.records[k]
-        raise KeyError("not a sample of this poll")
 
 
 _INT64 = 2**63
@@ -355,8 +311,8 @@ def decode_poll(
             if is_dense.any():  # dense values are float32 on the per-record path
                 matrix[is_dense] = matrix[is_dense].astype(np.float32)
     if len(good) == len(records) and good.all():  # the common poll: one run
-        out.items.append(Rows(names, matrix, labels, list(records), dense))
-        out.records.append(None)
+        out.items.append(Rows(names, matrix, labels, dense))
+        out.records.extend(records)
         return out
     # Pass 3, in stream order: runs of good rows become Rows, every other record a Sample.
     run: list[int] = []  # row indices of the current run
@@ -365,15 +321,9 @@ def decode_poll(
     def close_run() -> None:
         if run:
             out.items.append(
-                Rows(
-                    names,
-                    matrix[run],
-                    [labels[j] for j in run],
-                    list(run_records),
-                    [dense[j] for j in run],
-                )
+                Rows(names, matrix[run], [labels[j] for j in run], [dense[j] for j in run])
             )
-            out.records.append(None)
+            out.records.extend(run_records)
             run.clear()
             run_records.clear()
 

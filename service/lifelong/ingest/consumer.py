@@ -32,7 +32,7 @@ from lifelong.config import Settings
 from lifelong.host import ModelHost
 from lifelong.ingest.codecs import Poll, decode_poll
 from lifelong.ingest.deadletter import DeadLetters
-from lifelong.samples import InvalidSample, Sample
+from lifelong.samples import InvalidSample
 
 __all__ = ["consumer_config", "run"]
 
@@ -74,12 +74,10 @@ def _on_error(error: KafkaError) -> None:
 
 @dataclass(slots=True)
 class Polled:
-    """A poll, decoded: `offsets` are the next offset of each partition it came from; `count`
-    records in all (learned or dead-lettered)."""
+    """A poll, decoded: `offsets` are the next offset of each partition it came from."""
 
     decoded: Poll
     offsets: dict[str, int]
-    count: int
 
 
 class KafkaSource:
@@ -107,8 +105,6 @@ class KafkaSource:
         # The next offset of each partition after the records read: where a partition assigned
         # again resumes (the model's offset, unless learning stopped midway).
         self._positions: dict[str, int] = {}
-        self.uncheckpointed = 0  # records consumed (learned or dead-lettered) since the checkpoint
-        self._checkpointed_at = time.monotonic()
         self._lag_due = 0.0
         self._unlearnable = 0  # records refused since the last warning about them
         self._unlearnable_logged_at = -UNLEARNABLE_LOG_SECONDS
@@ -146,9 +142,9 @@ class KafkaSource:
         if polled is not None:
             self.learn(polled)
             self._positions.update(polled.offsets)
-        if self.uncheckpointed and (
-            self.uncheckpointed >= self.settings.checkpoint_every_samples
-            or time.monotonic() - self._checkpointed_at >= self.settings.checkpoint_every_seconds
+        settings = self.settings
+        if self.host.checkpoint_due(
+            settings.checkpoint_every_samples, settings.checkpoint_every_seconds
         ):
             self.checkpoint()
         elif time.monotonic() >= self._lag_due:
@@ -191,7 +187,7 @@ class KafkaSource:
             max_bytes=self.settings.max_request_bytes,
             names=self.host.feature_names,
         )
-        return Polled(decoded, offsets, len(records))
+        return Polled(decoded, offsets)
 
     def commit(self, offsets: dict[str, int]) -> None:
         """Commit a checkpoint's offsets (for lag monitoring only), then refresh the lag gauge."""
@@ -231,10 +227,9 @@ class KafkaSource:
         for record, error in decoded.rejected:
             self.reject(record, error)
 
-        def rejected_by_host(sample: Sample, error: InvalidSample) -> None:
-            # Rare (checks only the model can make at the sample's turn, e.g. its width, and
-            # steps it refused): find the record by identity.
-            record = decoded.record_of(sample)
+        def rejected_by_host(position: int, error: InvalidSample) -> None:
+            # Rare: checks only the model can make at the sample's turn, steps it refused.
+            record = decoded.records[position]
             self.dead_letters.send(record, error)  # the host counted it
             if error.reason == "unlearnable":
                 self._warn_unlearnable(record)
@@ -242,7 +237,6 @@ class KafkaSource:
         self.host.learn(
             decoded.items, source="kafka", offsets=polled.offsets, on_rejected=rejected_by_host
         )
-        self.uncheckpointed += polled.count
 
     def _warn_unlearnable(self, record: Message) -> None:
         """A warning at most once a minute, naming the latest refused record and the count."""
@@ -266,8 +260,6 @@ class KafkaSource:
         """Dead letters first, then the checkpoint, then its offsets committed."""
         self.dead_letters.flush()
         info = self.host.checkpoint()
-        self.uncheckpointed = 0
-        self._checkpointed_at = time.monotonic()
         self.commit(info.offsets)
 
 
@@ -286,7 +278,7 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
         )
         while not stop.is_set():
             source.step()
-        if source.uncheckpointed:
+        if host.checkpoint_due(1, 0.0):  # whatever changed, over gRPC too
             source.checkpoint()
     finally:
         consumer.close()  # leaves the group; commits nothing (auto-commit is off)

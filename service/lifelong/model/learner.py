@@ -505,11 +505,17 @@ class _Lifelong:
             return
         if self._step_scale > MIN_STEP_SCALE:
             self._set_step_scale(self._step_scale / 2.0)
-            self._recoveries["shrink_step"] += 1
+            action = "shrink_step"
         else:
             self._restart_network()
             self._set_step_scale(1.0)
-            self._recoveries["restart"] += 1
+            action = "restart"
+        self._recoveries[action] += 1
+        logger.warning(
+            "the learner recovered by itself (%s, %d time(s) since the start) after repeated "
+            "refused steps; step scale now %s, %d samples learned",
+            action, self._recoveries[action], self._step_scale, self.samples_learned,
+        )  # fmt: skip
 
     def _set_step_scale(self, scale: float) -> None:
         self._step_scale = scale

@@ -28,7 +28,6 @@ class PredictionSource(Protocol):
     """What predictions are answered from: `ModelHost`, or a replica's snapshot reader."""
 
     task: Task
-    metrics: PredictionMetrics  # its `predictions` and `predict_latency` are counted
 
     @property
     def predictor(self) -> Predictor:
@@ -54,13 +53,15 @@ class NotReady(Exception):
 
 
 class PredictionServicer(pb_grpc.PredictionServiceServicer):
-    def __init__(self, source: PredictionSource, *, max_features: int) -> None:
+    def __init__(
+        self, source: PredictionSource, metrics: PredictionMetrics, *, max_features: int
+    ) -> None:
         self.source = source
         self.max_features = max_features
         self.classification = source.task == "classification"
         self._view = SnapshotView(source.predictor)
-        self._count = source.metrics.predictions
-        self._latency = source.metrics.predict_latency
+        self._count = metrics.predictions
+        self._latency = metrics.predict_latency
 
     def _current(self) -> SnapshotView:
         predictor = self.source.predictor

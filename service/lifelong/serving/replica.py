@@ -93,7 +93,7 @@ class Replica:
         self.settings = settings
         self.metrics = PredictionMetrics()
         self.reader = SnapshotReader(settings.snapshot_file, settings.task, self.metrics)
-        self.metrics.watch_version(self.reader)
+        self.metrics.watch_version(lambda: self.reader.predictor.version)
         self.grpc = GrpcServer(self.reader, settings, predictions_only=True)
         self.board = status_board(settings, ReplicaProbe(self.reader, settings.snapshot_file))
         self.done = threading.Event()

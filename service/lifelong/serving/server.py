@@ -67,7 +67,7 @@ class GrpcServer:
         )
         limits = {"max_features": settings.max_features}
         pb_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(host, **limits), self.server
+            PredictionServicer(host, host.metrics, **limits), self.server
         )
         self.services: tuple[str, ...] = (PREDICTION_SERVICE,)
         if not predictions_only:
