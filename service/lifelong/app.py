@@ -8,15 +8,11 @@ batch (the Kafka loop then checkpoints and commits its offsets); a final checkpo
 
 from __future__ import annotations
 
-import json
 import logging
-import signal
-import sys
 import threading
-import time
 from collections.abc import Callable
 
-from lifelong import demo
+from lifelong import demo, process
 from lifelong.checkpoint import CheckpointStore
 from lifelong.config import ConfigError, Settings
 from lifelong.host import ModelHost
@@ -26,32 +22,6 @@ from lifelong.serving import GrpcServer
 from lifelong.status import LearnerProbe
 
 log = logging.getLogger(__name__)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message (and the traceback, if any)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler()
-    if settings.log_format == "json":
-        formatter = JsonFormatter()
-        formatter.converter = time.gmtime
-    else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handler.setFormatter(formatter)
-    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
 
 
 def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
@@ -88,7 +58,7 @@ class App:
         # One intra-op thread: per-example work gains nothing from more, and the gRPC workers
         # and the learn loop already share the cores (design.md, the learner).
         torch.set_num_threads(1)
-        sys.setswitchinterval(settings.switch_interval_ms / 1000)
+        process.prepare(settings)
         self.settings = settings
         snapshot_dir = settings.snapshot_file.parent if settings.snapshot_file else None
         if snapshot_dir is not None and not snapshot_dir.is_dir():
@@ -171,16 +141,8 @@ class App:
 
     def run(self) -> int:
         """Start, serve until SIGTERM or SIGINT, stop; the exit status."""
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda signum, _: self._on_signal(signum))
-        self.start()
-        self.done.wait()
-        self.stop()
+        process.run_until_signalled(self.start, self.stop, self.done)
         return 1 if self.failed else 0
-
-    def _on_signal(self, signum: int) -> None:
-        log.info("%s: shutting down", signal.Signals(signum).name)
-        self.done.set()
 
     def stop(self, grace: float = 5.0) -> None:
         self.grpc.stop(grace)

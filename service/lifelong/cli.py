@@ -58,7 +58,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from lifelong.app import App, configure_logging
+    from lifelong.app import App
+    from lifelong.process import configure_logging
 
     settings = settings_from(args)
     configure_logging(settings)
@@ -66,8 +67,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def serve_predictions(args: argparse.Namespace) -> int:
-    from lifelong.app import configure_logging
-    from lifelong.serving.replica import Replica
+    from lifelong.process import configure_logging
+    from lifelong.replica import Replica
 
     settings = settings_from(args)
     configure_logging(settings)

@@ -9,7 +9,7 @@ knowing what a record is.
 >>> from lifelong.model import LifelongClassifier, LearnerConfig
 >>> from lifelong.samples import Sample
 >>> learning = Learning(LifelongClassifier(LearnerConfig(seed=0)))
->>> outcome = learning.learn([Sample({"x": 1.0}, None, "a"), Sample({"x": 1.0}, None, 1)])
+>>> outcome = learning.learn([Sample({"x": 1.0}, None, True), Sample({"x": 1.0}, None, 1)])
 >>> outcome.learned, [(k, e.reason) for k, e in outcome.rejected]
 (1, [(1, 'wrong_label_type')])
 

@@ -10,7 +10,7 @@ import pytest
 
 SERVICE = Path(__file__).resolve().parents[2] / "service"
 PACKAGE = SERVICE / "lifelong"
-WIRING = {"lifelong.__main__", "lifelong.app", "lifelong.cli"}
+WIRING = {"lifelong.__main__", "lifelong.app", "lifelong.cli", "lifelong.replica"}
 
 
 def module_name(path: Path) -> str:

@@ -1,4 +1,3 @@
-import doctest
 import json
 import math
 import random
@@ -37,10 +36,6 @@ def faded(values, a):
     t = len(values) - 1
     weights = [a ** (t - i) for i in range(len(values))]
     return sum(w * v for w, v in zip(weights, values, strict=True)) / sum(weights)
-
-
-def test_docstring_examples():
-    assert doctest.testmod(prequential).failed == 0
 
 
 def test_before_any_sample_everything_is_zero():

@@ -1,9 +1,7 @@
-import doctest
 import math
 
 import pytest
 import torch
-from lifelong.model import telemetry
 from lifelong.model.telemetry import (
     LayerTelemetry,
     dead_fraction,
@@ -36,10 +34,6 @@ def entropy_rank(values):
     p = values / values.sum()
     p = p[p > 0]
     return math.exp(-float((p * p.log()).sum()))
-
-
-def test_docstring_examples():
-    assert doctest.testmod(telemetry).failed == 0
 
 
 def test_effective_rank_of_equal_singular_values_is_their_number():

@@ -15,7 +15,7 @@ from lifelong.auth import token_hash
 from lifelong.checkpoint import CheckpointStore
 from lifelong.config import ConfigError, Settings
 from lifelong.host import ModelHost
-from lifelong.serving.replica import Replica
+from lifelong.replica import Replica
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 from testsupport import CertificateAuthority, Served, line_sample, sample_proto, small_learner

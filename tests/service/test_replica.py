@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lifelong import snapshot_file
 from lifelong.config import Settings
 from lifelong.host import ModelHost
-from lifelong.serving.replica import Replica
+from lifelong.replica import Replica
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 from testsupport import free_port, line_sample, small_learner, wait_for

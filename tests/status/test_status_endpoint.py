@@ -12,7 +12,7 @@ from lifelong import snapshot_file
 from lifelong.app import App
 from lifelong.config import Settings
 from lifelong.host import ModelHost
-from lifelong.serving.replica import Replica
+from lifelong.replica import Replica
 from lifelong.status import Board, LearnerProbe, StatusApp, serve
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
