@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 
 # One BLAS thread, set before numpy loads (it cannot change after): a prediction batch is a few
-# small matrix products, which OpenBLAS's thread pool makes several times slower (256 rows:
-# ~1.3 ms on one thread, ~12 ms on two busy cores). Calls run in parallel on gRPC workers instead.
+# small matrix products, which OpenBLAS's thread pool makes several times slower on busy cores
+# (benchmarks/speed). Calls run in parallel on gRPC workers instead.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from lifelong.config import FIELDS, ConfigError, Settings, base_type, load_settings
