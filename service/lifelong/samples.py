@@ -147,12 +147,17 @@ send fewer features or raise the server's max_features
         except OverflowError:  # an integer beyond any float
             value = math.inf
         if not abs(value) <= FLOAT32_MAX:  # also false for NaN
-            raise InvalidSample(
-                "non_finite",
-                f"feature {name!r} is {value}; send finite numbers within float32 range only",
-            )
+            raise non_finite(f"feature {name!r}", value)
         named[name] = value
     return named, None
+
+
+def non_finite(where: str, value: object) -> InvalidSample:
+    """The error for a feature value (`where`: a feature, `dense[i]`, a matrix cell) that is not
+    a finite float32: the one wording, whichever path found it."""
+    return InvalidSample(
+        "non_finite", f"{where} is {value}; send finite numbers within float32 range only"
+    )
 
 
 def check_shape(n_named: int, n_dense: int, *, max_features: int) -> None:
@@ -222,10 +227,7 @@ numbers
         raise InvalidSample("invalid_schema", "dense features must be a flat list of numbers")
     if not np.isfinite(vector).all():
         i = int(np.flatnonzero(~np.isfinite(vector))[0])
-        raise InvalidSample(
-            "non_finite",
-            f"dense[{i}] is {values[i]}; send finite numbers within float32 range only",
-        )
+        raise non_finite(f"dense[{i}]", values[i])
     return vector
 
 

@@ -15,10 +15,16 @@ mean, which a matrix cannot say.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-from lifelong.samples import FLOAT32_MAX, InvalidSample, check_shape, dense_size_mismatch
+from lifelong.samples import (
+    FLOAT32_MAX,
+    InvalidSample,
+    check_shape,
+    dense_size_mismatch,
+    non_finite,
+)
 from lifelong.v1 import lifelong_pb2 as pb
 
 
@@ -57,9 +63,9 @@ def features_matrix(
                 partial.append(i)
         except InvalidSample as e:
             raise at_row(e, i, len(rows)) from None
-    bad = ~(np.abs(X) <= FLOAT32_MAX)  # NaN compares false
-    if bad.any():
-        i, j = (int(k) for k in np.argwhere(bad)[0])
+    cell = first_non_finite(X)
+    if cell is not None:
+        i, j = cell
         row = rows[i]
         where = (
             f"dense[{j}]"
@@ -70,10 +76,26 @@ def features_matrix(
     return X, partial
 
 
-def non_finite(where: str, value: float) -> InvalidSample:
-    return InvalidSample(
-        "non_finite", f"{where} is {value}; send finite numbers within float32 range only"
-    )
+def first_non_finite(X: np.ndarray) -> tuple[int, int] | None:
+    """Row and column of the first value of `X` that is not a finite float32, or None."""
+    bad = ~(np.abs(X) <= FLOAT32_MAX)  # NaN compares false
+    if not bad.any():
+        return None
+    i, j = np.argwhere(bad)[0]
+    return int(i), int(j)
+
+
+def check_outputs(outputs: np.ndarray, row: Callable[[int], str]) -> None:
+    """Raise `non_finite` for the first row whose output is not finite, named by `row(i)`:
+    inputs far beyond what the model has seen can overflow its float32 arithmetic."""
+    bad = ~np.isfinite(outputs)
+    if bad.any():
+        bad = bad.reshape(len(outputs), -1).any(axis=1)
+        raise InvalidSample(
+            "non_finite",
+            f"{row(int(np.flatnonzero(bad)[0]))}the model's output is not finite for it; "
+            "send values on the scale of those the model learned",
+        )
 
 
 def at_row(error: InvalidSample, i: int, n: int) -> InvalidSample:

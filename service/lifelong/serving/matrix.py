@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from lifelong.samples import FLOAT32_MAX, InvalidSample
+from lifelong.samples import InvalidSample, non_finite
+from lifelong.serving.inputs import check_outputs, first_non_finite
 from lifelong.v1 import lifelong_pb2 as pb
 
 if TYPE_CHECKING:
@@ -49,14 +50,10 @@ def matrix_inputs(
             f"({n_features}); send whole rows",
         )
     X = X.reshape(-1, n_features)
-    bad = ~(np.abs(X) <= FLOAT32_MAX)  # NaN compares false
-    if bad.any():
-        i, j = (int(k) for k in np.argwhere(bad)[0])
-        raise InvalidSample(
-            "non_finite",
-            f"matrix row {i}, column {j} (feature {feature_names[j]!r}) is {X[i, j]}; "
-            "send finite numbers within float32 range only",
-        )
+    cell = first_non_finite(X)
+    if cell is not None:
+        i, j = cell
+        raise non_finite(f"matrix row {i}, column {j} (feature {feature_names[j]!r})", X[i, j])
     return X
 
 
@@ -68,21 +65,14 @@ def matrix_predictions(
     is not finite."""
     if predictor.task == "regression":
         y = predictor.predict_dense(X)
-        _check_finite(y)
+        check_outputs(y, _matrix_row)
         out.values.extend(y.tolist())  # a list: extending from an array converts per element
         return
     proba = predictor.predict_proba_dense(X)
-    _check_finite(proba)
+    check_outputs(proba, _matrix_row)
     out.classes.extend(classes)
     out.probabilities.extend(proba.ravel().tolist())
 
 
-def _check_finite(outputs: np.ndarray) -> None:
-    """Inputs far beyond what the model has seen can overflow its float32 arithmetic."""
-    bad = ~np.isfinite(outputs)
-    if bad.any():
-        raise InvalidSample(
-            "non_finite",
-            f"matrix row {int(np.argwhere(bad)[0, 0])}: the model's output is not finite for it; "
-            "send values on the scale of those the model learned",
-        )
+def _matrix_row(i: int) -> str:
+    return f"matrix row {i}: "

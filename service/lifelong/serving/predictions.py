@@ -18,7 +18,7 @@ from lifelong.client.convert import label_to_proto
 from lifelong.metrics import PredictionMetrics
 from lifelong.model import Predictor
 from lifelong.samples import FLOAT32_MAX, InvalidSample, Task
-from lifelong.serving.inputs import at_row, features_matrix
+from lifelong.serving.inputs import check_outputs, features_matrix
 from lifelong.serving.matrix import matrix_inputs, matrix_predictions
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
@@ -90,7 +90,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
             y = predictor.predict_dense(X)
             for i in partial:  # the model's own path takes a missing feature as its mean
                 y[i] = predictor.predict_one(dict(rows[i].named))
-            _check_outputs(y, len(rows))
+            check_outputs(y, _example(len(rows)))
             for value in y.tolist():
                 add().label.number = value
             return
@@ -98,7 +98,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
         for i in partial:  # as above
             p = predictor.predict_proba_one(dict(rows[i].named))
             proba[i] = [p[c] for c in predictor.classes]
-        _check_outputs(proba, len(rows))
+        check_outputs(proba, _example(len(rows)))
         order = np.argsort(-proba, axis=1, kind="stable")  # most probable first; ties keep order
         sorted_proba = np.take_along_axis(proba, order, axis=1).tolist()
         classes = view.classes
@@ -250,14 +250,6 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
             yield response
 
 
-def _check_outputs(outputs: np.ndarray, n: int) -> None:
-    """Inputs far beyond what the model has seen can overflow its float32 arithmetic."""
-    finite = np.isfinite(outputs)
-    if not finite.all():
-        i = int(np.flatnonzero(~finite.reshape(n, -1).all(axis=1))[0])
-        error = InvalidSample(
-            "non_finite",
-            "the model's output is not finite for these inputs; "
-            "send values on the scale of those it learned",
-        )
-        raise at_row(error, i, n)
+def _example(n: int) -> Callable[[int], str]:
+    """How an error names row i of `n` (a single input needs no index)."""
+    return (lambda i: f"examples[{i}]: ") if n > 1 else (lambda i: "")
