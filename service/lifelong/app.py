@@ -18,26 +18,33 @@ from lifelong.config import ConfigError, Settings
 from lifelong.host import ModelHost
 from lifelong.http import serve_http, status_board
 from lifelong.metrics import ServiceMetrics
+from lifelong.model.base import Learner
 from lifelong.serving import GrpcServer
 from lifelong.status import LearnerProbe
 
 log = logging.getLogger(__name__)
 
 
+def fresh_learner(settings: Settings) -> Learner:
+    """A learner of `settings` that has learned nothing."""
+    from lifelong.model import LifelongClassifier, LifelongRegressor
+
+    model = LifelongClassifier if settings.task == "classification" else LifelongRegressor
+    return model(settings.learner_config())
+
+
 def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
     """The learner and its offsets from the newest checkpoint, or a fresh learner."""
-    from lifelong.model import LifelongClassifier, LifelongRegressor, load
+    from lifelong.model import load
 
     checkpoint = checkpoints.load_latest() if checkpoints else None
     if checkpoint is None:
-        model = LifelongClassifier if settings.task == "classification" else LifelongRegressor
         log.info("starting a fresh %s model", settings.task)
-        return model(settings.learner_config()), {}
+        return fresh_learner(settings), {}
     learner = load(checkpoint.learner_state)
-    kind = "classification" if isinstance(learner, LifelongClassifier) else "regression"
-    if kind != settings.task:
+    if learner.task != settings.task:
         raise ConfigError(
-            f"{checkpoint.path} holds a {kind} model but task is {settings.task}: "
+            f"{checkpoint.path} holds a {learner.task} model but task is {settings.task}: "
             "set the task it was trained for, or use another checkpoint_dir"
         )
     log.info(
@@ -85,6 +92,7 @@ class App:
             max_model_features=settings.max_model_features,
             metrics=self.metrics,
             snapshot_file=settings.snapshot_file,
+            fresh=lambda: fresh_learner(settings),
         )
         self.grpc = GrpcServer(self.host, settings)
         self.board = status_board(settings, LearnerProbe(self.host, self.metrics.consumer_lag))

@@ -45,6 +45,11 @@ METHOD_ROLES: dict[str, str] = {
     "/lifelong.v1.LearningService/Learn": LEARN,
     "/lifelong.v1.LearningService/LearnStream": LEARN,
     "/lifelong.v1.AdminService/Checkpoint": ADMIN,
+    "/lifelong.v1.AdminService/ListCheckpoints": ADMIN,
+    "/lifelong.v1.AdminService/PauseLearning": ADMIN,
+    "/lifelong.v1.AdminService/ResumeLearning": ADMIN,
+    "/lifelong.v1.AdminService/RollBack": ADMIN,
+    "/lifelong.v1.AdminService/ResetModel": ADMIN,
 }
 # Open to anyone who can connect: load balancers and probes check health without credentials,
 # and reflection only describes the API (it can be switched off: `grpc_reflection`).
@@ -165,6 +170,16 @@ class Authorizer:
                 f"{name} needs the role '{role}'; this token has: {', '.join(sorted(roles))}",
             )
         return None
+
+
+def token_fingerprint(token: str) -> str:
+    """How logs name a token's holder: the first 12 hex digits of its SHA-256 (the same as in
+    the token table), never the token.
+
+    >>> token_fingerprint("root")
+    'sha256:4813494d137e'
+    """
+    return "sha256:" + token_hash(token)[:12]
 
 
 def bearer_token(authorization: str | None) -> str | None:

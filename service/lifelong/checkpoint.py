@@ -31,6 +31,7 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,18 @@ VERSION = 1
 HEADER = struct.Struct(">8sHIQ32s")
 NAME = re.compile(r"checkpoint-(\d{12})\.ckpt")
 TEMP_PREFIX = ".checkpoint-"  # never matches NAME: a crash's leftover is not a checkpoint
+
+
+def sequence_of(path: Path) -> int:
+    """The sequence number of the checkpoint file at `path`.
+
+    >>> sequence_of(Path("/ckpt/checkpoint-000000000042.ckpt"))
+    42
+    """
+    match = NAME.fullmatch(path.name)
+    if match is None:
+        raise ValueError(f"{path} is not named as a checkpoint")
+    return int(match.group(1))
 
 
 class CorruptCheckpoint(ValueError):
@@ -165,9 +178,18 @@ class CheckpointStore:
 
     def load_latest(self) -> Checkpoint | None:
         """The newest checkpoint that reads back intact, or None if there is none."""
+        return next(self.checkpoints(), None)
+
+    def load(self, sequence: int) -> Checkpoint | None:
+        """Checkpoint number `sequence` if it is there and intact, else None."""
+        return next((c for c in self.checkpoints() if c.sequence == sequence), None)
+
+    def checkpoints(self) -> Iterator[Checkpoint]:
+        """The checkpoints that read back intact, newest first (each read when reached)."""
         for sequence, path in reversed(self._sequences()):
             try:
-                return decode(path.read_bytes(), path, sequence)
+                yield decode(path.read_bytes(), path, sequence)
+            except FileNotFoundError:  # pruned by a save meanwhile
+                continue
             except (OSError, ValueError, KeyError, TypeError) as error:
                 log.warning("skipping checkpoint %s: %s", path, error)
-        return None

@@ -3,7 +3,7 @@ rule for "due": the state changed since the last checkpoint (samples learned or 
 and `every_changes` changes or `every_seconds` seconds passed since it.
 
 >>> import tempfile
->>> from lifelong.checkpoint import CheckpointStore
+>>> from lifelong.checkpoint import CheckpointStore, sequence_of
 >>> from lifelong.learning import Learning
 >>> from lifelong.model import LifelongRegressor, LearnerConfig
 >>> from lifelong.samples import Sample
@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lifelong.checkpoint import CheckpointStore
+from lifelong.checkpoint import CheckpointStore, sequence_of
 from lifelong.learning import Learning
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CheckpointInfo:
+    """A checkpoint written: `lifelong.checkpoint.Checkpoint` without the state."""
+
+    sequence: int
     path: Path
     samples_learned: int
     offsets: dict[str, int]
-    timestamp: float  # Unix time the state was taken
+    created: float  # Unix time the state was taken
 
 
 class Checkpointer:
@@ -64,4 +67,4 @@ class Checkpointer:
             path = self.store.save(state, offsets, samples_learned)
             self._at, self._changes = taken_at, changes
         log.info("checkpoint %s: %d samples learned, offsets %s", path, samples_learned, offsets)
-        return CheckpointInfo(path, samples_learned, offsets, timestamp)
+        return CheckpointInfo(sequence_of(path), path, samples_learned, offsets, timestamp)

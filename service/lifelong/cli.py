@@ -6,6 +6,7 @@
     lifelong stats --target host:port                             its plasticity statistics
     lifelong config [--markdown]                                  effective settings (or docs)
     lifelong token --roles predict,learn                          a new bearer token, its hash
+    lifelong admin pause|resume|checkpoint|checkpoints|rollback N|reset   operate a running server
     lifelong produce --topic T --stream drifting --count 20000    feed a Kafka topic
 
 Heavy imports (torch, grpc) happen inside the subcommand that needs them, so `--help` is quick.
@@ -151,8 +152,39 @@ def _ask(args: argparse.Namespace, call: Callable) -> int:
     except LifelongError as e:
         print(f"lifelong {args.command}: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(dataclasses.asdict(answer), indent=2, default=str))
+    if isinstance(answer, list):
+        print(json.dumps([dataclasses.asdict(a) for a in answer], indent=2, default=str))
+    else:
+        print(json.dumps(dataclasses.asdict(answer), indent=2, default=str))
     return 0
+
+
+# The operator's verbs: `lifelong admin VERB`, each one AdminService call.
+ADMIN_VERBS: dict[str, Callable] = {
+    "checkpoint": lambda client, args: client.checkpoint(),
+    "checkpoints": lambda client, args: client.list_checkpoints(),
+    "pause": lambda client, args: client.pause_learning(),
+    "resume": lambda client, args: client.resume_learning(),
+    "rollback": lambda client, args: client.roll_back(args.sequence),
+    "reset": lambda client, args: client.reset_model(),
+}
+
+
+def admin_arguments(parser: argparse.ArgumentParser) -> None:
+    client_arguments(parser)
+    parser.add_argument(
+        "verb",
+        choices=ADMIN_VERBS,
+        help="checkpoint (now), checkpoints (list), pause or resume learning, rollback SEQUENCE "
+        "(to a listed checkpoint), reset (to a fresh model)",
+    )
+    parser.add_argument("sequence", type=int, nargs="?", help="the checkpoint, for rollback")
+
+
+def admin(args: argparse.Namespace) -> int:
+    if args.verb == "rollback" and args.sequence is None:
+        raise ConfigError("rollback needs the checkpoint's sequence (lifelong admin checkpoints)")
+    return _ask(args, lambda client: ADMIN_VERBS[args.verb](client, args))
 
 
 def token_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,6 +226,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "predict": Subcommand("ask a running server for a prediction", predict_arguments, predict),
     "stats": Subcommand("a running server's plasticity statistics", client_arguments, stats),
     "config": Subcommand("print the effective settings as TOML", config_arguments, config),
+    "admin": Subcommand(
+        "operate a running server: checkpoints, pause/resume, rollback, reset",
+        admin_arguments,
+        admin,
+    ),
     "token": Subcommand(
         "make a bearer token and the line that grants it roles", token_arguments, token
     ),

@@ -54,7 +54,8 @@ def run(host: ModelHost, rate: float, stop: threading.Event, *, seed: int = 42) 
     log.info("demo: learning a drifting hyperplane stream (x0..x3 -> 0/1) at %g samples/s", rate)
     next_at = time.monotonic()
     while not stop.is_set():
-        host.learn([Sample(x, None, y) for x, y in islice(stream, per_tick)], source=SOURCE)
+        if not host.paused:
+            host.learn([Sample(x, None, y) for x, y in islice(stream, per_tick)], source=SOURCE)
         if rate:
             next_at += per_tick / rate
             stop.wait(max(0.0, next_at - time.monotonic()))

@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from lifelong.admission import Limits
-from lifelong.checkpoint import CheckpointStore
+from lifelong.checkpoint import Checkpoint, CheckpointStore
 from lifelong.checkpointing import Checkpointer, CheckpointInfo
 from lifelong.learning import Learning
 from lifelong.metrics import ServiceMetrics
-from lifelong.model import Learner, LearnerStats, Predictor
+from lifelong.model import Learner, LearnerStats, Predictor, load
 from lifelong.publishing import Publisher
 from lifelong.samples import InvalidSample, Rows, Sample
 
@@ -49,6 +49,8 @@ class ModelHost:
         Counts samples learned and rejected, checkpoints; exports the learner's statistics.
     snapshot_file
         Where every published snapshot is also written, for prediction replicas; None: none.
+    fresh
+        Makes a fresh learner of the service's settings, for `reset`; None: no reset.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class ModelHost:
         max_model_features: int = 10_000,
         metrics: ServiceMetrics | None = None,
         snapshot_file: Path | None = None,
+        fresh: Callable[[], Learner] | None = None,
     ) -> None:
         self.learning = Learning(learner, offsets, Limits(max_model_features=max_model_features))
         self.task = learner.task
@@ -76,6 +79,7 @@ class ModelHost:
         self.metrics = metrics if metrics is not None else ServiceMetrics()
         self.metrics.watch(self.task, self.stats, lambda: self.publisher.predictor.version)
         self._config = getattr(learner, "config", None)
+        self._fresh = fresh
 
     @property
     def predictor(self) -> Predictor:
@@ -101,11 +105,12 @@ class ModelHost:
         source: str,
         offsets: Mapping[str, int] | None = None,
         on_rejected: Callable[[int, InvalidSample], None] | None = None,
+        epoch: int | None = None,
     ) -> int:
         """Learn `batch` in order and record `offsets` with it; how many samples were learned.
         A rejected sample is counted and passed to `on_rejected` with its position in the
-        batch (a `Rows` counting one per row)."""
-        outcome = self.learning.learn(batch, offsets)
+        batch (a `Rows` counting one per row). `epoch`: `Learning.learn`'s."""
+        outcome = self.learning.learn(batch, offsets, epoch)
         self.publisher.learned(outcome.learned)
         if outcome.learned:
             self.metrics.learned(source).inc(outcome.learned)
@@ -137,8 +142,60 @@ class ModelHost:
             raise RuntimeError("no checkpoint directory configured (set checkpoint_dir)")
         info = self.checkpointer.checkpoint()
         self.metrics.checkpoints.inc()
-        self.metrics.last_checkpoint_timestamp.set(info.timestamp)
+        self.metrics.last_checkpoint_timestamp.set(info.created)
         return info
+
+    # -- operators' actions (AdminService); each is logged by the caller with who asked
+
+    @property
+    def paused(self) -> bool:
+        return self.learning.paused
+
+    def pause(self) -> None:
+        """Stop learning after the batch in progress; predictions go on."""
+        self.learning.pause()
+        self.metrics.learning_paused.set(1)
+        self.metrics.admin_actions["pause"].inc()
+
+    def resume(self) -> None:
+        self.learning.resume()
+        self.metrics.learning_paused.set(0)
+        self.metrics.admin_actions["resume"].inc()
+
+    def checkpoints_on_disk(self) -> list[Checkpoint]:
+        """The intact checkpoints, newest first."""
+        if self.checkpoints is None:
+            raise RuntimeError("no checkpoint directory configured (set checkpoint_dir)")
+        return list(self.checkpoints.checkpoints())
+
+    def roll_back(self, sequence: int) -> CheckpointInfo:
+        """Learn and serve from checkpoint `sequence`'s model, at its offsets; saved at once as
+        the newest checkpoint, so a restart keeps it. KeyError if there is no such checkpoint,
+        ValueError if it holds another task's model."""
+        if self.checkpoints is None:
+            raise RuntimeError("no checkpoint directory configured (set checkpoint_dir)")
+        found = self.checkpoints.load(sequence)
+        if found is None:
+            raise KeyError(sequence)
+        self._replace(load(found.learner_state), found.offsets, "roll_back")
+        return self.checkpoint()
+
+    @property
+    def can_reset(self) -> bool:
+        return self._fresh is not None
+
+    def reset(self) -> CheckpointInfo | None:
+        """Learn and serve from a fresh model, the streams going on where they are; saved at
+        once (when checkpoints are on) so a restart keeps it."""
+        if self._fresh is None:
+            raise RuntimeError("this host cannot make a fresh model")
+        self._replace(self._fresh(), None, "reset")
+        return self.checkpoint() if self.checkpointer is not None else None
+
+    def _replace(self, learner: Learner, offsets: Mapping[str, int] | None, action: str) -> None:
+        self.learning.replace(learner, offsets)
+        self.publisher.publish()
+        self.metrics.admin_actions[action].inc()
 
 
 def _stats(learner: Learner) -> LearnerStats:

@@ -43,8 +43,13 @@ class Outcome:
 
 class Learning:
     """The learner and its offsets ("topic:partition" -> next offset to read), learned under one
-    lock. `changes` counts every change of the state (samples learned or offsets moved), for
-    whoever decides when to save it."""
+    lock. `changes` counts every change of the state (samples learned, offsets moved, the learner
+    replaced), for whoever decides when to save it.
+
+    An operator may pause learning (`pause`; sources look at `paused` between batches) and
+    replace the learner (`replace`: a rollback or a fresh model). A replacement starts a new
+    `epoch`: a batch read for an older one is not learned (its records were read from offsets
+    the new learner does not reflect), and sources seek to the new offsets."""
 
     def __init__(
         self,
@@ -57,7 +62,9 @@ class Learning:
         self._learner = learner
         self._offsets = dict(offsets or {})
         self._lock = threading.Lock()
-        self._offsets_moved = 0
+        self._changes = 0
+        self.epoch = 0
+        self.paused = False
 
     @property
     def feature_names(self) -> tuple:
@@ -71,8 +78,26 @@ class Learning:
 
     @property
     def changes(self) -> int:
-        """Grows with every change of the state: samples learned, offsets moved."""
-        return self._learner.samples_learned + self._offsets_moved
+        """Grows with every change of the state: samples learned, offsets moved, replacement."""
+        return self._changes
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def replace(self, learner: Learner, offsets: Mapping[str, int] | None = None) -> None:
+        """Learn with `learner` from now on, at `offsets` if given (else where the streams
+        are); a new epoch starts."""
+        if learner.task != self.task:
+            raise ValueError(f"a {learner.task} model cannot replace a {self.task} one")
+        with self._lock:
+            self._learner = learner
+            if offsets is not None:
+                self._offsets = dict(offsets)
+            self._changes += 1
+            self.epoch += 1
 
     @property
     def offsets(self) -> dict[str, int]:
@@ -92,24 +117,31 @@ class Learning:
             return learner.to_bytes(), dict(self._offsets), learner.samples_learned, self.changes
 
     def learn(
-        self, batch: Sequence[Sample | Rows], offsets: Mapping[str, int] | None = None
+        self,
+        batch: Sequence[Sample | Rows],
+        offsets: Mapping[str, int] | None = None,
+        epoch: int | None = None,
     ) -> Outcome:
         """Learn `batch` in order, then record `offsets` with it.
 
         Some checks need the model as it is at the sample's turn (the samples before it may have
         added features or classes), so only the writer can make them (`lifelong.admission`): a
         rejected sample is never learned, and learning goes on with the next. So does a sample
-        whose step the learner refuses (`unlearnable`).
+        whose step the learner refuses (`unlearnable`). A batch read in an `epoch` other than
+        this one changes nothing (`Outcome.learned` 0): its source reads it again.
         """
         outcome = Outcome()
         with self._lock:
+            if epoch is not None and epoch != self.epoch:
+                return outcome  # read before a replacement: its source reads it again
             start = time.perf_counter()
             before = self._learner.samples_learned
             self._learn_in_order(batch, outcome.rejected)
             outcome.learned = self._learner.samples_learned - before
+            self._changes += outcome.learned
             if offsets:  # only once the whole batch is in the state
                 self._offsets.update(offsets)
-                self._offsets_moved += 1
+                self._changes += 1
             outcome.seconds = time.perf_counter() - start
         return outcome
 

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 SOURCES = ("kafka", "grpc", "demo")
 RPCS = ("predict", "predict_batch", "predict_stream")
+ADMIN_ACTIONS = ("checkpoint", "pause", "resume", "roll_back", "reset")
 
 # Predictions take tens of microseconds to a few milliseconds; learning a sample about as long.
 PREDICT_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0)
@@ -98,6 +99,16 @@ class ServiceMetrics(PredictionMetrics):
         )
         self.consumer_lag: dict[str, int] = {}  # partition -> lag, as exported, for the status page
         self.checkpoints = Counter("lifelong_checkpoints", "Checkpoints written.", registry=r)
+        admin_actions = Counter(
+            "lifelong_admin_actions",
+            "Operators' AdminService calls that changed something, by action.",
+            ["action"],
+            registry=r,
+        )
+        self.admin_actions = {a: admin_actions.labels(a) for a in ADMIN_ACTIONS}
+        self.learning_paused = Gauge(
+            "lifelong_learning_paused", "1 while an operator has paused learning.", registry=r
+        )
 
         self._learned = {s: samples_learned.labels(s) for s in SOURCES}
         self._rejected = {

@@ -80,6 +80,13 @@ class Publisher:
         self._write_file()
         return published
 
+    def publish(self) -> None:
+        """Publish the learner as it is now (after it was replaced, say)."""
+        with self._lock:
+            self._publish()
+        self._written_at = -math.inf  # replicas see it at once
+        self._write_file()
+
     def _seconds_due(self) -> bool:
         return self._unpublished > 0 and time.monotonic() - self._published_at >= self.every_seconds
 

@@ -73,7 +73,31 @@ CALLS: dict[str, tuple[str, Callable]] = {
         "admin",
         lambda s, md: s.admin.Checkpoint(pb.CheckpointRequest(), metadata=md),
     ),
+    "AdminService/ListCheckpoints": (
+        "admin",
+        lambda s, md: s.admin.ListCheckpoints(pb.ListCheckpointsRequest(), metadata=md),
+    ),
+    # Last, paused then resumed: the calls above learn.
+    "AdminService/PauseLearning": (
+        "admin",
+        lambda s, md: s.admin.PauseLearning(pb.PauseLearningRequest(), metadata=md),
+    ),
+    "AdminService/ResumeLearning": (
+        "admin",
+        lambda s, md: s.admin.ResumeLearning(pb.ResumeLearningRequest(), metadata=md),
+    ),
 }
+
+
+def test_every_method_of_the_api_has_a_role():
+    from lifelong.auth import METHOD_ROLES
+
+    methods = {
+        f"/{service.full_name}/{method.name}"
+        for service in pb.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+    assert methods == set(METHOD_ROLES)
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:

@@ -108,6 +108,8 @@ class KafkaSource:
         self._lag_due = 0.0
         self._unlearnable = 0  # records refused since the last warning about them
         self._unlearnable_logged_at = -UNLEARNABLE_LOG_SECONDS
+        self._epoch = host.learning.epoch  # of the learner the read positions are for
+        self._paused = False  # the assignment paused because an operator paused learning
 
     # -- rebalance callbacks (run in `consume`)
 
@@ -124,6 +126,8 @@ class KafkaSource:
                 "assigned %s, resuming at %s", key, "the beginning" if offset is None else offset
             )
         consumer.assign(assigned)
+        if self._paused:
+            consumer.pause(assigned)
 
     def on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         for tp in revoked:  # another consumer reports their lag now
@@ -134,13 +138,22 @@ class KafkaSource:
 
     def step(self) -> None:
         """Poll, decode and learn; checkpoint and commit when due, else refresh the lag gauge
-        when due."""
+        when due. Follows an operator's pause (partitions paused, still polled: the consumer
+        stays in its group) and replacement of the learner (partitions sought to its offsets)."""
+        learning = self.host.learning
+        if learning.epoch != self._epoch:
+            self._seek_to_model(learning.epoch)
+        if learning.paused != self._paused:
+            self._paused = learning.paused
+            assignment = self.consumer.assignment()
+            (self.consumer.pause if self._paused else self.consumer.resume)(assignment)
+            log.info("learning from Kafka %s", "paused" if self._paused else "resumed")
         batch = self.consumer.consume(
             num_messages=self.settings.kafka_poll_max_records, timeout=POLL_TIMEOUT_SECONDS
         )
         polled = self.decode(batch) if batch else None
-        if polled is not None:
-            self.learn(polled)
+        if polled is not None:  # read at the positions of `_epoch`'s learner
+            self.learn(polled, self._epoch)
             self._positions.update(polled.offsets)
         settings = self.settings
         if self.host.checkpoint_due(
@@ -221,8 +234,28 @@ class KafkaSource:
             lag = ends[1] - model_offsets.get(partition_key(tp.topic, tp.partition), 0)
             self.host.metrics.set_consumer_lag(tp.partition, max(lag, 0))
 
-    def learn(self, polled: Polled) -> None:
-        """Learn a poll's valid records in order; dead-letter and count the others."""
+    def _seek_to_model(self, epoch: int) -> None:
+        """Read every assigned partition again from the (replaced) learner's offsets."""
+        offsets = self.host.offsets
+        self._positions = {}  # a partition assigned later starts at the model's offset too
+        for tp in self.consumer.assignment():
+            key = partition_key(tp.topic, tp.partition)
+            offset = offsets.get(key)
+            where = OFFSET_BEGINNING if offset is None else offset
+            try:
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, where))
+            except KafkaException as e:  # not fetching yet: tried again at the next step
+                log.warning("cannot seek %s to %s yet: %s", key, where, e)
+                return
+            self._positions[key] = 0 if offset is None else offset
+        self._epoch = epoch
+        log.info("the model was replaced: reading again from its offsets %s", offsets)
+
+    def learn(self, polled: Polled, epoch: int | None = None) -> None:
+        """Learn a poll's valid records in order; dead-letter and count the others. A poll read
+        for another `epoch` than the learner's is dropped: the next step reads it again."""
+        if epoch is not None and epoch != self.host.learning.epoch:
+            return
         decoded = polled.decoded
         for record, error in decoded.rejected:
             self.reject(record, error)
@@ -235,7 +268,11 @@ class KafkaSource:
                 self._warn_unlearnable(record)
 
         self.host.learn(
-            decoded.items, source="kafka", offsets=polled.offsets, on_rejected=rejected_by_host
+            decoded.items,
+            source="kafka",
+            offsets=polled.offsets,
+            on_rejected=rejected_by_host,
+            epoch=epoch,
         )
 
     def _warn_unlearnable(self, record: Message) -> None:

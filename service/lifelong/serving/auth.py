@@ -7,7 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
-from lifelong.auth import Authorizer, Refusal, TokenFileError, TokenTable, bearer_token
+from lifelong.auth import (
+    Authorizer,
+    Refusal,
+    TokenFileError,
+    TokenTable,
+    bearer_token,
+    token_fingerprint,
+)
 from lifelong.config import ConfigError, Settings
 
 CODES = {
@@ -75,3 +82,18 @@ def _refusing(handler: grpc.RpcMethodHandler, refusal: Refusal) -> grpc.RpcMetho
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+def caller(context: grpc.ServicerContext) -> str:
+    """Who made a call, for the log of operators' actions: the client certificate's subject
+    (mutual TLS), the bearer token's fingerprint, and the peer address, as far as known."""
+    parts = []
+    names = context.auth_context().get("x509_common_name")
+    if names:
+        parts.append("cn=" + b",".join(names).decode(errors="replace"))
+    metadata = dict(context.invocation_metadata())
+    token = bearer_token(metadata.get("authorization"))
+    if token is not None:
+        parts.append("token " + token_fingerprint(token))
+    parts.append("from " + context.peer())
+    return " ".join(parts)

@@ -36,7 +36,16 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
         if rejected:
             raise rejected[0]
 
+    def _check_learning(self, context) -> None:
+        if self.host.paused:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "learning is paused by an operator (AdminService/ResumeLearning resumes it); "
+                "nothing was learned, send the samples again later",
+            )
+
     def Learn(self, request: pb.LearnRequest, context) -> pb.LearnResponse:
+        self._check_learning(context)
         try:
             self._learn(request.sample)
         except InvalidSample as e:
@@ -48,6 +57,12 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
     ) -> pb.LearnStreamResponse:
         accepted = 0
         for request in request_iterator:
+            if self.host.paused:
+                context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"learning was paused by an operator after {accepted} sample(s) of the "
+                    "stream (counting from 0) were learned; send the rest again later",
+                )
             try:
                 self._learn(request.sample)
             except InvalidSample as e:

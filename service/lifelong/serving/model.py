@@ -1,15 +1,21 @@
 """`lifelong.v1.ModelService` (what the model is and how its plasticity is doing) and
-`lifelong.v1.AdminService` (checkpoint now)."""
+`lifelong.v1.AdminService` (checkpoints, pause and resume, roll back, reset)."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import grpc
+from lifelong.checkpoint import Checkpoint
+from lifelong.checkpointing import CheckpointInfo
 from lifelong.client.convert import label_to_proto
 from lifelong.host import ModelHost
+from lifelong.serving.auth import caller
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
 
 TASKS = {"classification": pb.TASK_CLASSIFICATION, "regression": pb.TASK_REGRESSION}
 
@@ -57,14 +63,86 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):
+    """Operators' calls: each one that changes something is logged with who asked (`caller`)
+    and counted (`lifelong_admin_actions_total{action}`, by the host)."""
+
     def __init__(self, host: ModelHost) -> None:
         self.host = host
 
-    def Checkpoint(self, request, context) -> pb.CheckpointResponse:
+    def _need_checkpoints(self, context) -> None:
         if self.host.checkpoints is None:
             context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "no checkpoint directory configured; start the server with checkpoint_dir set",
             )
+
+    def Checkpoint(self, request, context) -> pb.CheckpointResponse:
+        self._need_checkpoints(context)
         info = self.host.checkpoint()
+        self.host.metrics.admin_actions["checkpoint"].inc()
+        log.info("checkpoint %s written, asked by %s", info.path, caller(context))
         return pb.CheckpointResponse(path=str(info.path), samples_learned=info.samples_learned)
+
+    def ListCheckpoints(self, request, context) -> pb.ListCheckpointsResponse:
+        self._need_checkpoints(context)
+        return pb.ListCheckpointsResponse(
+            checkpoints=[checkpoint_info(c) for c in self.host.checkpoints_on_disk()]
+        )
+
+    def PauseLearning(self, request, context) -> pb.LearningState:
+        self.host.pause()
+        log.warning("learning paused by %s; predictions go on", caller(context))
+        return self._state()
+
+    def ResumeLearning(self, request, context) -> pb.LearningState:
+        self.host.resume()
+        log.warning("learning resumed by %s", caller(context))
+        return self._state()
+
+    def _state(self) -> pb.LearningState:
+        return pb.LearningState(paused=self.host.paused, samples_learned=self.host.samples_learned)
+
+    def RollBack(self, request, context) -> pb.ModelReplaced:
+        self._need_checkpoints(context)
+        try:
+            info = self.host.roll_back(request.sequence)
+        except KeyError:
+            available = [c.sequence for c in self.host.checkpoints_on_disk()]
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no intact checkpoint {request.sequence}; the server has {available or 'none'} "
+                "(ListCheckpoints)",
+            )
+        except ValueError as e:  # another task's model, or a state this build cannot read
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, f"checkpoint {request.sequence}: {e}"
+            )
+        log.warning(
+            "model rolled back to checkpoint %d by %s: %d samples learned, offsets %s; saved as %s",
+            request.sequence, caller(context), info.samples_learned, info.offsets, info.path,
+        )  # fmt: skip
+        return self._replaced(info)
+
+    def ResetModel(self, request, context) -> pb.ModelReplaced:
+        if not self.host.can_reset:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this server cannot reset its model")
+        info = self.host.reset()
+        log.warning("model reset to a fresh one by %s", caller(context))
+        return self._replaced(info)
+
+    def _replaced(self, info: CheckpointInfo | None) -> pb.ModelReplaced:
+        answer = pb.ModelReplaced(samples_learned=self.host.samples_learned)
+        if info is not None:
+            answer.checkpoint.CopyFrom(checkpoint_info(info))
+        return answer
+
+
+def checkpoint_info(checkpoint: Checkpoint | CheckpointInfo) -> pb.CheckpointInfo:
+    info = pb.CheckpointInfo(
+        sequence=checkpoint.sequence,
+        path=str(checkpoint.path),
+        samples_learned=checkpoint.samples_learned,
+        offsets=checkpoint.offsets,
+    )
+    info.create_time.FromNanoseconds(int(checkpoint.created * 1e9))
+    return info

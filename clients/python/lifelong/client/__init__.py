@@ -19,13 +19,16 @@ from lifelong.client.errors import (
 )
 from lifelong.client.results import (
     BatchPrediction,
+    CheckpointEntry,
     CheckpointResult,
     FeatureValues,
     LabelValue,
     LayerStats,
+    LearningState,
     LearnStreamResult,
     MatrixPrediction,
     ModelInfo,
+    ModelReplaced,
     PlasticityStats,
     Prediction,
     Task,
@@ -33,6 +36,7 @@ from lifelong.client.results import (
 
 __all__ = [
     "BatchPrediction",
+    "CheckpointEntry",
     "CheckpointResult",
     "DeadlineExceededError",
     "FeatureValues",
@@ -40,10 +44,12 @@ __all__ = [
     "LabelValue",
     "LayerStats",
     "LearnStreamResult",
+    "LearningState",
     "LifelongClient",
     "LifelongError",
     "MatrixPrediction",
     "ModelInfo",
+    "ModelReplaced",
     "NotReadyError",
     "PermissionDeniedError",
     "PlasticityStats",

@@ -13,12 +13,15 @@ from typing import Any, Self, TypeVar
 import grpc
 from lifelong.client.convert import (
     batch_from_proto,
+    checkpoint_entry_from_proto,
     checkpoint_from_proto,
     features_to_proto,
     learn_stream_result_from_proto,
+    learning_state_from_proto,
     matrix_from_proto,
     matrix_to_proto,
     model_info_from_proto,
+    model_replaced_from_proto,
     prediction_from_proto,
     sample_to_proto,
     stats_from_proto,
@@ -26,12 +29,15 @@ from lifelong.client.convert import (
 from lifelong.client.errors import ProtocolError, error_from_rpc, status_code
 from lifelong.client.results import (
     BatchPrediction,
+    CheckpointEntry,
     CheckpointResult,
     FeatureValues,
     LabelValue,
+    LearningState,
     LearnStreamResult,
     MatrixPrediction,
     ModelInfo,
+    ModelReplaced,
     PlasticityStats,
     Prediction,
 )
@@ -315,6 +321,56 @@ class LifelongClient:
             "Checkpoint", self._admin.Checkpoint, pb.CheckpointRequest(), timeout, retry=False
         )
         return checkpoint_from_proto(response)
+
+    def list_checkpoints(self, *, timeout: float | None = None) -> list[CheckpointEntry]:
+        """The checkpoints on the server's disk, newest first."""
+        response = self._call(
+            "ListCheckpoints",
+            self._admin.ListCheckpoints,
+            pb.ListCheckpointsRequest(),
+            timeout,
+            retry=True,
+        )
+        return [checkpoint_entry_from_proto(c) for c in response.checkpoints]
+
+    def pause_learning(self, *, timeout: float | None = None) -> LearningState:
+        """Stop the server learning (after its batch in progress); predictions go on."""
+        response = self._call(
+            "PauseLearning",
+            self._admin.PauseLearning,
+            pb.PauseLearningRequest(),
+            timeout,
+            retry=True,  # idempotent
+        )
+        return learning_state_from_proto(response)
+
+    def resume_learning(self, *, timeout: float | None = None) -> LearningState:
+        response = self._call(
+            "ResumeLearning",
+            self._admin.ResumeLearning,
+            pb.ResumeLearningRequest(),
+            timeout,
+            retry=True,  # idempotent
+        )
+        return learning_state_from_proto(response)
+
+    def roll_back(self, sequence: int, *, timeout: float | None = None) -> ModelReplaced:
+        """Replace the server's model with checkpoint `sequence`'s (`list_checkpoints`)."""
+        response = self._call(
+            "RollBack",
+            self._admin.RollBack,
+            pb.RollBackRequest(sequence=sequence),
+            timeout,
+            retry=False,
+        )
+        return model_replaced_from_proto(response)
+
+    def reset_model(self, *, timeout: float | None = None) -> ModelReplaced:
+        """Replace the server's model with a fresh one."""
+        response = self._call(
+            "ResetModel", self._admin.ResetModel, pb.ResetModelRequest(), timeout, retry=False
+        )
+        return model_replaced_from_proto(response)
 
     # Plumbing
 

@@ -19,13 +19,16 @@ from itertools import chain
 
 from lifelong.client.results import (
     BatchPrediction,
+    CheckpointEntry,
     CheckpointResult,
     FeatureValues,
     LabelValue,
     LayerStats,
+    LearningState,
     LearnStreamResult,
     MatrixPrediction,
     ModelInfo,
+    ModelReplaced,
     PlasticityStats,
     Prediction,
     Task,
@@ -236,3 +239,26 @@ def stats_from_proto(response: pb.GetPlasticityStatsResponse) -> PlasticityStats
 
 def checkpoint_from_proto(response: pb.CheckpointResponse) -> CheckpointResult:
     return CheckpointResult(path=response.path, samples_learned=response.samples_learned)
+
+
+def checkpoint_entry_from_proto(info: pb.CheckpointInfo) -> CheckpointEntry:
+    return CheckpointEntry(
+        sequence=info.sequence,
+        path=info.path,
+        samples_learned=info.samples_learned,
+        offsets=dict(info.offsets),
+        created=info.create_time.ToNanoseconds() / 1e9,
+    )
+
+
+def learning_state_from_proto(state: pb.LearningState) -> LearningState:
+    return LearningState(paused=state.paused, samples_learned=state.samples_learned)
+
+
+def model_replaced_from_proto(replaced: pb.ModelReplaced) -> ModelReplaced:
+    checkpoint = (
+        checkpoint_entry_from_proto(replaced.checkpoint)
+        if replaced.HasField("checkpoint")
+        else None
+    )
+    return ModelReplaced(samples_learned=replaced.samples_learned, checkpoint=checkpoint)

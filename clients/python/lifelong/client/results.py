@@ -126,3 +126,32 @@ class CheckpointResult:
 
     path: str
     samples_learned: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointEntry:
+    """A checkpoint on the server's disk (`list_checkpoints`); `sequence` is what `roll_back`
+    takes."""
+
+    sequence: int
+    path: str
+    samples_learned: int
+    offsets: dict[str, int]  # "topic:partition" -> the next offset its model reads
+    created: float  # Unix time
+
+
+@dataclass(frozen=True, slots=True)
+class LearningState:
+    """Whether the server learns, after `pause_learning` or `resume_learning`."""
+
+    paused: bool
+    samples_learned: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReplaced:
+    """The model after `roll_back` or `reset_model`, and the checkpoint saved for it (None when
+    the server keeps no checkpoints)."""
+
+    samples_learned: int
+    checkpoint: CheckpointEntry | None

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -236,3 +239,68 @@ class CheckpointResponse(_message.Message):
     path: str
     samples_learned: int
     def __init__(self, path: _Optional[str] = ..., samples_learned: _Optional[int] = ...) -> None: ...
+
+class CheckpointInfo(_message.Message):
+    __slots__ = ("sequence", "path", "samples_learned", "offsets", "create_time")
+    class OffsetsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_LEARNED_FIELD_NUMBER: _ClassVar[int]
+    OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    path: str
+    samples_learned: int
+    offsets: _containers.ScalarMap[str, int]
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, sequence: _Optional[int] = ..., path: _Optional[str] = ..., samples_learned: _Optional[int] = ..., offsets: _Optional[_Mapping[str, int]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListCheckpointsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCheckpointsResponse(_message.Message):
+    __slots__ = ("checkpoints",)
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    checkpoints: _containers.RepeatedCompositeFieldContainer[CheckpointInfo]
+    def __init__(self, checkpoints: _Optional[_Iterable[_Union[CheckpointInfo, _Mapping]]] = ...) -> None: ...
+
+class PauseLearningRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResumeLearningRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LearningState(_message.Message):
+    __slots__ = ("paused", "samples_learned")
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_LEARNED_FIELD_NUMBER: _ClassVar[int]
+    paused: bool
+    samples_learned: int
+    def __init__(self, paused: _Optional[bool] = ..., samples_learned: _Optional[int] = ...) -> None: ...
+
+class RollBackRequest(_message.Message):
+    __slots__ = ("sequence",)
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    def __init__(self, sequence: _Optional[int] = ...) -> None: ...
+
+class ResetModelRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ModelReplaced(_message.Message):
+    __slots__ = ("samples_learned", "checkpoint")
+    SAMPLES_LEARNED_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    samples_learned: int
+    checkpoint: CheckpointInfo
+    def __init__(self, samples_learned: _Optional[int] = ..., checkpoint: _Optional[_Union[CheckpointInfo, _Mapping]] = ...) -> None: ...

@@ -428,7 +428,9 @@ class ModelService:
 
 
 class AdminServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Operators' calls (role admin). Each is logged with who asked and counted
+    (lifelong_admin_actions_total).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -441,13 +443,79 @@ class AdminServiceStub:
                 request_serializer=lifelong_dot_v1_dot_lifelong__pb2.CheckpointRequest.SerializeToString,
                 response_deserializer=lifelong_dot_v1_dot_lifelong__pb2.CheckpointResponse.FromString,
                 _registered_method=True)
+        self.ListCheckpoints = channel.unary_unary(
+                '/lifelong.v1.AdminService/ListCheckpoints',
+                request_serializer=lifelong_dot_v1_dot_lifelong__pb2.ListCheckpointsRequest.SerializeToString,
+                response_deserializer=lifelong_dot_v1_dot_lifelong__pb2.ListCheckpointsResponse.FromString,
+                _registered_method=True)
+        self.PauseLearning = channel.unary_unary(
+                '/lifelong.v1.AdminService/PauseLearning',
+                request_serializer=lifelong_dot_v1_dot_lifelong__pb2.PauseLearningRequest.SerializeToString,
+                response_deserializer=lifelong_dot_v1_dot_lifelong__pb2.LearningState.FromString,
+                _registered_method=True)
+        self.ResumeLearning = channel.unary_unary(
+                '/lifelong.v1.AdminService/ResumeLearning',
+                request_serializer=lifelong_dot_v1_dot_lifelong__pb2.ResumeLearningRequest.SerializeToString,
+                response_deserializer=lifelong_dot_v1_dot_lifelong__pb2.LearningState.FromString,
+                _registered_method=True)
+        self.RollBack = channel.unary_unary(
+                '/lifelong.v1.AdminService/RollBack',
+                request_serializer=lifelong_dot_v1_dot_lifelong__pb2.RollBackRequest.SerializeToString,
+                response_deserializer=lifelong_dot_v1_dot_lifelong__pb2.ModelReplaced.FromString,
+                _registered_method=True)
+        self.ResetModel = channel.unary_unary(
+                '/lifelong.v1.AdminService/ResetModel',
+                request_serializer=lifelong_dot_v1_dot_lifelong__pb2.ResetModelRequest.SerializeToString,
+                response_deserializer=lifelong_dot_v1_dot_lifelong__pb2.ModelReplaced.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Operators' calls (role admin). Each is logged with who asked and counted
+    (lifelong_admin_actions_total).
+    """
 
     def Checkpoint(self, request, context):
         """Writes a checkpoint now (learner state and the stream offsets it reflects).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCheckpoints(self, request, context):
+        """The checkpoints on disk. FAILED_PRECONDITION without a checkpoint directory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseLearning(self, request, context):
+        """Stops learning from every source after the batch in progress: Kafka
+        partitions are paused (the consumer stays in its group), Learn calls fail
+        with FAILED_PRECONDITION. Predictions go on. Not kept across a restart.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeLearning(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollBack(self, request, context):
+        """Replaces the model with a checkpoint's. Kafka learning resumes at that
+        checkpoint's offsets, so what came after it is learned again, once, by
+        the restored model. NOT_FOUND for an unknown sequence.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetModel(self, request, context):
+        """Replaces the model with a fresh one of the server's settings; the streams
+        go on from where they are.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -461,6 +529,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=lifelong_dot_v1_dot_lifelong__pb2.CheckpointRequest.FromString,
                     response_serializer=lifelong_dot_v1_dot_lifelong__pb2.CheckpointResponse.SerializeToString,
             ),
+            'ListCheckpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCheckpoints,
+                    request_deserializer=lifelong_dot_v1_dot_lifelong__pb2.ListCheckpointsRequest.FromString,
+                    response_serializer=lifelong_dot_v1_dot_lifelong__pb2.ListCheckpointsResponse.SerializeToString,
+            ),
+            'PauseLearning': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseLearning,
+                    request_deserializer=lifelong_dot_v1_dot_lifelong__pb2.PauseLearningRequest.FromString,
+                    response_serializer=lifelong_dot_v1_dot_lifelong__pb2.LearningState.SerializeToString,
+            ),
+            'ResumeLearning': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeLearning,
+                    request_deserializer=lifelong_dot_v1_dot_lifelong__pb2.ResumeLearningRequest.FromString,
+                    response_serializer=lifelong_dot_v1_dot_lifelong__pb2.LearningState.SerializeToString,
+            ),
+            'RollBack': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollBack,
+                    request_deserializer=lifelong_dot_v1_dot_lifelong__pb2.RollBackRequest.FromString,
+                    response_serializer=lifelong_dot_v1_dot_lifelong__pb2.ModelReplaced.SerializeToString,
+            ),
+            'ResetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetModel,
+                    request_deserializer=lifelong_dot_v1_dot_lifelong__pb2.ResetModelRequest.FromString,
+                    response_serializer=lifelong_dot_v1_dot_lifelong__pb2.ModelReplaced.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'lifelong.v1.AdminService', rpc_method_handlers)
@@ -470,7 +563,9 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Missing associated documentation comment in .proto file."""
+    """Operators' calls (role admin). Each is logged with who asked and counted
+    (lifelong_admin_actions_total).
+    """
 
     @staticmethod
     def Checkpoint(request,
@@ -489,6 +584,141 @@ class AdminService:
             '/lifelong.v1.AdminService/Checkpoint',
             lifelong_dot_v1_dot_lifelong__pb2.CheckpointRequest.SerializeToString,
             lifelong_dot_v1_dot_lifelong__pb2.CheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCheckpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lifelong.v1.AdminService/ListCheckpoints',
+            lifelong_dot_v1_dot_lifelong__pb2.ListCheckpointsRequest.SerializeToString,
+            lifelong_dot_v1_dot_lifelong__pb2.ListCheckpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseLearning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lifelong.v1.AdminService/PauseLearning',
+            lifelong_dot_v1_dot_lifelong__pb2.PauseLearningRequest.SerializeToString,
+            lifelong_dot_v1_dot_lifelong__pb2.LearningState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeLearning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lifelong.v1.AdminService/ResumeLearning',
+            lifelong_dot_v1_dot_lifelong__pb2.ResumeLearningRequest.SerializeToString,
+            lifelong_dot_v1_dot_lifelong__pb2.LearningState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollBack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lifelong.v1.AdminService/RollBack',
+            lifelong_dot_v1_dot_lifelong__pb2.RollBackRequest.SerializeToString,
+            lifelong_dot_v1_dot_lifelong__pb2.ModelReplaced.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lifelong.v1.AdminService/ResetModel',
+            lifelong_dot_v1_dot_lifelong__pb2.ResetModelRequest.SerializeToString,
+            lifelong_dot_v1_dot_lifelong__pb2.ModelReplaced.FromString,
             options,
             channel_credentials,
             insecure,
