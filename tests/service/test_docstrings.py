@@ -23,6 +23,7 @@ import pytest
         "auth",
         "metrics_http",
         "serving.tls",
+        "ingest.security",
     ],
 )
 def test_docstring_examples(module):
