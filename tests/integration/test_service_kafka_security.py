@@ -3,20 +3,20 @@
 Nothing is mocked: a real broker with a CA, a broker certificate and SCRAM and PLAIN users made at
 its start (tests/conftest.py, `kafka_secure_broker`), the service a real subprocess. Three
 mechanisms meet the same user: the service's consumer and dead-letter producer use
-SCRAM-SHA-512, `lifelong produce`'s producer PLAIN, the tests' own kafka-python SCRAM-SHA-256.
+SCRAM-SHA-512, `lifelong produce` PLAIN, the tests' own kafka-python SCRAM-SHA-256.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from lifelong.config import Settings
-from lifelong.ingest.produce import produce, samples_from_stream
-from lifelong.ingest.security import librdkafka_security
 from test_service_kafka import Service
 from testsupport import CertificateAuthority, wait_for
 
@@ -58,22 +58,22 @@ def flags(secure, password_file: Path, **overrides: object) -> dict[str, object]
 
 
 def test_learns_over_sasl_ssl_and_dead_letters_there(secure, topic, tmp_path):
-    tool = Settings(
-        kafka_security_protocol="sasl_ssl",
-        kafka_sasl_mechanism="PLAIN",
-        kafka_sasl_username=secure.username,
-        kafka_sasl_password=secure.password,
-        kafka_tls_ca_file=secure.ca_file,
-    )
-    stream = samples_from_stream("sine", seed=1, count=200)
-    sent = produce(
-        stream,
-        bootstrap=secure.bootstrap,
-        topic=topic,
-        progress=False,
-        security=librdkafka_security(tool),
-    )
-    assert sent == 200
+    # `lifelong produce`, its password from the environment; LIFELONG_KAFKA_BOOTSTRAP without a
+    # checkpoint directory would not do for the service, and the tool leaves it to --bootstrap.
+    environ = {
+        **os.environ,
+        "LIFELONG_KAFKA_BOOTSTRAP": "elsewhere:9092",
+        "LIFELONG_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+        "LIFELONG_KAFKA_SASL_MECHANISM": "PLAIN",
+        "LIFELONG_KAFKA_SASL_USERNAME": secure.username,
+        "LIFELONG_KAFKA_SASL_PASSWORD": secure.password,
+        "LIFELONG_KAFKA_TLS_CA_FILE": str(secure.ca_file),
+    }
+    argv = [sys.executable, "-m", "lifelong", "produce", "--bootstrap", secure.bootstrap]
+    argv += ["--topic", topic, "--stream", "sine", "--count", "200", "--seed", "1"]
+    tool = subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=120)
+    assert tool.returncode == 0, tool.stderr
+    assert f"produced 200 samples to {topic}" in tool.stdout
     producer = KafkaProducer(**secure.kafka_python())
     producer.send(topic, key=b"bad", value=b'{"features": {"x0": ')  # offset 200
     producer.flush()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -193,11 +194,16 @@ def command(args: argparse.Namespace) -> int:
         args.count = args.count or 10_000
         samples = samples_from_stream(args.stream, seed=args.seed, count=args.count)
     from confluent_kafka import KafkaException
-    from lifelong.config import ConfigError, load_settings
+    from lifelong.config import ENV_PREFIX, ConfigError, load_settings
     from lifelong.ingest.security import librdkafka_security
 
+    # The Kafka variables but the bootstrap (--bootstrap's): the service's others are not ours.
+    kafka = ENV_PREFIX + "KAFKA_"
+    environ = {
+        k: v for k, v in os.environ.items() if k.startswith(kafka) and k != kafka + "BOOTSTRAP"
+    }
     try:
-        security = librdkafka_security(load_settings(config_file=args.config))
+        security = librdkafka_security(load_settings(environ=environ, config_file=args.config))
     except ConfigError as e:
         raise SystemExit(f"lifelong produce: {e}") from None
     try:
