@@ -67,8 +67,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-# Retrying cannot fix these (wrong credentials, an untrusted or misnamed certificate), and
-# librdkafka would retry them forever: the service stops instead, saying why.
+# librdkafka retries these forever, yet no retry fixes a wrong password or an untrusted certificate.
 NOT_RETRIED = frozenset((KafkaError._AUTHENTICATION, KafkaError._SSL))
 
 
