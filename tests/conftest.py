@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Fixtures: kafka_broker (details), kafka_bootstrap ("host:port"),
 # kafka_topic (factory of fresh, uniquely named topics), kafka_dev (runs the
 # script). The broker and its version are reported in the terminal summary.
+# kafka_secure_broker: a second real broker, started by the first test that
+# asks for it, whose only client listener is SASL_SSL (kafka-dev.sh --sasl-ssl).
 
 KAFKA_DEV_SCRIPT = ROOT / "deploy" / "kafka" / "kafka-dev.sh"
 KAFKA_BOOTSTRAP_ENV = "LIFELONG_KAFKA_BOOTSTRAP"
@@ -106,15 +108,16 @@ def _probe_broker_version(bootstrap: str) -> str:
         admin.close()
 
 
-def _start_session_broker(run_dir: Path) -> KafkaBroker:
+def _start_session_broker(run_dir: Path, *options: str) -> KafkaBroker:
     started = time.monotonic()
     for _attempt in range(3):
         port = free_port()
         # --owner-pid: should this pytest process die without tearing down,
         # the script's watchdog still stops the broker.
         result = _run_kafka_dev(
-            "start", "--port", str(port), "--dir", run_dir, "--owner-pid", str(os.getpid())
-        )
+            "start", "--port", str(port), "--dir", run_dir, "--owner-pid", str(os.getpid()),
+            *options,
+        )  # fmt: skip
         if result.returncode == 0:
             break
         if "already in use" not in result.stderr:  # only a lost port race is retried
@@ -154,12 +157,60 @@ def kafka_broker(
     try:
         yield broker
     finally:
-        stopping = time.monotonic()
-        result = _run_kafka_dev("stop", "--dir", broker.run_dir)
-        if result.returncode != 0:
-            broker.stop_note = "STOP FAILED"
-            raise RuntimeError(_script_failure("stopping the Kafka broker", result))
-        broker.stop_note = f"stopped in {time.monotonic() - stopping:.1f}s"
+        _stop_session_broker(broker)
+
+
+def _stop_session_broker(broker: KafkaBroker) -> None:
+    stopping = time.monotonic()
+    result = _run_kafka_dev("stop", "--dir", broker.run_dir)
+    if result.returncode != 0:
+        broker.stop_note = "STOP FAILED"
+        raise RuntimeError(_script_failure("stopping the Kafka broker", result))
+    broker.stop_note = f"stopped in {time.monotonic() - stopping:.1f}s"
+
+
+@dataclass
+class SecureKafka:
+    """The SASL_SSL broker: its listener, CA and the user kafka-dev.sh made (PLAIN,
+    SCRAM-SHA-256 and SCRAM-SHA-512 all take it)."""
+
+    broker: KafkaBroker
+    ca_file: Path
+    username: str
+    password_file: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap
+
+    @property
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
+
+    def kafka_python(self, mechanism: str = "SCRAM-SHA-256") -> dict[str, str]:
+        """kafka-python's arguments to reach it (the tests' own client)."""
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": "SASL_SSL",
+            "ssl_cafile": str(self.ca_file),
+            "sasl_mechanism": mechanism,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password,
+        }
+
+
+@pytest.fixture(scope="session")
+def kafka_secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """A real Kafka broker whose client listener speaks SASL_SSL only (started lazily)."""
+    broker = _start_session_broker(tmp_path_factory.mktemp("kafka-secure"), "--sasl-ssl")
+    info = read_broker_info(broker.run_dir)
+    try:
+        yield SecureKafka(
+            broker, Path(info["ssl_ca_file"]), info["sasl_username"],
+            Path(info["sasl_password_file"]),
+        )  # fmt: skip
+    finally:
+        _stop_session_broker(broker)
 
 
 @pytest.fixture(scope="session")

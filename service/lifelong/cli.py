@@ -44,6 +44,8 @@ def settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML settings file")
     flags = parser.add_argument_group("settings (override LIFELONG_* variables and the file)")
     for name, f in FIELDS.items():
+        if f.metadata["secret"]:  # the environment or the file: a flag shows in `ps`
+            continue
         flag = "--" + name.replace("_", "-")
         help = f.metadata["help"].replace("%", "%%")
         if base_type(name)[0] is bool:
@@ -54,7 +56,7 @@ def settings_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(
-        flags={name: getattr(args, name) for name in FIELDS}, config_file=args.config
+        flags={name: getattr(args, name, None) for name in FIELDS}, config_file=args.config
     )
 
 

@@ -38,9 +38,17 @@ class ConfigError(ValueError):
     """A setting that cannot be used; the message names it and says why."""
 
 
-def doc(help: str, *, choices: tuple = (), minimum: float | None = None) -> dict[str, Any]:
-    """A setting's metadata: its documentation and the checks `Settings` applies."""
-    return {"help": help, "choices": choices, "minimum": minimum}
+def doc(
+    help: str, *, choices: tuple = (), minimum: float | None = None, secret: bool = False
+) -> dict[str, Any]:
+    """A setting's metadata: its documentation, the checks `Settings` applies, and whether its
+    value is a secret (no flag, which the process list would show; never printed)."""
+    return {"help": help, "choices": choices, "minimum": minimum, "secret": secret}
+
+
+def secret(help: str) -> Any:
+    """A secret setting: None by default, left out of `repr` and of printed settings."""
+    return field(default=None, repr=False, metadata=doc(help, secret=True))
 
 
 @dataclass(frozen=True)
@@ -314,6 +322,67 @@ class Settings:
         default=500,
         metadata=doc("Most records per poll, learned as one batch under the lock.", minimum=1),
     )
+    # -- Kafka security (docs/security.md): the consumer's and every producer's
+    kafka_security_protocol: str = field(
+        default="plaintext",
+        metadata=doc(
+            "How the service's Kafka clients reach the brokers (librdkafka's "
+            "`security.protocol`): `sasl_ssl` authenticates with a user and password over TLS; "
+            "`ssl` is TLS alone (with `kafka_tls_cert_file`: a client certificate); "
+            "`sasl_plaintext` sends the password unencrypted.",
+            choices=("plaintext", "ssl", "sasl_plaintext", "sasl_ssl"),
+        ),
+    )
+    kafka_sasl_mechanism: str | None = field(
+        default=None,
+        metadata=doc(
+            "SASL mechanism of the `sasl_*` protocols; PLAIN sends the password itself (to a "
+            "broker proven by TLS), SCRAM a proof of it.",
+            choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        ),
+    )
+    kafka_sasl_username: str | None = field(
+        default=None, metadata=doc("SASL user name of the `sasl_*` protocols.")
+    )
+    kafka_sasl_password: str | None = secret(
+        "SASL password of `kafka_sasl_username`, or `kafka_sasl_password_file`. From the "
+        "environment or the TOML file only (no flag: `ps` would show it); never printed."
+    )
+    kafka_sasl_password_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "A file holding the SASL password (a mounted Secret; one trailing newline is "
+            "ignored), read at start."
+        ),
+    )
+    kafka_tls_ca_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "PEM CA certificate(s) the brokers' certificates must be signed by (`ssl`, "
+            "`sasl_ssl`). None: the system's CAs."
+        ),
+    )
+    kafka_tls_cert_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "PEM client certificate for brokers that ask for one (`ssl.client.auth`), with "
+            "`kafka_tls_key_file`."
+        ),
+    )
+    kafka_tls_key_file: Path | None = field(
+        default=None, metadata=doc("PEM private key of `kafka_tls_cert_file`.")
+    )
+    kafka_tls_key_password: str | None = secret(
+        "Password of an encrypted `kafka_tls_key_file`. From the environment or the TOML file "
+        "only (no flag: `ps` would show it); never printed."
+    )
+    kafka_tls_verify_hostname: bool = field(
+        default=True,
+        metadata=doc(
+            "Check that a broker's certificate names the host the client connected to, as "
+            "well as its CA. Off only for brokers whose certificates lack their names."
+        ),
+    )
     # -- demo
     demo: bool = field(
         default=False,
@@ -341,7 +410,7 @@ class Settings:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             choices, minimum = f.metadata["choices"], f.metadata["minimum"]
-            if choices and value not in choices:
+            if choices and value not in choices and value is not None:
                 raise ConfigError(
                     f"{f.name}: {value!r} is not one of {', '.join(map(str, choices))}"
                 )
@@ -367,6 +436,7 @@ class Settings:
                     f"{prefix}_client_ca_file asks clients for certificates over TLS: set "
                     f"{prefix}_cert_file and {prefix}_key_file too"
                 )
+        self._check_kafka_security()
         if self.auth_disabled and self.auth_enabled:
             raise ConfigError("auth_disabled and auth tokens exclude each other: pick one")
         if self.auth_open_predict and not self.auth_enabled:
@@ -374,6 +444,36 @@ class Settings:
                 "auth_open_predict opens predictions among token-protected calls: without "
                 "auth_tokens_file or auth_tokens every call is open already"
             )
+
+    def _check_kafka_security(self) -> None:
+        protocol = self.kafka_security_protocol
+        sasl = {
+            "kafka_sasl_mechanism": self.kafka_sasl_mechanism,
+            "kafka_sasl_username": self.kafka_sasl_username,
+            "kafka_sasl_password or kafka_sasl_password_file": self.kafka_sasl_password
+            or self.kafka_sasl_password_file,
+        }
+        if protocol.startswith("sasl_"):
+            missing = [name for name, value in sasl.items() if value is None]
+            if missing:
+                raise ConfigError(f"kafka_security_protocol {protocol} needs {', '.join(missing)}")
+        elif any(value is not None for value in sasl.values()):
+            raise ConfigError(
+                "kafka_sasl_* settings are used with kafka_security_protocol sasl_ssl or "
+                f"sasl_plaintext, not {protocol}"
+            )
+        if self.kafka_sasl_password is not None and self.kafka_sasl_password_file is not None:
+            raise ConfigError("kafka_sasl_password and kafka_sasl_password_file: set one")
+        tls = ("kafka_tls_ca_file", "kafka_tls_cert_file", "kafka_tls_key_file")
+        if protocol not in ("ssl", "sasl_ssl") and any(getattr(self, n) for n in tls):
+            raise ConfigError(
+                f"kafka_tls_* settings are used with kafka_security_protocol ssl or sasl_ssl, "
+                f"not {protocol}"
+            )
+        if (self.kafka_tls_cert_file is None) != (self.kafka_tls_key_file is None):
+            raise ConfigError("kafka_tls_cert_file and kafka_tls_key_file go together: set both")
+        if self.kafka_tls_key_password is not None and self.kafka_tls_key_file is None:
+            raise ConfigError("kafka_tls_key_password goes with kafka_tls_key_file: set it")
 
     @property
     def auth_enabled(self) -> bool:
@@ -493,7 +593,9 @@ def to_toml(settings: Settings) -> str:
     lines, tables = [], []
     for name in FIELDS:
         value = getattr(settings, name)
-        if isinstance(value, dict):
+        if FIELDS[name].metadata["secret"] and value is not None:
+            lines.append(f"# {name} = (set, not shown)")
+        elif isinstance(value, dict):
             tables.append(f"\n[{name}]")
             tables += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
         elif value is None:

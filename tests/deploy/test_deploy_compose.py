@@ -204,3 +204,49 @@ def test_the_secure_override_turns_tls_and_tokens_on(compose):
             assert Path(mount["source"]) == COMPOSE_FILE.parent / "secrets"
         health_port = int(settings.grpc_health_address.rsplit(":", 1)[1])
         assert health_port not in {p["target"] for p in services[name]["ports"]}
+
+
+def test_the_secure_override_puts_kafka_behind_sasl_ssl(compose):
+    """compose.secure.yaml: the broker's listeners speak SASL_SSL, its key and the user's
+    password read from its own mounted directory; the learner and the producer authenticate as
+    that user with the password and CA from theirs; the healthcheck logs in as they do."""
+    secure = COMPOSE_FILE.parent / "compose.secure.yaml"
+    result = run(
+        compose, "-f", COMPOSE_FILE, "-f", secure, "config", "--format", "json", env=clean_env()
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    kafka = services["kafka"]
+    env = kafka["environment"]
+    protocols = dict(
+        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert protocols == {"INTERNAL": "SASL_SSL", "HOST": "SASL_SSL", "CONTROLLER": "PLAINTEXT"}
+    mounts = {v["target"]: v for v in kafka["volumes"]}
+    broker_secrets = mounts["/etc/kafka/secrets"]
+    assert broker_secrets["read_only"]
+    assert Path(broker_secrets["source"]) == COMPOSE_FILE.parent / "kafka-secrets"
+    # Compose writes $ as $$ in its output; the container sees ${dir:...}.
+    referenced = set(re.findall(r"\$\$\{dir:([^:}]+):([^}]+)\}", json.dumps(env)))
+    assert referenced == {
+        ("/etc/kafka/secrets", name)
+        for name in ("broker.crt", "broker.key", "ca.crt", "lifelong-password")
+    }
+    client = Path(mounts["/etc/kafka/client.properties"]["source"])
+    lines = client.read_text().splitlines()
+    properties = dict(line.split("=", 1) for line in lines if line and line[0] != "#")
+    assert properties["security.protocol"] == "SASL_SSL"
+    assert "/etc/kafka/client.properties" in kafka["healthcheck"]["test"]
+    for name in ("lifelong", "producer"):
+        settings = load_settings(environ=services[name]["environment"])
+        assert settings.kafka_security_protocol == "sasl_ssl", name
+        assert settings.kafka_sasl_mechanism == properties["sasl.mechanism"] == "PLAIN"
+        assert f'username="{settings.kafka_sasl_username}"' in properties["sasl.jaas.config"]
+        assert (
+            f"user_{settings.kafka_sasl_username}="
+            in env["KAFKA_LISTENER_NAME_INTERNAL_PLAIN_SASL_JAAS_CONFIG"]
+        )
+        volumes = {v["target"]: v for v in services[name]["volumes"]}
+        for path in (settings.kafka_sasl_password_file, settings.kafka_tls_ca_file):
+            mount = volumes[str(path.parent)]
+            assert mount["read_only"] and Path(mount["source"]) == COMPOSE_FILE.parent / "secrets"

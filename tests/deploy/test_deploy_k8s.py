@@ -266,14 +266,16 @@ def test_the_secure_component_is_valid_and_keeps_the_policy(with_secure, kubecon
 
 def test_the_secure_component_turns_tls_and_tokens_on_and_probes_the_health_port(with_secure):
     """Both containers' settings (ConfigMap, file and env, as the kubelet merges them) load with
-    TLS and tokens from the mounted Secrets, plaintext and open calls off, and their probes ask
-    the plaintext health-only port."""
+    TLS and tokens from the mounted Secrets, plaintext and open calls off, the learner's Kafka
+    settings SASL_SSL with its password and CA from a mounted Secret, and their probes ask the
+    plaintext health-only port."""
     kustomization = (K8S / "kustomization.yaml").read_text()
     literals = dict(re.findall(r"^\s*- (LIFELONG_\w+)=(\S*)$", kustomization, re.M))
     containers = rendered_containers(with_secure)
     assert set(containers) == {"lifelong", "lifelong-predict"}
     volumes = with_secure.split("\n      volumes:\n", 1)[1]
-    assert "secretName: lifelong-tls" in volumes and "secretName: lifelong-tokens" in volumes
+    for secret in ("lifelong-tls", "lifelong-tokens", "lifelong-kafka"):
+        assert f"secretName: {secret}" in volumes, secret
     for name, text in containers.items():
         env = {
             k: v.strip("'\"")
@@ -284,7 +286,11 @@ def test_the_secure_component_turns_tls_and_tokens_on_and_probes_the_health_port
         assert not settings.grpc_insecure and not settings.auth_disabled
         assert settings.tls_cert_file is not None and settings.auth_tokens_file is not None
         mounts = re.findall(r"- mountPath: (\S+)", text)
-        for path in (settings.tls_cert_file, settings.tls_key_file, settings.auth_tokens_file):
+        files = [settings.tls_cert_file, settings.tls_key_file, settings.auth_tokens_file]
+        if name == "lifelong":  # the learner's Kafka client: SASL over TLS, from the Secret
+            assert settings.kafka_security_protocol == "sasl_ssl"
+            files += [settings.kafka_sasl_password_file, settings.kafka_tls_ca_file]
+        for path in files:
             assert str(path.parent) in mounts, (name, path)
         check_listening(settings, settings.grpc_address)
         health_port = int(settings.grpc_health_address.rsplit(":", 1)[1])

@@ -52,6 +52,18 @@ def test_config_file_from_the_environment(tmp_path):
         ({"LIFELONG_VALUE_FORMAT": "avro"}, "value_format: 'avro' is not one of json, protobuf"),
         ({"LIFELONG_KAFKA_BOOTSTRAP": "localhost:9092"}, "checkpoint_dir is not"),
         ({"LIFELONG_DEMO": "true", "LIFELONG_TASK": "regression"}, "demo stream"),
+        ({"LIFELONG_KAFKA_SECURITY_PROTOCOL": "sasl"}, "not one of plaintext, ssl, sasl_plaintext"),
+        (
+            {"LIFELONG_KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "LIFELONG_KAFKA_SASL_USERNAME": "u"},
+            "sasl_ssl needs kafka_sasl_mechanism, kafka_sasl_password or kafka_sasl_password_file",
+        ),
+        ({"LIFELONG_KAFKA_SASL_MECHANISM": "GSSAPI"}, "not one of PLAIN, SCRAM-SHA-256"),
+        ({"LIFELONG_KAFKA_SASL_USERNAME": "u"}, "kafka_sasl_* settings are used with"),
+        ({"LIFELONG_KAFKA_TLS_CA_FILE": "ca.pem"}, "kafka_tls_* settings are used with"),
+        (
+            {"LIFELONG_KAFKA_SECURITY_PROTOCOL": "ssl", "LIFELONG_KAFKA_TLS_CERT_FILE": "c.pem"},
+            "kafka_tls_cert_file and kafka_tls_key_file go together",
+        ),
     ],
 )
 def test_bad_settings_say_what_is_wrong(environ, message):
@@ -87,6 +99,38 @@ def test_printed_settings_read_back(tmp_path, capsys, monkeypatch):
     assert settings == Settings(
         grpc_workers=3, checkpoint_dir=tmp_path, demo=True, learner={"hidden": [8, 8]}
     )
+
+
+KAFKA_SECRETS = {
+    "LIFELONG_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+    "LIFELONG_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "LIFELONG_KAFKA_SASL_USERNAME": "lifelong",
+    "LIFELONG_KAFKA_SASL_PASSWORD": "sasl-secret-1",
+    "LIFELONG_KAFKA_TLS_CERT_FILE": "client.pem",
+    "LIFELONG_KAFKA_TLS_KEY_FILE": "client.key",
+    "LIFELONG_KAFKA_TLS_KEY_PASSWORD": "key-secret-2",
+}
+
+
+def test_kafka_secrets_come_from_the_environment_and_are_never_shown(capsys, monkeypatch):
+    settings = load_settings(environ=KAFKA_SECRETS)
+    assert settings.kafka_sasl_password == "sasl-secret-1"
+    assert settings.kafka_tls_key_password == "key-secret-2"
+    assert "secret" not in repr(settings)
+    for name, value in KAFKA_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit):
+        main(["config"])
+    printed = capsys.readouterr().out
+    assert "secret" not in printed
+    assert "# kafka_sasl_password = (set, not shown)" in printed
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    help = capsys.readouterr().out
+    assert "--kafka-sasl-username" in help
+    assert "--kafka-sasl-password " not in help and "--kafka-tls-key-password" not in help
+    with pytest.raises(SystemExit):  # no flag: `ps` would show a password
+        main(["config", "--kafka-sasl-password", "x"])
 
 
 def test_configuration_docs_are_generated_from_the_settings():

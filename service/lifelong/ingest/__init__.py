@@ -1,5 +1,6 @@
 """Kafka ingestion: records to samples (`codecs`), invalid ones to the dead-letter topic
-(`deadletter`), the learn loop (`consumer.run`), and `lifelong produce` (`produce`)."""
+(`deadletter`), the learn loop (`consumer.run`), `lifelong produce` (`produce`), and the
+security settings every client of theirs uses (`security`)."""
 
 from typing import Any
 

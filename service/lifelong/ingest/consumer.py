@@ -32,6 +32,7 @@ from lifelong.config import Settings
 from lifelong.host import ModelHost
 from lifelong.ingest.codecs import Poll, decode_poll
 from lifelong.ingest.deadletter import DeadLetters
+from lifelong.ingest.security import librdkafka_security
 from lifelong.samples import InvalidSample
 
 __all__ = ["consumer_config", "run"]
@@ -62,12 +63,24 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "isolation.level": "read_committed",  # never learn records of aborted transactions
         "logger": log,  # librdkafka's logs through ours (text or JSON), served by each poll
         "error_cb": _on_error,
+        **librdkafka_security(settings),
     }
+
+
+# librdkafka retries these forever, yet no retry fixes a wrong password or an untrusted certificate.
+NOT_RETRIED = frozenset((KafkaError._AUTHENTICATION, KafkaError._SSL))
 
 
 def _on_error(error: KafkaError) -> None:
     # librdkafka retries transient errors (a broker down, a connection refused) by itself.
     if error.fatal():
+        raise KafkaException(error)
+    if error.code() in NOT_RETRIED:
+        log.error(
+            "kafka: %s; check the Kafka security settings (kafka_security_protocol, "
+            "kafka_sasl_*, kafka_tls_*: docs/security.md)",
+            error.str(),
+        )
         raise KafkaException(error)
     log.warning("kafka: %s", error)
 
@@ -307,7 +320,9 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
     checkpoint stays the truth and a restart resumes from it.
     """
     consumer = Consumer(consumer_config(settings))
-    dead_letters = DeadLetters(settings.kafka_bootstrap, settings.dead_letter)
+    dead_letters = DeadLetters(
+        settings.kafka_bootstrap, settings.dead_letter, librdkafka_security(settings)
+    )
     source = KafkaSource(host, settings, consumer, dead_letters)
     try:
         consumer.subscribe(

@@ -15,6 +15,7 @@ topic before the offsets that pass it are saved; after a crash it may be copied 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from lifelong.samples import InvalidSample
@@ -48,9 +49,9 @@ def error_headers(record: Message, error: InvalidSample) -> list[tuple[str, byte
 
 
 class DeadLetters:
-    """A producer of dead letters to `topic`."""
+    """A producer of dead letters to `topic`; `security` is `librdkafka_security`'s."""
 
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, security: Mapping[str, str]) -> None:
         self.topic = topic
         self._producer = Producer(
             {
@@ -58,6 +59,7 @@ class DeadLetters:
                 "client.id": "lifelong-dead-letters",
                 "enable.idempotence": True,  # acks=all, no loss and no duplicates from retries
                 "logger": log,
+                **security,
             }
         )
         self._failures: list[KafkaError] = []  # appended by delivery reports (poll, flush)

@@ -2,6 +2,9 @@
 
     lifelong produce --bootstrap localhost:9092 --stream drifting --count 20000 --seed 1
     lifelong produce --topic samples --csv data.csv --target-column label --format protobuf
+    LIFELONG_KAFKA_SECURITY_PROTOCOL=sasl_ssl ... lifelong produce --bootstrap broker:9093
+
+The Kafka security settings are the service's (`LIFELONG_KAFKA_*` variables, `--config FILE`).
 
 Records are written in stream order, each with a `content-type` header, with the producer's
 idempotence on so retries neither reorder nor duplicate them. Integer feature names (river's
@@ -17,9 +20,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from lifelong.ingest.codecs import CONTENT_TYPES, encode_json, encode_protobuf
@@ -103,8 +107,10 @@ def produce(
     fmt: str = "json",
     total: int | None = None,
     progress: bool = True,
+    security: Mapping[str, str] | None = None,
 ) -> int:
-    """Write `samples` to `topic` in order; return how many were acknowledged."""
+    """Write `samples` to `topic` in order; return how many were acknowledged. `security`:
+    `librdkafka_security`'s properties (None: plaintext)."""
     from confluent_kafka import KafkaError, Message, Producer
 
     encode = encode_json if fmt == "json" else encode_protobuf
@@ -122,6 +128,7 @@ def produce(
             "linger.ms": 5,
             "enable.idempotence": True,
             "logger": logging.getLogger(__name__),  # not librdkafka's raw "%3|..." lines
+            **(security or {}),
         }
     )
     # librdkafka retries an absent broker until each record times out (minutes): ask first.
@@ -170,6 +177,11 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=42, help="synthetic stream seed")
     parser.add_argument("--format", choices=sorted(CONTENT_TYPE), default="json")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML settings file, for its Kafka security settings (kafka_security_protocol, ...)",
+    )
 
 
 def command(args: argparse.Namespace) -> int:
@@ -182,7 +194,18 @@ def command(args: argparse.Namespace) -> int:
         args.count = args.count or 10_000
         samples = samples_from_stream(args.stream, seed=args.seed, count=args.count)
     from confluent_kafka import KafkaException
+    from lifelong.config import ENV_PREFIX, ConfigError, load_settings
+    from lifelong.ingest.security import librdkafka_security
 
+    # The Kafka variables but the bootstrap (--bootstrap's): the service's others are not ours.
+    kafka = ENV_PREFIX + "KAFKA_"
+    environ = {
+        k: v for k, v in os.environ.items() if k.startswith(kafka) and k != kafka + "BOOTSTRAP"
+    }
+    try:
+        security = librdkafka_security(load_settings(environ=environ, config_file=args.config))
+    except ConfigError as e:
+        raise SystemExit(f"lifelong produce: {e}") from None
     try:
         sent = produce(
             samples,
@@ -191,6 +214,7 @@ def command(args: argparse.Namespace) -> int:
             fmt=args.format,
             total=args.count,
             progress=sys.stderr.isatty(),
+            security=security,
         )
     except KafkaException as e:  # e.g. no broker at --bootstrap
         raise SystemExit(f"lifelong produce: {args.bootstrap}: {e.args[0].str()}") from None
