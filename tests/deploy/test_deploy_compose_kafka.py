@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from deploy.test_deploy_compose import clean_env
 from deploy_support import COMPOSE_FILE, binary, run
 from lifelong.config import load_settings
 from lifelong.ingest.security import librdkafka_security
-from test_deploy_compose import clean_env
 from testsupport import CertificateAuthority, free_port, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

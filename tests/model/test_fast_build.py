@@ -20,7 +20,7 @@ from lifelong.model.config import LearnerConfig
 from lifelong.model.fast import build
 from lifelong.model.fast.build import CACHE_ENV, KernelUnavailable, load
 from lifelong.model.learner import LifelongClassifier, LifelongRegressor
-from test_fast_path import CASES, assert_same, fast, reference, stream
+from model.test_fast_path import CASES, assert_same, fast, reference, stream
 
 
 @pytest.fixture
