@@ -94,7 +94,16 @@ class App:
             snapshot_file=settings.snapshot_file,
             fresh=lambda: fresh_learner(settings),
         )
-        self.grpc = GrpcServer(self.host, settings)
+        # With Kafka, gRPC samples go through the topic: learned once, in its offsets.
+        self.forward = None
+        if settings.kafka_bootstrap:
+            from lifelong.ingest.forward import SampleForwarder
+            from lifelong.ingest.security import librdkafka_security
+
+            self.forward = SampleForwarder(
+                settings.kafka_bootstrap, settings.kafka_topic, librdkafka_security(settings)
+            )
+        self.grpc = GrpcServer(self.host, settings, forward=self.forward)
         self.board = status_board(settings, LearnerProbe(self.host, self.metrics.consumer_lag))
         self.stopping = threading.Event()  # tells the learning threads to finish
         self.done = threading.Event()  # a signal arrived, or a learning thread failed
@@ -154,6 +163,8 @@ class App:
 
     def stop(self, grace: float = 5.0) -> None:
         self.grpc.stop(grace)
+        if self.forward is not None:
+            self.forward.close()
         self.stopping.set()
         for thread in self._threads:
             thread.join()

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -103,19 +102,6 @@ class Service:
         if self.process is not None and self.process.poll() is None:
             self.kill()
         self.client.close()
-
-
-@pytest.fixture
-def service(tmp_path: Path, kafka_bootstrap: str) -> Iterable[Callable[..., Service]]:
-    made: list[Service] = []
-
-    def make(topic: str, **settings: object) -> Service:
-        made.append(Service(tmp_path, kafka_bootstrap, topic, **settings))
-        return made[-1]
-
-    yield make
-    for s in made:
-        s.close()
 
 
 def read_topic(bootstrap: str, topic: str, n: int) -> list:

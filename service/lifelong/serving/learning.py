@@ -3,6 +3,11 @@
 Every sample is validated first; an invalid one is counted, never learned, and fails the call
 with INVALID_ARGUMENT saying what to fix. In a stream, the samples before it stay learned (each
 is learned once, on arrival) and the message says how many there were.
+
+When the model learns from Kafka, a valid sample is forwarded to the sample topic instead
+(`lifelong.ingest.forward`) and the call answers once the broker has it: the learn loop learns
+it, exactly once; checks that need the model at the sample's turn dead-letter it there.
+UNAVAILABLE if the broker did not acknowledge it (send it again).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Iterator
 
 import grpc
 from lifelong.host import ModelHost
+from lifelong.ingest.forward import NotStored, SampleForwarder
 from lifelong.samples import InvalidSample, sample_from_proto
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
@@ -19,18 +25,25 @@ SOURCE = "grpc"
 
 
 class LearningServicer(pb_grpc.LearningServiceServicer):
-    def __init__(self, host: ModelHost, *, max_features: int) -> None:
+    def __init__(
+        self, host: ModelHost, *, max_features: int, forward: SampleForwarder | None = None
+    ) -> None:
         self.host = host
         self.max_features = max_features
+        self.forward = forward
 
     def _learn(self, sample: pb.Sample) -> None:
-        """Learn one sample; raise `InvalidSample` if it cannot be."""
+        """Learn one sample (or forward it to Kafka); raise `InvalidSample` if it cannot be,
+        `NotStored` if the broker did not take it."""
         rejected: list[InvalidSample] = []
         try:
             valid = sample_from_proto(sample, task=self.host.task, max_features=self.max_features)
         except InvalidSample as e:
             self.host.metrics.rejected(SOURCE, e.reason).inc()
             raise
+        if self.forward is not None:
+            self.forward.send([sample])
+            return
         # The dense size is checked by the host, against the model as it is at the sample's turn.
         self.host.learn([valid], source=SOURCE, on_rejected=lambda _, e: rejected.append(e))
         if rejected:
@@ -50,6 +63,8 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
             self._learn(request.sample)
         except InvalidSample as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except NotStored as e:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{e}; nothing was learned, send it again")
         return pb.LearnResponse(samples_learned=self.host.samples_learned)
 
     def LearnStream(
@@ -70,6 +85,12 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"sample {accepted} of the stream (counting from 0): {e}; "
                     f"the {accepted} before it were learned",
+                )
+            except NotStored as e:
+                context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"sample {accepted} of the stream (counting from 0): {e}; "
+                    f"the {accepted} before it were taken, send the rest again",
                 )
             accepted += 1
         return pb.LearnStreamResponse(

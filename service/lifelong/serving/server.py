@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from lifelong.config import Settings
 from lifelong.host import ModelHost
+from lifelong.ingest.forward import SampleForwarder
 from lifelong.serving.auth import AuthInterceptor, authorizer
 from lifelong.serving.learning import LearningServicer
 from lifelong.serving.model import AdminServicer, ModelServicer
@@ -42,7 +43,8 @@ class GrpcServer:
     """The server for `host`, bound to `settings.grpc_address` (see `port`), not yet started.
 
     `predictions_only`: PredictionService alone, answered from `host`, any `PredictionSource`
-    (a prediction replica's snapshot reader).
+    (a prediction replica's snapshot reader). `forward`: where LearningService sends samples
+    when the model learns from Kafka (`lifelong.ingest.forward`).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class GrpcServer:
         settings: Settings,
         *,
         predictions_only: bool = False,
+        forward: SampleForwarder | None = None,
     ) -> None:
         check_listening(settings, settings.grpc_address)
         credentials = server_credentials(settings)
@@ -72,7 +75,7 @@ class GrpcServer:
         self.services: tuple[str, ...] = (PREDICTION_SERVICE,)
         if not predictions_only:
             pb_grpc.add_LearningServiceServicer_to_server(
-                LearningServicer(host, **limits), self.server
+                LearningServicer(host, **limits, forward=forward), self.server
             )
             pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(host), self.server)
             pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(host), self.server)
