@@ -15,6 +15,7 @@ each checkpoint. Offsets are committed to Kafka only after a checkpoint, for lag
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -108,7 +109,6 @@ class KafkaSource:
         # again resumes (the model's offset, unless learning stopped midway).
         self._positions: dict[str, int] = {}
         self.uncheckpointed = 0  # records consumed (learned or dead-lettered) since the checkpoint
-        self._checkpointed_at = time.monotonic()
         self._lag_due = 0.0
         self._unlearnable = 0  # records refused since the last warning about them
         self._unlearnable_logged_at = -UNLEARNABLE_LOG_SECONDS
@@ -146,9 +146,11 @@ class KafkaSource:
         if polled is not None:
             self.learn(polled)
             self._positions.update(polled.offsets)
-        if self.uncheckpointed and (
-            self.uncheckpointed >= self.settings.checkpoint_every_samples
-            or time.monotonic() - self._checkpointed_at >= self.settings.checkpoint_every_seconds
+        settings = self.settings
+        # The host's own account covers what this loop did not consume: samples learned over
+        # gRPC meanwhile are in no offset, so only a checkpoint keeps them.
+        if self.uncheckpointed >= settings.checkpoint_every_samples or self.host.checkpoint_due(
+            settings.checkpoint_every_samples, settings.checkpoint_every_seconds
         ):
             self.checkpoint()
         elif time.monotonic() >= self._lag_due:
@@ -267,12 +269,12 @@ class KafkaSource:
         self.dead_letters.flush()
         info = self.host.checkpoint()
         self.uncheckpointed = 0
-        self._checkpointed_at = time.monotonic()
         self.commit(info.offsets)
 
 
 def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
-    """Learn `settings.kafka_topic` until `stop` is set, then checkpoint and commit.
+    """Learn `settings.kafka_topic` until `stop` is set, then checkpoint and commit (whatever
+    was learned since the last checkpoint, from the topic or over gRPC).
 
     An exception (a broker or dead-letter failure) ends the loop without a checkpoint: the last
     checkpoint stays the truth and a restart resumes from it.
@@ -286,7 +288,7 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
         )
         while not stop.is_set():
             source.step()
-        if source.uncheckpointed:
+        if source.uncheckpointed or host.checkpoint_due(1, math.inf):  # gRPC samples too
             source.checkpoint()
     finally:
         consumer.close()  # leaves the group; commits nothing (auto-commit is off)
