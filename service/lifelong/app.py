@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from lifelong import demo
+from lifelong.admission import Limits
 from lifelong.checkpoint import CheckpointStore
 from lifelong.config import ConfigError, Settings
 from lifelong.host import ModelHost
@@ -115,6 +116,7 @@ class App:
             max_model_features=settings.max_model_features,
             metrics=self.metrics,
             snapshot_file=settings.snapshot_file,
+            limits=Limits.from_settings(settings),
         )
         self.grpc = GrpcServer(self.host, settings)
         self.board = status_board(settings, LearnerProbe(self.host, self.metrics.consumer_lag))

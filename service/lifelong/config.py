@@ -176,6 +176,49 @@ class Settings:
             minimum=1,
         ),
     )
+    max_new_features_per_sample: int = field(
+        default=1_000,
+        metadata=doc(
+            "Most new features (names the model lacks, or dense values beyond its features) one "
+            "sample may bring; more: `too_many_new_features`. The first sample of a fresh model "
+            "too: a wider schema needs this (and `feature_growth_burst`) raised.",
+            minimum=1,
+        ),
+    )
+    feature_growth_burst: int = field(
+        default=1_000,
+        metadata=doc(
+            "Features the model may have before it learned anything; it may then grow by "
+            "`feature_growth_per_1000_samples` per 1000 samples learned (up to "
+            "`max_model_features`). A sample beyond is refused as `feature_growth_limited`. "
+            "Counted in samples learned, not time, so a replay from a checkpoint refuses the same.",
+            minimum=1,
+        ),
+    )
+    feature_growth_per_1000_samples: int = field(
+        default=10,
+        metadata=doc(
+            "New features the model may gain per 1000 samples learned beyond "
+            "`feature_growth_burst` (0: none).",
+            minimum=0,
+        ),
+    )
+    max_classes: int = field(
+        default=1_000,
+        metadata=doc(
+            "Most classes a classifier may have: a sample of a new class beyond is refused as "
+            "`too_many_classes` (each class is an output unit, learned and predicted on every "
+            "sample, and listed in every prediction).",
+            minimum=1,
+        ),
+    )
+    max_label_length: int = field(
+        default=256,
+        metadata=doc(
+            "Longest text label of a new class, in characters (`label_too_long` beyond).",
+            minimum=1,
+        ),
+    )
     # -- serving snapshot
     refresh_every_samples: int = field(
         default=100,

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from lifelong import snapshot_file as snapshots
+from lifelong.admission import Admission, Limits
 from lifelong.checkpoint import CheckpointStore
 from lifelong.ingest.codecs import Rows
 from lifelong.metrics import ServiceMetrics
@@ -62,6 +63,9 @@ class ModelHost:
     max_model_features
         Most features the model may grow to: a sample bringing new features beyond it is
         rejected (`too_many_features`), so clients cannot grow the input layer forever.
+    limits
+        What one sample may add to the model (`lifelong.admission`); default: `Limits` with
+        `max_model_features`.
     metrics
         Updated as samples are learned and checkpoints written; the host's statistics are
         exported through it on scrape.
@@ -81,12 +85,17 @@ class ModelHost:
         max_model_features: int = 10_000,
         metrics: ServiceMetrics | None = None,
         snapshot_file: Path | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.task: Task = "classification" if isinstance(learner, base.Classifier) else "regression"
         self.checkpoints = checkpoints
         self.refresh_every_samples = refresh_every_samples
         self.refresh_every_seconds = refresh_every_seconds
         self.max_model_features = max_model_features
+        self.admission = Admission(
+            limits or Limits(max_model_features=max_model_features),
+            classification=self.task == "classification",
+        )
         self.metrics = metrics if metrics is not None else ServiceMetrics()
         self.snapshot_file = snapshot_file
         self._file_lock = threading.Lock()  # one writer of the file, newest snapshot last
@@ -141,11 +150,11 @@ class ModelHost:
         learned as one matrix when their names are still the model's, else sample by sample;
         the same result either way.
 
-        Three checks need the model as it is at the sample's turn (the batch before it may have
+        Some checks need the model as it is at the sample's turn (the batch before it may have
         added features or classes), so only the writer can make them: a dense sample shorter than
-        the feature list, a label equal to a known class of another type (`True` and `1`), and
-        new features beyond `max_model_features`. Such a sample is rejected (counted, and passed
-        to `on_rejected`), never learned. So is a sample whose step the learner refuses
+        the feature list, and `lifelong.admission`'s rules (the label's type, new classes, new
+        features). Such a sample is rejected (counted, and passed to `on_rejected`), never
+        learned. So is a sample whose step the learner refuses
         (`unlearnable`: it would have made the network non-finite); learning goes on with the
         next, and repeated refusals make the learner recover by itself (logged here).
         """
@@ -218,6 +227,16 @@ class ModelHost:
         """`learn_many` up to the first bad label: how many rows it went through (learned,
         refused, or the bad one); `sample(i)` is row i's sample, for the rejected ones."""
         learner, refused = self._learner, []
+        if self.admission.classification:  # up to a new class: admitted (or not) on its own
+            known = self.admission.known_prefix(labels, learner.classes)
+            if known == 0:
+                try:
+                    self.admission.check_label(labels[0], learner.classes)
+                except InvalidSample as error:
+                    rejected.append((sample(0), error))
+                    return 1
+                known = 1
+            X, labels = X[:known], labels[:known]
         before = learner.samples_learned
         try:
             learner.learn_many(X, labels, refused=refused)
@@ -249,7 +268,10 @@ class ModelHost:
             sample, i = samples[i], i + 1
             before = learner.samples_learned
             try:
-                self._check_growth(sample, names)
+                self.admission.check(
+                    sample, feature_names=names, classes=learner.classes,
+                    samples_learned=learner.samples_learned,
+                )  # fmt: skip
                 if sample.features is not None:
                     learner.learn_one(sample.features, sample.label)
                 elif len(sample.dense) >= len(names):  # longer: new features
@@ -267,23 +289,6 @@ class ModelHost:
                 continue
             learned += 1
         return learned
-
-    def _check_growth(self, sample: Sample, names: tuple) -> None:
-        """Reject `sample` if its new features would grow the model beyond `max_model_features`."""
-        limit, n = self.max_model_features, len(names)
-        if sample.dense is not None:
-            new = len(sample.dense) - n  # a shorter one is dense_size_mismatch
-        elif n + len(sample.features) > limit:  # only then can it matter: count the new ones
-            new = len(set(sample.features).difference(names))
-        else:
-            return
-        if new > 0 and n + new > limit:  # a model loaded with more still learns its own
-            raise InvalidSample(
-                "too_many_features",
-                f"the sample brings {new} new features but the model has {n} of at most "
-                f"max_model_features={limit}; send the model's features (ModelInfo.feature_names) "
-                "or raise the server's max_model_features",
-            )
 
     def _log_recoveries(self) -> None:
         """Log each recovery the learner took since the last call (they are rare)."""

@@ -13,6 +13,7 @@ import pytest
         "samples",
         "metrics",
         "host",
+        "admission",
         "demo",
         "serving.inputs",
         "serving.matrix",

@@ -1,8 +1,11 @@
 """`lifelong.v1.LearningService`: samples over gRPC, learned through the host (source "grpc").
 
 Every sample is validated first; an invalid one is counted, never learned, and fails the call
-with INVALID_ARGUMENT saying what to fix. In a stream, the samples before it stay learned (each
-is learned once, on arrival) and the message says how many there were.
+with INVALID_ARGUMENT saying what to fix, or RESOURCE_EXHAUSTED when the model has no room for
+it yet (`RESOURCE_EXHAUSTED_REASONS`: a new class past `max_classes`, new features faster than
+it may grow), the code Google's API design guide gives a quota or capacity reached, where
+INVALID_ARGUMENT is for a request wrong whatever the state. In a stream, the samples before it
+stay learned (each is learned once, on arrival) and the message says how many there were.
 """
 
 from __future__ import annotations
@@ -16,6 +19,14 @@ from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 
 SOURCE = "grpc"
+RESOURCE_EXHAUSTED_REASONS = frozenset({"too_many_classes", "feature_growth_limited"})
+
+
+def status_of(error: InvalidSample) -> grpc.StatusCode:
+    """The status a refused sample fails its call with."""
+    if error.reason in RESOURCE_EXHAUSTED_REASONS:
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    return grpc.StatusCode.INVALID_ARGUMENT
 
 
 class LearningServicer(pb_grpc.LearningServiceServicer):
@@ -40,7 +51,7 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
         try:
             self._learn(request.sample)
         except InvalidSample as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            context.abort(status_of(e), str(e))
         return pb.LearnResponse(samples_learned=self.host.samples_learned)
 
     def LearnStream(
@@ -52,7 +63,7 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
                 self._learn(request.sample)
             except InvalidSample as e:
                 context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT,
+                    status_of(e),
                     f"sample {accepted} of the stream (counting from 0): {e}; "
                     f"the {accepted} before it were learned",
                 )
