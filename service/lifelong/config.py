@@ -219,6 +219,16 @@ class Settings:
             minimum=1,
         ),
     )
+    max_batch_rows: int = field(
+        default=10_000,
+        metadata=doc(
+            "Most rows one PredictBatch request or PredictStream message may ask for, as "
+            "`examples` or `matrix` (RESOURCE_EXHAUSTED `too_many_rows` beyond): a row costs "
+            "the server a row of every feature and an answer listing every class, far more "
+            "than the few bytes it takes in the request.",
+            minimum=1,
+        ),
+    )
     # -- serving snapshot
     refresh_every_samples: int = field(
         default=100,

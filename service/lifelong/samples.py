@@ -46,6 +46,8 @@ REASONS = (
     "feature_growth_limited",
     "too_many_classes",
     "label_too_long",
+    # A prediction request of more rows than `max_batch_rows` (never a sample).
+    "too_many_rows",
 )
 
 Label = str | int | float

@@ -85,3 +85,19 @@ def test_new_features_per_sample_and_their_rate_are_bounded(served):
     served.learning.Learn(sample({"f6": 1.0}, pb.Label(text="a")))
     assert len(served.host.feature_names) == 7
     assert rejected(served, "too_many_new_features") == rejected(served, "feature_growth_limited")
+
+
+def test_a_batch_of_more_rows_than_max_batch_rows_is_resource_exhausted(serve):
+    served = serve(max_batch_rows=3)
+    served.learning.Learn(sample({"x": 1.0}, pb.Label(text="a")))
+    rows = [pb.Features(named={"x": float(i)}) for i in range(4)]
+    for request in (
+        pb.PredictBatchRequest(examples=rows),
+        pb.PredictBatchRequest(matrix=pb.Matrix(columns=1, values=[0.0] * 4)),
+    ):
+        with pytest.raises(grpc.RpcError) as error:
+            served.predictions.PredictBatch(request)
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "too_many_rows: the request asks for 4 rows" in error.value.details()
+    answer = served.predictions.PredictBatch(pb.PredictBatchRequest(examples=rows[:3]))
+    assert len(answer.predictions) == 3

@@ -2,8 +2,8 @@
 
 Every sample is validated first; an invalid one is counted, never learned, and fails the call
 with INVALID_ARGUMENT saying what to fix, or RESOURCE_EXHAUSTED when the model has no room for
-it yet (`RESOURCE_EXHAUSTED_REASONS`: a new class past `max_classes`, new features faster than
-it may grow), the code Google's API design guide gives a quota or capacity reached, where
+it yet (`lifelong.serving.inputs.status_of`: a new class past `max_classes`, new features faster
+than it may grow), the code Google's API design guide gives a quota or capacity reached, where
 INVALID_ARGUMENT is for a request wrong whatever the state. In a stream, the samples before it
 stay learned (each is learned once, on arrival) and the message says how many there were.
 """
@@ -12,21 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import grpc
 from lifelong.host import ModelHost
 from lifelong.samples import InvalidSample, sample_from_proto
+from lifelong.serving.inputs import status_of
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 
 SOURCE = "grpc"
-RESOURCE_EXHAUSTED_REASONS = frozenset({"too_many_classes", "feature_growth_limited"})
-
-
-def status_of(error: InvalidSample) -> grpc.StatusCode:
-    """The status a refused sample fails its call with."""
-    if error.reason in RESOURCE_EXHAUSTED_REASONS:
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
-    return grpc.StatusCode.INVALID_ARGUMENT
 
 
 class LearningServicer(pb_grpc.LearningServiceServicer):

@@ -18,7 +18,7 @@ from lifelong.client.convert import label_to_proto
 from lifelong.metrics import PredictionMetrics
 from lifelong.model import Predictor
 from lifelong.samples import FLOAT32_MAX, InvalidSample, Task
-from lifelong.serving.inputs import at_row, features_matrix
+from lifelong.serving.inputs import at_row, features_matrix, status_of
 from lifelong.serving.matrix import matrix_inputs, matrix_predictions
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
@@ -54,9 +54,12 @@ class NotReady(Exception):
 
 
 class PredictionServicer(pb_grpc.PredictionServiceServicer):
-    def __init__(self, source: PredictionSource, *, max_features: int) -> None:
+    def __init__(
+        self, source: PredictionSource, *, max_features: int, max_batch_rows: int = 10_000
+    ) -> None:
         self.source = source
         self.max_features = max_features
+        self.max_batch_rows = max_batch_rows
         self.classification = source.task == "classification"
         self._view = SnapshotView(source.predictor)
         self._count = source.metrics.predictions
@@ -138,17 +141,30 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
         `matrix` is answered from it into `response.matrix_predictions` instead of `rows`."""
         view = self._current()
         try:
+            self._check_rows(rows, request)
             if request is not None and request.HasField("matrix"):
                 n = self.predict_matrix(view, request, response.matrix_predictions)
             else:
                 self.predict(view, rows, add)
                 n = len(rows)
         except InvalidSample as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{where}{e}")
+            context.abort(status_of(e), f"{where}{e}")
         except NotReady as e:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{where}{e}; learn samples first")
         response.model_version = view.predictor.version
         self._count[rpc].inc(n)
+
+    def _check_rows(self, rows: Sequence[pb.Features], request) -> None:
+        """Refuse a request of more than `max_batch_rows` rows (`too_many_rows`)."""
+        n = len(rows)
+        if request is not None and request.HasField("matrix"):
+            n = len(request.matrix.values) // max(request.matrix.columns, 1)
+        if n > self.max_batch_rows:
+            raise InvalidSample(
+                "too_many_rows",
+                f"the request asks for {n} rows, more than max_batch_rows={self.max_batch_rows}; "
+                "send them in several requests (or PredictStream messages)",
+            )
 
     def Predict(self, request: pb.PredictRequest, context) -> pb.PredictResponse:
         start = time.perf_counter()

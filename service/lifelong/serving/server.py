@@ -67,7 +67,8 @@ class GrpcServer:
         )
         limits = {"max_features": settings.max_features}
         pb_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(host, **limits), self.server
+            PredictionServicer(host, **limits, max_batch_rows=settings.max_batch_rows),
+            self.server,
         )
         self.services: tuple[str, ...] = (PREDICTION_SERVICE,)
         if not predictions_only:
