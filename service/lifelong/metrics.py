@@ -19,7 +19,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from lifelong.samples import REASONS
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -40,10 +48,19 @@ class PredictionMetrics:
     can run several side by side): all a prediction replica (`lifelong serve-predictions`)
     exports, with `watch_version`. Hot paths use the pre-resolved children `predictions[rpc]`
     and `predict_latency[rpc]`.
+
+    A new registry also gets prometheus_client's process, platform and GC collectors
+    (`process_*`: memory, CPU, open files; `python_info`; `python_gc_*`), as its default
+    registry has: what an operator watches of any process.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        if registry is None:
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.registry = registry
         predictions = Counter(
             "lifelong_predictions", "Rows predicted.", ["rpc"], registry=self.registry
         )
@@ -57,6 +74,12 @@ class PredictionMetrics:
         # Children created up front: the hot paths skip `.labels()`, and every series exists
         # (at zero) from the first scrape, so rate() works before the first event.
         self.predictions = {rpc: predictions.labels(rpc) for rpc in RPCS}
+        self.predictions_without_known_features = Counter(
+            "lifelong_predictions_without_known_features",
+            "Rows predicted by name with none of the model's features: answered as an input with "
+            "every feature missing, and said so (Prediction.no_known_features).",
+            registry=self.registry,
+        )
         self.predict_latency = {rpc: predict_latency.labels(rpc) for rpc in RPCS}
 
     def watch_version(self, source: PredictionSource) -> None:

@@ -7,6 +7,7 @@ row from that snapshot, as one matrix through the network, so a batch has one `m
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -63,6 +64,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
         self.classification = source.task == "classification"
         self._view = SnapshotView(source.predictor)
         self._count = source.metrics.predictions
+        self._unknown = source.metrics.predictions_without_known_features
         self._latency = source.metrics.predict_latency
 
     def _current(self) -> SnapshotView:
@@ -82,11 +84,18 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
         per-row path, which takes a missing feature as its mean. Predictions are written in
         place into the response: building messages and copying them in would cost more than the
         network's forward pass.
+
+        A row by name none of whose features the model knows is answered all the same (every
+        feature missing: their means), with `no_known_features` set, and counted.
         """
         self._check_ready(view)
         if not rows:
             return
         X, partial = features_matrix(rows, view.columns, max_features=self.max_features)
+        columns = view.columns
+        unknown = [i for i in partial if columns.keys().isdisjoint(rows[i].named)]
+        if unknown:
+            add = _marking(add, set(unknown))
         predictor = view.predictor
         if not self.classification:
             y = predictor.predict_dense(X)
@@ -95,6 +104,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
             _check_outputs(y, len(rows))
             for value in y.tolist():
                 add().label.number = value
+            self._unknown.inc(len(unknown))
             return
         proba = predictor.predict_proba_dense(X)
         for i in partial:  # as above
@@ -110,6 +120,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
             probabilities = prediction.probabilities
             for j, p in zip(js, ps, strict=True):
                 probabilities.add(probability=p).label.CopyFrom(classes[j])
+        self._unknown.inc(len(unknown))
 
     def _check_ready(self, view: SnapshotView) -> None:
         if view.predictor.version == 0 or (self.classification and not view.classes):
@@ -263,6 +274,19 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
             )
             latency.observe(time.perf_counter() - start)
             yield response
+
+
+def _marking(add: Callable[[], pb.Prediction], rows: set[int]) -> Callable[[], pb.Prediction]:
+    """`add`, setting `no_known_features` on the predictions of `rows` (by position)."""
+    position = itertools.count()
+
+    def marked() -> pb.Prediction:
+        prediction = add()
+        if next(position) in rows:
+            prediction.no_known_features = True
+        return prediction
+
+    return marked
 
 
 def _check_outputs(outputs: np.ndarray, n: int) -> None:

@@ -129,6 +129,7 @@ def prediction_from_proto(prediction: pb.Prediction, model_version: int) -> Pred
         label=label_from_proto(prediction.label),
         probabilities=dict(sorted(pairs, key=lambda pair: -pair[1])),  # stable: ties keep order
         model_version=model_version,
+        no_known_features=prediction.no_known_features,
     )
 
 
