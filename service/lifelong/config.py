@@ -566,6 +566,13 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)  # JSON strings and numbers are valid TOML
 
 
+def shown_default(default: Any) -> str:
+    """A setting's default as the docs and `--help` show it (TOML; `none` for None)."""
+    if default is None:
+        return "none"
+    return "{}" if isinstance(default, dict) else _toml_value(default)
+
+
 def markdown() -> str:
     """docs/configuration.md."""
     out = [
@@ -588,9 +595,7 @@ def markdown() -> str:
         if f.metadata["choices"]:
             help += " One of " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."
         default = getattr(defaults, name)
-        shown = "none" if default is None else f"`{_toml_value(default)}`"
-        if isinstance(default, dict):
-            shown = "`{}`"
+        shown = "none" if default is None else f"`{shown_default(default)}`"
         out.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {shown} | {help} |")
     out += [
         "",
