@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from lifelong.config import Settings
 from lifelong.host import ModelHost
 from lifelong.serving.auth import AuthInterceptor, authorizer
@@ -55,6 +55,25 @@ class HealthServicer(health.HealthServicer):
                 for name, status in statuses.items()
             }
         )
+
+
+class ReflectionServicer(reflection.ReflectionServicer):
+    """grpc's reflection servicer, which also resolves a method's symbol
+    (`lifelong.v1.PredictionService.Predict`) to its service's file: Python's descriptor pool
+    does not, so `grpcurl describe` of a method and ghz in reflection mode failed with "Symbol
+    not found" (grpc/grpc#34743, bojand/ghz#419)."""
+
+    def _file_containing_symbol(self, request, fully_qualified_name):
+        try:
+            self._pool.FindFileContainingSymbol(fully_qualified_name)
+        except KeyError:
+            try:
+                method = self._pool.FindMethodByName(fully_qualified_name)
+            except KeyError:
+                pass  # not found: the base class answers NOT_FOUND
+            else:
+                fully_qualified_name = method.containing_service.full_name
+        return super()._file_containing_symbol(request, fully_qualified_name)
 
 
 class GrpcServer:
@@ -100,8 +119,9 @@ class GrpcServer:
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, registrar)
         if settings.grpc_reflection:
-            reflection.enable_server_reflection(
-                (*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME), registrar
+            reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+                ReflectionServicer((*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME)),
+                registrar,
             )
         try:
             if credentials is None:
