@@ -74,6 +74,8 @@ class Admission:
         self._known: frozenset = frozenset()  # (type, value) of each class: True is not 1
         self._values: frozenset = frozenset()  # the classes themselves
         self._kind: type | None = None  # the type of every class, if they have one type
+        self._names: tuple = ()  # the feature names `_known_names` was built from (they only grow)
+        self._known_names: frozenset = frozenset()
 
     def check(self, sample: Sample, *, feature_names: tuple, classes: tuple, samples_learned: int):
         """Raise `InvalidSample` if `sample` must not be learned by the model as it is."""
@@ -98,7 +100,10 @@ class Admission:
                 allowance, limits.max_model_features
             ):
                 return  # however many of them are new: the common case, with no set built
-            new = len(set(sample.features).difference(names))
+            if len(names) != len(self._names) or names[-1:] != self._names[-1:]:
+                self._names, self._known_names = names, frozenset(names)
+            known = self._known_names
+            new = width - len(known.intersection(sample.features))
         if new <= 0:
             return
         if n + new > limits.max_model_features:
