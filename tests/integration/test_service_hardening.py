@@ -124,3 +124,49 @@ def test_a_models_label_type_is_decided_once_and_one_record_cannot_grow_it_80_fo
     assert "wrong_label_type" in str(error.value)
     assert svc.client.learn({"x0": 0.5, "x1": -0.5}, True) == valid + 1
     assert svc.stop() == 0
+
+
+def test_class_and_growth_limits_from_settings_dead_letter_with_their_reasons(
+    kafka_bootstrap, kafka_topic, service
+):
+    """`max_classes`, `max_label_length` and the feature growth allowance, set as flags of a live
+    `lifelong serve`: over the limit, records are dead-lettered with their reason and counted."""
+    topic, dead_letters = kafka_topic(partitions=1), kafka_topic(partitions=1)
+    records: list[tuple[bytes, str | None]] = []
+    for i in range(30):
+        records.append((encode_json({"x0": i / 30, "x1": 1 - i / 30}, "ab"[i % 2]), None))
+    records.append((encode_json({"x0": 0.5, "x1": 0.5}, "c"), None))  # the third class
+    records.append((encode_json({"x0": 0.5, "x1": 0.5}, "d"), "too_many_classes"))
+    records.append((encode_json({"x0": 0.5, "x1": 0.5}, "z" * 9), "label_too_long"))
+    records.append((encode_json({"x0": 0.5, "x1": 0.5, "x2": 1.0}, "a"), None))  # 3: the burst
+    records.append((encode_json({"x0": 0.5, "x3": 1.0}, "a"), "feature_growth_limited"))
+    records.append((encode_json({"x0": 0.5, "x1": 0.5}, "b"), None))  # known: always learned
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for value, _ in records:
+        producer.send(topic, value=value)
+    producer.flush()
+    producer.close()
+
+    svc: Service = service(
+        topic, dead_letter_topic=dead_letters, max_classes=3, max_label_length=8,
+        feature_growth_burst=3, feature_growth_per_1000_samples=0,
+    )  # fmt: skip
+    svc.start()
+    svc.wait_learned(sum(reason is None for _, reason in records))
+    bad = {offset: reason for offset, (_, reason) in enumerate(records) if reason is not None}
+    copies = read_topic(kafka_bootstrap, dead_letters, len(bad))
+    reasons = {
+        int(dict(c.headers)["lifelong-source-offset"]): dict(c.headers)["lifelong-error-reason"]
+        for c in copies
+    }
+    assert reasons == {offset: reason.encode() for offset, reason in bad.items()}
+    info = svc.client.model_info()
+    assert info.classes == ("a", "b", "c") and info.feature_names == ("x0", "x1", "x2")
+
+    def rejected(reason: str) -> float:
+        labels = (("reason", reason), ("source", "kafka"))
+        return svc.metrics()[("lifelong_samples_rejected_total", labels)]
+
+    wait_for(lambda: rejected("too_many_classes") == 1, "the refusals counted")
+    assert rejected("label_too_long") == rejected("feature_growth_limited") == 1
+    assert svc.stop() == 0
