@@ -178,6 +178,24 @@ class Admission:
                 return i
         return len(labels)
 
+    def admit_labels(self, labels: Sequence[Any], classes: tuple) -> int:
+        """How many of `labels`, from the first, may be learned in one go before the classes
+        change: the known ones, or the first alone if it is a new class `check_label` admits
+        (which raises `InvalidSample` if not). At least 1 for a non-empty `labels`.
+
+        >>> Admission().admit_labels(["a", "b", "a"], classes=("a",))
+        1
+        >>> Admission().admit_labels(["b", "a"], classes=("a",))
+        1
+        >>> Admission().admit_labels(["a", "a", "b"], classes=("a", "b"))
+        3
+        """
+        known = self.known_prefix(labels, classes)
+        if known or not labels:
+            return known
+        self.check_label(labels[0], classes)
+        return 1
+
     def _update(self, classes: tuple) -> None:
         """Index `classes` if they changed (they only grow: the length and the last one tell)."""
         seen = self._classes

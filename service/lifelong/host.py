@@ -227,15 +227,12 @@ class ModelHost:
         """`learn_many` up to the first bad label: how many rows it went through (learned,
         refused, or the bad one); `sample(i)` is row i's sample, for the rejected ones."""
         learner, refused = self._learner, []
-        if self.admission.classification:  # up to a new class: admitted (or not) on its own
-            known = self.admission.known_prefix(labels, learner.classes)
-            if known == 0:
-                try:
-                    self.admission.check_label(labels[0], learner.classes)
-                except InvalidSample as error:
-                    rejected.append((sample(0), error))
-                    return 1
-                known = 1
+        if self.admission.classification:  # up to a new class, admitted (or not) on its own
+            try:
+                known = self.admission.admit_labels(labels, learner.classes)
+            except InvalidSample as error:
+                rejected.append((sample(0), error))
+                return 1
             X, labels = X[:known], labels[:known]
         before = learner.samples_learned
         try:
