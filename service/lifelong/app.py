@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 from lifelong import demo, process
+from lifelong.admission import Limits
 from lifelong.checkpoint import CheckpointStore
 from lifelong.config import ConfigError, Settings
 from lifelong.host import ModelHost
@@ -93,6 +94,7 @@ class App:
             metrics=self.metrics,
             snapshot_file=settings.snapshot_file,
             fresh=lambda: fresh_learner(settings),
+            limits=Limits.from_settings(settings),
         )
         # With Kafka, gRPC samples go through the topic: learned once, in its offsets.
         self.forward = None

@@ -28,7 +28,15 @@ from importlib.metadata import version
 # (benchmarks/speed). Calls run in parallel on gRPC workers instead.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from lifelong.config import FIELDS, ConfigError, Settings, base_type, load_settings
+from lifelong.config import (
+    ENV_PREFIX,
+    FIELDS,
+    ConfigError,
+    Settings,
+    base_type,
+    load_settings,
+    shown_default,
+)
 from lifelong.ingest import produce
 
 
@@ -39,15 +47,34 @@ class Subcommand:
     run: Callable[[argparse.Namespace], int]  # the exit status
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, as `ArgumentDefaultsHelpFormatter`, but not when
+    there is none to show (None, False: a setting's flag, whose default is the setting's, shown
+    in its help; a switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help = action.help
+        default = action.default
+        if help is None or "%(default)" in help or default in (None, False, argparse.SUPPRESS):
+            return help
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{help} (default: %(default)s)"
+        return help
+
+
 def settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--config` and one flag per setting (`--grpc-workers`, `--demo/--no-demo`, ...)."""
+    """`--config` and one flag per setting (`--grpc-workers`, `--demo/--no-demo`, ...), each
+    with its default and environment variable in its help."""
     parser.add_argument("--config", metavar="FILE", help="TOML settings file")
     flags = parser.add_argument_group("settings (override LIFELONG_* variables and the file)")
+    defaults = Settings()
     for name, f in FIELDS.items():
         if f.metadata["secret"]:  # the environment or the file: a flag shows in `ps`
             continue
         flag = "--" + name.replace("_", "-")
-        help = f.metadata["help"].replace("%", "%%")
+        shown = shown_default(getattr(defaults, name))
+        help = f"{f.metadata['help']} (default: {shown}; {ENV_PREFIX}{name.upper()})"
+        help = help.replace("%", "%%")
         if base_type(name)[0] is bool:
             flags.add_argument(flag, action=argparse.BooleanOptionalAction, help=help)
         else:
@@ -107,7 +134,6 @@ def client_arguments(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--key-file", metavar="PEM", help="its private key")
     parser.add_argument(
         "--token",
-        default=os.environ.get("LIFELONG_TOKEN"),
         help="bearer token sent as 'authorization: Bearer ...' (default: $LIFELONG_TOKEN; a "
         "flag shows in the process list, the variable does not)",
     )
@@ -147,8 +173,9 @@ def _ask(args: argparse.Namespace, call: Callable) -> int:
         except ValueError as e:  # --cert-file without --key-file
             raise ConfigError(str(e)) from None
     try:
+        token = args.token or os.environ.get("LIFELONG_TOKEN")  # never a parser default: --help
         with LifelongClient(
-            args.target, timeout=args.timeout, credentials=credentials, token=args.token
+            args.target, timeout=args.timeout, credentials=credentials, token=token
         ) as client:
             answer = call(client)
     except LifelongError as e:
@@ -252,7 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lifelong {version('lifelong')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in SUBCOMMANDS.items():
-        command.arguments(commands.add_parser(name, help=command.help, description=command.help))
+        command.arguments(
+            commands.add_parser(
+                name, help=command.help, description=command.help, formatter_class=DefaultsFormatter
+            )
+        )
     return parser
 
 

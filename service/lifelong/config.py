@@ -184,6 +184,59 @@ class Settings:
             minimum=1,
         ),
     )
+    max_new_features_per_sample: int = field(
+        default=1_000,
+        metadata=doc(
+            "Most new features (names the model lacks, or dense values beyond its features) one "
+            "sample may bring; more: `too_many_new_features`. The first sample of a fresh model "
+            "too: a wider schema needs this (and `feature_growth_burst`) raised.",
+            minimum=1,
+        ),
+    )
+    feature_growth_burst: int = field(
+        default=1_000,
+        metadata=doc(
+            "Features the model may have before it learned anything; it may then grow by "
+            "`feature_growth_per_1000_samples` per 1000 samples learned (up to "
+            "`max_model_features`). A sample beyond is refused as `feature_growth_limited`. "
+            "Counted in samples learned, not time, so a replay from a checkpoint refuses the same.",
+            minimum=1,
+        ),
+    )
+    feature_growth_per_1000_samples: int = field(
+        default=10,
+        metadata=doc(
+            "New features the model may gain per 1000 samples learned beyond "
+            "`feature_growth_burst` (0: none).",
+            minimum=0,
+        ),
+    )
+    max_classes: int = field(
+        default=1_000,
+        metadata=doc(
+            "Most classes a classifier may have: a sample of a new class beyond is refused as "
+            "`too_many_classes` (each class is an output unit, learned and predicted on every "
+            "sample, and listed in every prediction).",
+            minimum=1,
+        ),
+    )
+    max_label_length: int = field(
+        default=256,
+        metadata=doc(
+            "Longest text label of a new class, in characters (`label_too_long` beyond).",
+            minimum=1,
+        ),
+    )
+    max_batch_rows: int = field(
+        default=10_000,
+        metadata=doc(
+            "Most rows one PredictBatch request or PredictStream message may ask for, as "
+            "`examples` or `matrix` (RESOURCE_EXHAUSTED `too_many_rows` beyond): a row costs "
+            "the server a row of every feature and an answer listing every class, far more "
+            "than the few bytes it takes in the request.",
+            minimum=1,
+        ),
+    )
     # -- serving snapshot
     refresh_every_samples: int = field(
         default=100,
@@ -615,6 +668,13 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)  # JSON strings and numbers are valid TOML
 
 
+def shown_default(default: Any) -> str:
+    """A setting's default as the docs and `--help` show it (TOML; `none` for None)."""
+    if default is None:
+        return "none"
+    return "{}" if isinstance(default, dict) else _toml_value(default)
+
+
 def markdown() -> str:
     """docs/configuration.md."""
     out = [
@@ -637,9 +697,7 @@ def markdown() -> str:
         if f.metadata["choices"]:
             help += " One of " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."
         default = getattr(defaults, name)
-        shown = "none" if default is None else f"`{_toml_value(default)}`"
-        if isinstance(default, dict):
-            shown = "`{}`"
+        shown = "none" if default is None else f"`{shown_default(default)}`"
         out.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {shown} | {help} |")
     out += [
         "",

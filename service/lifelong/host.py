@@ -43,8 +43,9 @@ class ModelHost:
         Kafka offsets the learner's state reflects ("topic:partition" -> next offset to read).
     refresh_every_samples, refresh_every_seconds
         Staleness bound of the serving snapshot.
-    max_model_features
-        Most features the model may grow to (`lifelong.admission`).
+    max_model_features, limits
+        What samples may add to the model (`lifelong.admission`); default: `Limits` with
+        `max_model_features`.
     metrics
         Counts samples learned and rejected, checkpoints; exports the learner's statistics.
     snapshot_file
@@ -65,8 +66,10 @@ class ModelHost:
         metrics: ServiceMetrics | None = None,
         snapshot_file: Path | None = None,
         fresh: Callable[[], Learner] | None = None,
+        limits: Limits | None = None,
     ) -> None:
-        self.learning = Learning(learner, offsets, Limits(max_model_features=max_model_features))
+        limits = limits or Limits(max_model_features=max_model_features)
+        self.learning = Learning(learner, offsets, limits)
         self.task = learner.task
         self.publisher = Publisher(
             self.learning,

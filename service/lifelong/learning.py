@@ -25,9 +25,9 @@ from itertools import islice, takewhile
 from typing import Any, TypeVar
 
 import numpy as np
-from lifelong.admission import Limits, admit
+from lifelong.admission import Admission, Limits
 from lifelong.model import Learner
-from lifelong.samples import InvalidSample, Rows, Sample
+from lifelong.samples import InvalidSample, Rows, Sample, dense_size_mismatch
 
 T = TypeVar("T")
 
@@ -58,7 +58,7 @@ class Learning:
         limits: Limits | None = None,
     ) -> None:
         self.task = learner.task
-        self.limits = limits if limits is not None else Limits()
+        self.admission = Admission(limits, classification=learner.task == "classification")
         self._learner = learner
         self._offsets = dict(offsets or {})
         self._lock = threading.Lock()
@@ -192,6 +192,13 @@ class Learning:
         """`learn_many` up to the first bad label: how many rows it went through (learned,
         refused, or the bad one)."""
         learner, refused = self._learner, []
+        if self.admission.classification:  # up to a new class, admitted (or not) on its own
+            try:
+                known = self.admission.admit_labels(labels, learner.classes)
+            except InvalidSample as error:
+                rejected.append((at, error))
+                return 1
+            X, labels = X[:known], labels[:known]
         before = learner.samples_learned
         try:
             learner.learn_many(X, labels, refused=refused)
@@ -220,7 +227,12 @@ class Learning:
             i += 1
             before = learner.samples_learned
             try:
-                admit(sample, learner, self.limits)
+                if sample.dense is not None and len(sample.dense) < len(names):
+                    raise dense_size_mismatch(len(sample.dense), len(names))
+                self.admission.check(
+                    sample, feature_names=names, classes=learner.classes,
+                    samples_learned=learner.samples_learned,
+                )  # fmt: skip
                 if sample.features is not None:
                     learner.learn_one(sample.features, sample.label)
                 else:

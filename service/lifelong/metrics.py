@@ -18,7 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from lifelong.samples import REASONS
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -36,10 +44,19 @@ class PredictionMetrics:
     can run several side by side): all a prediction replica (`lifelong serve-predictions`)
     exports, with `watch_version`. Hot paths use the pre-resolved children `predictions[rpc]`
     and `predict_latency[rpc]`.
+
+    A new registry also gets prometheus_client's process, platform and GC collectors
+    (`process_*`: memory, CPU, open files; `python_info`; `python_gc_*`), as its default
+    registry has: what an operator watches of any process.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        if registry is None:
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.registry = registry
         predictions = Counter(
             "lifelong_predictions", "Rows predicted.", ["rpc"], registry=self.registry
         )
@@ -53,6 +70,12 @@ class PredictionMetrics:
         # Children created up front: the hot paths skip `.labels()`, and every series exists
         # (at zero) from the first scrape, so rate() works before the first event.
         self.predictions = {rpc: predictions.labels(rpc) for rpc in RPCS}
+        self.predictions_without_known_features = Counter(
+            "lifelong_predictions_without_known_features",
+            "Rows predicted by name with none of the model's features: answered as an input with "
+            "every feature missing, and said so (Prediction.no_known_features).",
+            registry=self.registry,
+        )
         self.predict_latency = {rpc: predict_latency.labels(rpc) for rpc in RPCS}
 
     def watch_version(self, version: Callable[[], int]) -> None:

@@ -41,6 +41,13 @@ REASONS = (
     "dense_size_mismatch",
     "oversized",
     "unlearnable",
+    # The model's growth (`lifelong.admission`), decided at the sample's turn.
+    "too_many_new_features",
+    "feature_growth_limited",
+    "too_many_classes",
+    "label_too_long",
+    # A prediction request of more rows than `max_batch_rows` (never a sample).
+    "too_many_rows",
 )
 
 Label = str | int | float

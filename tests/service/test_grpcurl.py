@@ -36,3 +36,26 @@ def test_grpcurl_lists_and_calls_the_services(grpcurl, serve):
     assert answer["model_version"] == "30"  # uint64 is a string in protobuf JSON
     assert answer["prediction"]["label"]["text"] in ("above", "below")
     assert len(answer["prediction"]["probabilities"]) == 2
+
+
+def describe(grpcurl, served, symbol: str) -> subprocess.CompletedProcess:
+    command = [str(grpcurl), "-plaintext", served.target, "describe", symbol]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.slow  # the first run builds grpcurl
+def test_grpcurl_describes_methods_by_reflection(grpcurl, serve):
+    """Finding 6: Python's reflection could not resolve a method's symbol (grpc/grpc#34743), so
+    `grpcurl describe` of a method (and ghz in reflection mode) failed with "Symbol not found"."""
+    served = serve()
+    for method, request in (
+        ("lifelong.v1.PredictionService.Predict", "lifelong.v1.PredictRequest"),
+        ("lifelong.v1.LearningService.LearnStream", "stream .lifelong.v1.LearnStreamRequest"),
+        ("grpc.health.v1.Health.Check", "grpc.health.v1.HealthCheckRequest"),
+    ):
+        result = describe(grpcurl, served, method)
+        assert result.returncode == 0, result.stderr
+        assert f"{method} is a method" in result.stdout
+        assert f"( {request if request.startswith('stream') else '.' + request} )" in result.stdout
+    result = describe(grpcurl, served, "lifelong.v1.PredictionService.Nothing")
+    assert result.returncode != 0 and "Symbol not found" in result.stderr

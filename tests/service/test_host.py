@@ -69,7 +69,7 @@ def test_a_label_equal_to_a_class_of_another_type_is_rejected_not_learned():
     )
     assert learned == 0 and learner.to_bytes() == before
     assert [e.reason for e in rejected] == ["wrong_label_type"]
-    assert "label 1 is equal to class True" in rejected[0].message
+    assert "label 1 (int) is not of this model's label type, bool" in rejected[0].message
     assert host.learn([Sample({"x0": -1.0}, None, False)], source="kafka") == 1
 
 
@@ -116,13 +116,12 @@ def test_batches_learn_exactly_what_one_by_one_learning_does():
 
     reference = small_learner(seed=3)
     for sample in stream:
-        try:
-            if sample.features is not None:
-                reference.learn_one(sample.features, sample.label)
-            else:
-                reference.learn_dense(sample.dense, sample.label)
-        except TypeError:
-            pass  # 1 after True: rejected by the host too
+        if type(sample.label) is not str:  # True and 1: the model's labels are str
+            continue
+        if sample.features is not None:
+            reference.learn_one(sample.features, sample.label)
+        else:
+            reference.learn_dense(sample.dense, sample.label)
 
     learner = small_learner(seed=3)
     host, rejected, start = ModelHost(learner), [], 0
@@ -134,8 +133,8 @@ def test_batches_learn_exactly_what_one_by_one_learning_does():
             on_rejected=lambda k, e, start=start: rejected.append(stream[start + k]),
         )
         start = end
-    assert rejected == [stream[1600]]
-    assert learner.samples_learned == reference.samples_learned == 2999
+    assert rejected == [stream[1500], stream[1600]]
+    assert learner.samples_learned == reference.samples_learned == 2998
     assert learner.to_bytes() == reference.to_bytes()
 
 

@@ -69,7 +69,7 @@ def test_every_catalogue_metric_is_served(tmp_path):
 
     names, samples = exposed(text)
     expected = catalogue()
-    assert len(expected) == 24
+    assert len(expected) == 25
     # The exposition is classification's: the regression-only MAE is absent, by design.
     missing = set(expected) - names - {"lifelong_prequential_mae"}
     assert not missing, missing
@@ -87,6 +87,10 @@ def test_every_catalogue_metric_is_served(tmp_path):
     assert samples["lifelong_model_version"][0].value >= 300
     assert samples["lifelong_checkpoints_total"][0].value >= 1
     assert samples["lifelong_last_checkpoint_timestamp_seconds"][0].value > 0
+    # What an operator watches of any process (finding 7): prometheus_client's collectors.
+    assert samples["process_resident_memory_bytes"][0].value > 0
+    assert samples["process_open_fds"][0].value > 0
+    assert {"process_cpu_seconds_total", "python_info", "python_gc_objects_collected"} <= names
 
 
 def test_regression_exports_mae_not_accuracy():

@@ -194,6 +194,7 @@ def test_serve_predictions_as_a_process_serves_and_exports_its_metrics(tmp_path)
         assert 'lifelong_predict_latency_seconds_count{rpc="predict"} 1.0' in text
         assert "lifelong_model_version 10.0" in text  # its snapshot's: staleness vs the learner's
         assert "lifelong_samples_learned" not in text  # a replica learns nothing: no such series
+        assert "process_resident_memory_bytes " in text and "python_info{" in text
     finally:
         process.terminate()
         process.wait(timeout=60)

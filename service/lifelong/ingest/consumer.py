@@ -314,7 +314,8 @@ class KafkaSource:
 
 
 def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
-    """Learn `settings.kafka_topic` until `stop` is set, then checkpoint and commit.
+    """Learn `settings.kafka_topic` until `stop` is set, then checkpoint and commit (whatever
+    was learned since the last checkpoint, from the topic or over gRPC).
 
     An exception (a broker or dead-letter failure) ends the loop without a checkpoint: the last
     checkpoint stays the truth and a restart resumes from it.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import grpc
 import numpy as np
 from lifelong.samples import (
     FLOAT32_MAX,
@@ -101,3 +102,18 @@ def check_outputs(outputs: np.ndarray, row: Callable[[int], str]) -> None:
 def at_row(error: InvalidSample, i: int, n: int) -> InvalidSample:
     """`error` naming row `i` of a batch of `n` (single inputs need no index)."""
     return error if n == 1 else InvalidSample(error.reason, f"examples[{i}]: {error.message}")
+
+
+# A quota or capacity reached, in Google's API design guide's terms: the model has no room for
+# the sample yet, or the request asks for more rows than a call may. Every other refusal is
+# INVALID_ARGUMENT (wrong whatever the model's state).
+RESOURCE_EXHAUSTED_REASONS = frozenset(
+    {"too_many_classes", "feature_growth_limited", "too_many_rows"}
+)
+
+
+def status_of(error: InvalidSample) -> grpc.StatusCode:
+    """The status a refused sample or request fails its call with."""
+    if error.reason in RESOURCE_EXHAUSTED_REASONS:
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    return grpc.StatusCode.INVALID_ARGUMENT

@@ -1,8 +1,11 @@
 """`lifelong.v1.LearningService`: samples over gRPC, learned through the host (source "grpc").
 
 Every sample is validated first; an invalid one is counted, never learned, and fails the call
-with INVALID_ARGUMENT saying what to fix. In a stream, the samples before it stay learned (each
-is learned once, on arrival) and the message says how many there were.
+with INVALID_ARGUMENT saying what to fix, or RESOURCE_EXHAUSTED when the model has no room for
+it yet (`lifelong.serving.inputs.status_of`: a new class past `max_classes`, new features faster
+than it may grow), the code Google's API design guide gives a quota or capacity reached, where
+INVALID_ARGUMENT is for a request wrong whatever the state. In a stream, the samples before it
+stay learned (each is learned once, on arrival) and the message says how many there were.
 
 When the model learns from Kafka, a valid sample is forwarded to the sample topic instead
 (`lifelong.ingest.forward`) and the call answers once the broker has it: the learn loop learns
@@ -18,6 +21,7 @@ import grpc
 from lifelong.host import ModelHost
 from lifelong.ingest.forward import NotStored, SampleForwarder
 from lifelong.samples import InvalidSample, sample_from_proto
+from lifelong.serving.inputs import status_of
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
 
@@ -62,7 +66,7 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
         try:
             self._learn(request.sample)
         except InvalidSample as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            context.abort(status_of(e), str(e))
         except NotStored as e:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"{e}; nothing was learned, send it again")
         return pb.LearnResponse(samples_learned=self.host.samples_learned)
@@ -82,7 +86,7 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
                 self._learn(request.sample)
             except InvalidSample as e:
                 context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT,
+                    status_of(e),
                     f"sample {accepted} of the stream (counting from 0): {e}; "
                     f"the {accepted} before it were learned",
                 )

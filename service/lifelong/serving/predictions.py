@@ -7,6 +7,7 @@ row from that snapshot, as one matrix through the network, so a batch has one `m
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +19,7 @@ from lifelong.client.convert import label_to_proto
 from lifelong.metrics import PredictionMetrics
 from lifelong.model import Predictor
 from lifelong.samples import FLOAT32_MAX, InvalidSample, Task
-from lifelong.serving.inputs import check_outputs, features_matrix
+from lifelong.serving.inputs import check_outputs, features_matrix, status_of
 from lifelong.serving.matrix import matrix_inputs, matrix_predictions
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
@@ -54,13 +55,20 @@ class NotReady(Exception):
 
 class PredictionServicer(pb_grpc.PredictionServiceServicer):
     def __init__(
-        self, source: PredictionSource, metrics: PredictionMetrics, *, max_features: int
+        self,
+        source: PredictionSource,
+        metrics: PredictionMetrics,
+        *,
+        max_features: int,
+        max_batch_rows: int = 10_000,
     ) -> None:
         self.source = source
         self.max_features = max_features
+        self.max_batch_rows = max_batch_rows
         self.classification = source.task == "classification"
         self._view = SnapshotView(source.predictor)
         self._count = metrics.predictions
+        self._unknown = metrics.predictions_without_known_features
         self._latency = metrics.predict_latency
 
     def _current(self) -> SnapshotView:
@@ -80,11 +88,18 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
         per-row path, which takes a missing feature as its mean. Predictions are written in
         place into the response: building messages and copying them in would cost more than the
         network's forward pass.
+
+        A row by name none of whose features the model knows is answered all the same (every
+        feature missing: their means), with `no_known_features` set, and counted.
         """
         self._check_ready(view)
         if not rows:
             return
         X, partial = features_matrix(rows, view.columns, max_features=self.max_features)
+        columns = view.columns
+        unknown = [i for i in partial if columns.keys().isdisjoint(rows[i].named)]
+        if unknown:
+            add = _marking(add, set(unknown))
         predictor = view.predictor
         if not self.classification:
             y = predictor.predict_dense(X)
@@ -93,6 +108,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
             check_outputs(y, _example(len(rows)))
             for value in y.tolist():
                 add().label.number = value
+            self._unknown.inc(len(unknown))
             return
         proba = predictor.predict_proba_dense(X)
         for i in partial:  # as above
@@ -108,6 +124,7 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
             probabilities = prediction.probabilities
             for j, p in zip(js, ps, strict=True):
                 probabilities.add(probability=p).label.CopyFrom(classes[j])
+        self._unknown.inc(len(unknown))
 
     def _check_ready(self, view: SnapshotView) -> None:
         if view.predictor.version == 0 or (self.classification and not view.classes):
@@ -139,17 +156,30 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
         `matrix` is answered from it into `response.matrix_predictions` instead of `rows`."""
         view = self._current()
         try:
+            self._check_rows(rows, request)
             if request is not None and request.HasField("matrix"):
                 n = self.predict_matrix(view, request, response.matrix_predictions)
             else:
                 self.predict(view, rows, add)
                 n = len(rows)
         except InvalidSample as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{where}{e}")
+            context.abort(status_of(e), f"{where}{e}")
         except NotReady as e:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{where}{e}; learn samples first")
         response.model_version = view.predictor.version
         self._count[rpc].inc(n)
+
+    def _check_rows(self, rows: Sequence[pb.Features], request) -> None:
+        """Refuse a request of more than `max_batch_rows` rows (`too_many_rows`)."""
+        n = len(rows)
+        if request is not None and request.HasField("matrix"):
+            n = len(request.matrix.values) // max(request.matrix.columns, 1)
+        if n > self.max_batch_rows:
+            raise InvalidSample(
+                "too_many_rows",
+                f"the request asks for {n} rows, more than max_batch_rows={self.max_batch_rows}; "
+                "send them in several requests (or PredictStream messages)",
+            )
 
     def Predict(self, request: pb.PredictRequest, context) -> pb.PredictResponse:
         start = time.perf_counter()
@@ -253,3 +283,16 @@ class PredictionServicer(pb_grpc.PredictionServiceServicer):
 def _example(n: int) -> Callable[[int], str]:
     """How an error names row i of `n` (a single input needs no index)."""
     return (lambda i: f"examples[{i}]: ") if n > 1 else (lambda i: "")
+
+
+def _marking(add: Callable[[], pb.Prediction], rows: set[int]) -> Callable[[], pb.Prediction]:
+    """`add`, setting `no_known_features` on the predictions of `rows` (by position)."""
+    position = itertools.count()
+
+    def marked() -> pb.Prediction:
+        prediction = add()
+        if next(position) in rows:
+            prediction.no_known_features = True
+        return prediction
+
+    return marked

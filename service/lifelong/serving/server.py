@@ -8,6 +8,10 @@ who can connect; every other call goes through the roles' interceptor (`lifelong
 The port speaks TLS when a certificate is configured, and refuses to open on an address other than
 loopback without TLS or tokens unless told to (`lifelong.serving.tls`).
 
+Every method is registered through `lifelong.serving.decoding.Registrar`: bytes that do not decode
+as its request message are INVALID_ARGUMENT, without a traceback in the log. Health implements
+`List` too (grpcio-health-checking's servicer answers it UNIMPLEMENTED).
+
 `grpc_health_address` adds a second port, plaintext and without tokens, serving the same health
 servicer and nothing else: Kubernetes' gRPC probes and Docker's HEALTHCHECK speak neither TLS
 nor tokens, and whether the server is serving is all that port tells.
@@ -20,11 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from lifelong.config import Settings
 from lifelong.host import ModelHost
 from lifelong.ingest.forward import SampleForwarder
 from lifelong.serving.auth import AuthInterceptor, authorizer
+from lifelong.serving.decoding import Registrar
 from lifelong.serving.learning import LearningServicer
 from lifelong.serving.model import AdminServicer, ModelServicer
 from lifelong.serving.predictions import PredictionServicer, PredictionSource
@@ -37,6 +42,39 @@ log = logging.getLogger(__name__)
 SERVICES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
 PREDICTION_SERVICE = pb.DESCRIPTOR.services_by_name["PredictionService"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+class HealthServicer(health.HealthServicer):
+    """grpc's health servicer, with `List`: every service's status."""
+
+    def List(self, request, context) -> health_pb2.HealthListResponse:
+        with self._lock:
+            statuses = dict(self._server_status)
+        return health_pb2.HealthListResponse(
+            statuses={
+                name: health_pb2.HealthCheckResponse(status=status)
+                for name, status in statuses.items()
+            }
+        )
+
+
+class ReflectionServicer(reflection.ReflectionServicer):
+    """grpc's reflection servicer, which also resolves a method's symbol
+    (`lifelong.v1.PredictionService.Predict`) to its service's file: Python's descriptor pool
+    does not, so `grpcurl describe` of a method and ghz in reflection mode failed with "Symbol
+    not found" (grpc/grpc#34743, bojand/ghz#419)."""
+
+    def _file_containing_symbol(self, request, fully_qualified_name):
+        try:
+            self._pool.FindFileContainingSymbol(fully_qualified_name)
+        except KeyError:
+            try:
+                method = self._pool.FindMethodByName(fully_qualified_name)
+            except KeyError:
+                pass  # not found: the base class answers NOT_FOUND
+            else:
+                fully_qualified_name = method.containing_service.full_name
+        return super()._file_containing_symbol(request, fully_qualified_name)
 
 
 class GrpcServer:
@@ -69,22 +107,27 @@ class GrpcServer:
             ],
         )
         limits = {"max_features": settings.max_features}
+        registrar = Registrar(self.server)  # undecodable requests: INVALID_ARGUMENT
         pb_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(host, host.metrics, **limits), self.server
+            PredictionServicer(
+                host, host.metrics, **limits, max_batch_rows=settings.max_batch_rows
+            ),
+            registrar,
         )
         self.services: tuple[str, ...] = (PREDICTION_SERVICE,)
         if not predictions_only:
             pb_grpc.add_LearningServiceServicer_to_server(
-                LearningServicer(host, **limits, forward=forward), self.server
+                LearningServicer(host, **limits, forward=forward), registrar
             )
-            pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(host), self.server)
-            pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(host), self.server)
+            pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(host), registrar)
+            pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(host), registrar)
             self.services = SERVICES
-        self.health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, registrar)
         if settings.grpc_reflection:
-            reflection.enable_server_reflection(
-                (*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+                ReflectionServicer((*self.services, health.SERVICE_NAME, reflection.SERVICE_NAME)),
+                registrar,
             )
         try:
             if credentials is None:
@@ -101,7 +144,7 @@ class GrpcServer:
                 ThreadPoolExecutor(max_workers=2, thread_name_prefix="grpc-health"),
                 options=[("grpc.so_reuseport", 0)],
             )
-            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, Registrar(self.health_server))
             try:
                 self.health_port = self.health_server.add_insecure_port(
                     settings.grpc_health_address

@@ -7,7 +7,7 @@ Torch- and numpy-free, so the server can reuse them (e.g. for ``Label``).
 >>> list(features_to_proto([0.5, -1.0]).dense)
 [0.5, -1.0]
 >>> label_from_proto(label_to_proto("spam")), label_from_proto(label_to_proto(True))
-('spam', 1)
+('spam', True)
 """
 
 from __future__ import annotations
@@ -86,10 +86,10 @@ def features_from_proto(features: pb.Features) -> dict[str, float] | list[float]
 
 
 def label_to_proto(label: LabelValue) -> pb.Label:
-    """``str`` → ``text``, ``int``/``bool`` → ``integer``, ``float`` → ``number``.
+    """``str`` → ``text``, ``bool`` → ``boolean``, ``int`` → ``integer``, ``float`` → ``number``.
 
-    Numpy scalars work too (``numbers.Integral``/``numbers.Real``). ``bool`` has no field of its
-    own: ``True`` comes back as ``1``, which equals and hashes like ``True``.
+    Numpy scalars work too (``numpy.bool_``, ``numbers.Integral``/``numbers.Real``). ``True`` is
+    not ``1`` to the server: a model's labels all have its first class's type.
 
     >>> label_to_proto(3)
     integer: 3
@@ -97,6 +97,10 @@ def label_to_proto(label: LabelValue) -> pb.Label:
     """
     if isinstance(label, str):
         return pb.Label(text=label)
+    if isinstance(label, bool) or (  # or numpy's (bool_, bool in NumPy 2), without numpy
+        type(label).__module__ == "numpy" and type(label).__name__ in ("bool_", "bool")
+    ):
+        return pb.Label(boolean=bool(label))
     if isinstance(label, numbers.Integral):
         return pb.Label(integer=int(label))
     if isinstance(label, numbers.Real):
@@ -128,6 +132,7 @@ def prediction_from_proto(prediction: pb.Prediction, model_version: int) -> Pred
         label=label_from_proto(prediction.label),
         probabilities=dict(sorted(pairs, key=lambda pair: -pair[1])),  # stable: ties keep order
         model_version=model_version,
+        no_known_features=prediction.no_known_features,
     )
 
 

@@ -27,11 +27,14 @@ class Prediction:
     ``label`` is the most probable class (classification) or the predicted number (regression).
     ``probabilities`` holds every known class, most probable first (empty for regression).
     ``model_version`` is the number of samples the model had learned when it answered.
+    ``no_known_features``: none of the row's named features is one the model knows, so the
+    answer is the model's for an input with every feature missing, not about this row.
     """
 
     label: LabelValue
     probabilities: dict[LabelValue, float]
     model_version: int
+    no_known_features: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,14 +35,16 @@ class Features(_message.Message):
     def __init__(self, named: _Optional[_Mapping[str, float]] = ..., dense: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Label(_message.Message):
-    __slots__ = ("text", "integer", "number")
+    __slots__ = ("text", "integer", "number", "boolean")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     INTEGER_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
+    BOOLEAN_FIELD_NUMBER: _ClassVar[int]
     text: str
     integer: int
     number: float
-    def __init__(self, text: _Optional[str] = ..., integer: _Optional[int] = ..., number: _Optional[float] = ...) -> None: ...
+    boolean: bool
+    def __init__(self, text: _Optional[str] = ..., integer: _Optional[int] = ..., number: _Optional[float] = ..., boolean: _Optional[bool] = ...) -> None: ...
 
 class Sample(_message.Message):
     __slots__ = ("features", "label")
@@ -61,12 +63,14 @@ class ClassProbability(_message.Message):
     def __init__(self, label: _Optional[_Union[Label, _Mapping]] = ..., probability: _Optional[float] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("label", "probabilities")
+    __slots__ = ("label", "probabilities", "no_known_features")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    NO_KNOWN_FEATURES_FIELD_NUMBER: _ClassVar[int]
     label: Label
     probabilities: _containers.RepeatedCompositeFieldContainer[ClassProbability]
-    def __init__(self, label: _Optional[_Union[Label, _Mapping]] = ..., probabilities: _Optional[_Iterable[_Union[ClassProbability, _Mapping]]] = ...) -> None: ...
+    no_known_features: bool
+    def __init__(self, label: _Optional[_Union[Label, _Mapping]] = ..., probabilities: _Optional[_Iterable[_Union[ClassProbability, _Mapping]]] = ..., no_known_features: _Optional[bool] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
     __slots__ = ("features",)
