@@ -5,7 +5,17 @@ import importlib
 
 import pytest
 
-MODULES = ["config", "network", "optim", "plasticity", "scaler", "state", "learner", "__init__"]
+MODULES = [
+    "config",
+    "network",
+    "optim",
+    "plasticity",
+    "scaler",
+    "state",
+    "learner",
+    "challenger",
+    "__init__",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

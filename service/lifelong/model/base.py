@@ -45,6 +45,21 @@ class LayerStats:
 
 
 @dataclass(frozen=True)
+class ChallengerStats:
+    """A learner that trains a fresh challenger beside the serving incumbent after a drift
+    (`lifelong.model.challenger`). Counts are since the start, by the trigger that started
+    the challenge: "drift", "score_drop" or "plasticity"."""
+
+    active: bool  # a challenger is learning now
+    age: int  # rows the active challenger has seen; 0 when none
+    prequential_score: float | None  # the challenger's, over its life; None when none
+    incumbent_score: float | None  # the incumbent's over the same rows; None when none
+    started: dict[str, int]  # challenges started
+    swaps: dict[str, int]  # challengers that replaced the incumbent
+    dropped: dict[str, int]  # challengers dropped at their maximum age
+
+
+@dataclass(frozen=True)
 class LearnerStats:
     """What a learner reports. A learner without hidden layers (or whose layers it cannot
     read) has no `layers` and None for the weight measures: the exporter publishes what
@@ -61,6 +76,7 @@ class LearnerStats:
     layers: tuple[LayerStats, ...] = ()
     gradient_norm: float | None = None  # L2 norm of the last step's gradient
     mean_abs_weight: float | None = None  # over all parameters
+    challenger: ChallengerStats | None = None  # None: the learner has no challenger mechanism
 
 
 @runtime_checkable
