@@ -11,8 +11,10 @@ from lifelong.model import (
     load,
 )
 from lifelong.model.base import Learner, Predictor
+from lifelong.model.challenger import REASONS
 
 FAST = ChallengerConfig(window=1000, max_age=5000)
+NONE = dict.fromkeys(REASONS, 0)
 
 
 def teacher(rng, d=4, k=3):
@@ -43,19 +45,22 @@ def test_is_a_learner():
     assert model.config == LearnerConfig(hidden=(16,), seed=0)  # what the status page shows
     s = model.stats()
     assert s.samples_learned == 1 and not s.challenger.active
-    assert s.challenger.swaps == {"drift": 0, "score_drop": 0, "plasticity": 0}
+    assert s.challenger.swaps == NONE
 
 
 def test_swaps_after_an_abrupt_change():
     X, y = change()
     model = classifier()
     assert model.learn_many(X[:20_000], y[:20_000]) == []
-    assert model.stats().challenger.started == {"drift": 0, "score_drop": 0, "plasticity": 0}
-    before = model.incumbent
+    assert model.stats().challenger.started == NONE
+    before, drifts = model.incumbent, model.stats().drifts_detected
     model.learn_many(X[20_000:], y[20_000:])
-    c = model.stats().challenger
-    assert c.started["drift"] == 1 and c.swaps["drift"] == 1
+    s = model.stats()
+    assert s.challenger.started["drift"] == 1 and s.challenger.swaps["drift"] == 1
     assert model.incumbent is not before
+    assert model.challenger is before  # learns on, in case concept A returns
+    assert s.challenger.started["return"] == 1 and s.challenger.age < 10_000
+    assert s.drifts_detected >= drifts
     assert model.samples_learned == 30_000  # the model version counts on across the swap
     assert model.snapshot().version == 30_000
     assert model.stats().samples_learned == 30_000

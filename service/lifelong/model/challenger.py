@@ -6,7 +6,9 @@ needs to learn the next. So when a trigger fires, a fresh learner of the same co
 starts beside the incumbent; both learn every following row once (nothing is stored), the
 incumbent keeps serving, and the challenger replaces it when its prequential score over the
 rows both have seen is better by `margin` after at least `window` rows, or is dropped at
-`max_age` rows.
+`max_age` rows. The deposed incumbent is not dropped at once: it learns on beside the new one,
+as a challenger of reason "return", for `keep_deposed` rows, and serves again if it is better
+by `margin` (a concept that recurs: the old model may still know it).
 
 Triggers, checked every `check_every` rows counted from the start (so the state does not depend
 on how the stream is split into calls, and a checkpoint continues bit for bit):
@@ -18,11 +20,11 @@ on how the stream is split into calls, and a checkpoint continues bit for bit):
   fell to `rank_fraction` of its width (read every `plasticity_every` rows).
 
 Scores: each learner's prequential monitor scores a row before learning it (exact test-then-
-train, inside `learn_many`'s compiled loop as well), so nothing is predicted twice. The
-challenger's fading score covers exactly its life; the incumbent's over the same rows comes
-from two readings of its monitor's faded sums, at the start and now: (S - a^k S0) / (N - a^k N0)
-after k learned rows. Accuracy for classification, mean absolute error for regression (lower is
-better; there `margin` is a fraction of the incumbent's error).
+train, inside `learn_many`'s compiled loop as well), so nothing is predicted twice. Each one's
+fading score over the rows since the challenge began comes from two readings of its monitor's
+faded sums, at the start and now: (S - a^k S0) / (N - a^k N0) after k learned rows. Accuracy
+for classification, mean absolute error for regression (lower is better; there `margin` is a
+fraction of the incumbent's error).
 
 >>> import numpy as np
 >>> from lifelong.model import LearnerConfig, LifelongClassifier, load
@@ -45,6 +47,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +60,8 @@ from lifelong.model.learner import numbers
 
 __all__ = ["REASONS", "Challenged", "ChallengerConfig"]
 
-REASONS = ("drift", "score_drop", "plasticity")
+# Why a challenge began: the triggers, and "return" for a deposed incumbent kept learning.
+REASONS = ("drift", "score_drop", "plasticity", "return")
 STATE_FORMAT = 1
 
 
@@ -69,6 +73,7 @@ class ChallengerConfig:
     window: int = 2000  # rows a challenger learns before it may replace the incumbent
     margin: float = 0.01  # accuracy points (classification); fraction of the error (regression)
     max_age: int = 30_000  # rows after which a challenger that has not won is dropped
+    keep_deposed: int = 50_000  # rows a deposed incumbent learns on, in case its concept returns
     on_drift: bool = True  # the incumbent's drift detector starts a challenger
     score_drop: float | None = 0.1  # None: the score does not start one
     dead_fraction: float | None = 0.5  # None: dead units do not start one
@@ -80,6 +85,8 @@ class ChallengerConfig:
         for name in ("window", "max_age", "check_every", "plasticity_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.keep_deposed < 0:
+            raise ValueError("keep_deposed must be >= 0")
         if self.plasticity_every % self.check_every:
             raise ValueError("plasticity_every must be a multiple of check_every")
         if self.margin < 0:
@@ -110,8 +117,15 @@ class Challenged:
         self._challenger: Learner | None = None
         self._challenge: dict[str, Any] | None = None  # reason, start row, incumbent's sums
         self._rows = 0  # offered, learned or refused: the clock of decisions
-        self._offset = 0  # samples learned by retired incumbents, not by this one
-        self._retired: dict[str, Any] = {"drifts": 0, "refused": {}, "recoveries": {}, "units": []}
+        # What the counters of earlier incumbents add to this one's: a swap adds the old one's
+        # counts minus the new one's, so every count goes on from where it was.
+        self._offset: dict[str, Any] = {
+            "samples": 0,
+            "drifts": 0,
+            "refused": {},
+            "recoveries": {},
+            "units": [],
+        }
         self._best: float | None = None  # the incumbent's best score since the last challenge
         self._best_after = self.settings.window  # a fading score needs rows before it means much
         self._drifts = incumbent.monitor.drifts_detected
@@ -146,7 +160,7 @@ class Challenged:
 
     @property
     def samples_learned(self) -> int:
-        return self._offset + self._incumbent.samples_learned
+        return self._offset["samples"] + self._incumbent.samples_learned
 
     def learn_one(self, x: dict, y: Any) -> None:
         self._incumbent.learn_one(x, y)  # a bad example raises here, before anything changed
@@ -202,18 +216,18 @@ class Challenged:
 
     def stats(self) -> LearnerStats:
         """The incumbent's, with counters carried over swaps, and the challenge's."""
-        s, retired = self._incumbent.stats(), self._retired
-        units = retired["units"] + [0] * (len(s.layers) - len(retired["units"]))
+        s = self._incumbent.stats()
+        counts = _combine(_counts(s), self._offset, 1)
         scores = self._scores() if self._challenge is not None else (None, None)
         return dataclasses.replace(
             s,
-            samples_learned=self.samples_learned,
-            drifts_detected=s.drifts_detected + retired["drifts"],
-            updates_refused=_add(s.updates_refused, retired["refused"]),
-            recoveries=_add(s.recoveries, retired["recoveries"]),
+            samples_learned=counts["samples"],
+            drifts_detected=counts["drifts"],
+            updates_refused=counts["refused"],
+            recoveries=counts["recoveries"],
             layers=tuple(
-                dataclasses.replace(layer, units_replaced=layer.units_replaced + u)
-                for layer, u in zip(s.layers, units, strict=False)
+                dataclasses.replace(layer, units_replaced=units)
+                for layer, units in zip(s.layers, counts["units"], strict=False)
             ),
             challenger=ChallengerStats(
                 active=self._challenger is not None,
@@ -276,27 +290,29 @@ class Challenged:
         return a > (b * (1.0 + margin) if relative else b + margin)
 
     def _start(self, reason: str) -> None:
-        incumbent = self._incumbent
-        self._challenger = challenger = state.load(self._template)
-        challenger.add_features(incumbent.feature_names)  # the same dense rows, the same order
-        s0, n0 = incumbent.monitor.totals
-        self._challenge = {
-            "reason": reason,
-            "row": self._rows,
-            "learned": incumbent.samples_learned,
-            "s0": s0,
-            "n0": n0,
-        }
+        challenger = state.load(self._template)
+        challenger.add_features(self._incumbent.feature_names)  # the same rows, the same order
+        self._begin(challenger, reason)
+
+    def _begin(self, challenger: Learner, reason: str) -> None:
+        """Both learners' monitor sums now: their scores over the challenge are what follows."""
+        self._challenger, incumbent = challenger, self._incumbent
+        self._challenge = {"reason": reason, "row": self._rows}
+        for name, learner in (("incumbent", incumbent), ("challenger", challenger)):
+            s0, n0 = learner.monitor.totals
+            self._challenge[name] = [learner.samples_learned, s0, n0]
         self._started[reason] += 1
 
     def _scores(self) -> tuple[float | None, float | None]:
         """(challenger, incumbent) prequential scores over the rows since the challenge began."""
-        c, incumbent, challenger = self._challenge, self._incumbent, self._challenger
-        s, n = challenger.monitor.totals
-        fade = incumbent.monitor.fading ** (incumbent.samples_learned - c["learned"])
-        s_i, n_i = incumbent.monitor.totals
-        s_i, n_i = s_i - fade * c["s0"], n_i - fade * c["n0"]
-        return (s / n if n > 0 else None), (s_i / n_i if n_i > 0 else None)
+        scores = []
+        for name, learner in (("challenger", self._challenger), ("incumbent", self._incumbent)):
+            learned, s0, n0 = self._challenge[name]
+            fade = learner.monitor.fading ** (learner.samples_learned - learned)
+            s, n = learner.monitor.totals
+            s, n = s - fade * s0, n - fade * n0
+            scores.append(s / n if n > 0 else None)
+        return scores[0], scores[1]
 
     def _judge(self) -> None:
         cfg, c = self.settings, self._challenge
@@ -308,23 +324,21 @@ class Challenged:
             ):
                 self._swap()
                 return
-        if age >= cfg.max_age:
+        if age >= (cfg.keep_deposed if c["reason"] == "return" else cfg.max_age):
             self._dropped[c["reason"]] += 1
             self._end()
 
     def _swap(self) -> None:
+        """The challenger serves; the deposed incumbent learns on beside it for `keep_deposed`
+        rows, and comes back if it is better again (a recurring concept)."""
         old, new = self._incumbent, self._challenger
-        total, s, retired = self.samples_learned, old.stats(), self._retired
-        retired["drifts"] += s.drifts_detected
-        retired["refused"] = _add(retired["refused"], s.updates_refused)
-        retired["recoveries"] = _add(retired["recoveries"], s.recoveries)
-        units = retired["units"] + [0] * (len(s.layers) - len(retired["units"]))
-        retired["units"] = [
-            u + layer.units_replaced for u, layer in zip(units, s.layers, strict=True)
-        ]
-        self._incumbent, self._offset = new, total - new.samples_learned
+        counted = _combine(self._offset, _counts(old.stats()), 1)
+        self._offset = _combine(counted, _counts(new.stats()), -1)
         self._swaps[self._challenge["reason"]] += 1
+        self._incumbent = new
         self._end()
+        if self.settings.keep_deposed:
+            self._begin(old, "return")
 
     def _end(self) -> None:
         """No challenger; the trigger starts over (a new best after a warm-up)."""
@@ -348,7 +362,6 @@ class Challenged:
             "challenge": self._challenge,
             "rows": self._rows,
             "offset": self._offset,
-            "retired": self._retired,
             "best": self._best,
             "best_after": self._best_after,
             "drifts": self._drifts,
@@ -373,7 +386,7 @@ class Challenged:
         if "challenger" in tensors:
             model._challenger = state.load(_bytes(tensors["challenger"]))
         model._challenge = meta["challenge"]
-        for key in ("rows", "offset", "retired", "best", "best_after", "drifts"):
+        for key in ("rows", "offset", "best", "best_after", "drifts"):
             setattr(model, f"_{key}", meta[key])
         model._started.update(meta["started"])
         model._swaps.update(meta["swaps"])
@@ -389,8 +402,32 @@ def _bytes(tensor: torch.Tensor) -> bytes:
     return tensor.numpy().tobytes()
 
 
-def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    return {key: a.get(key, 0) + b.get(key, 0) for key in {**a, **b}}
+def _counts(s: LearnerStats) -> dict[str, Any]:
+    """The counters of `s` that must not go back when another learner takes over."""
+    return {
+        "samples": s.samples_learned,
+        "drifts": s.drifts_detected,
+        "refused": s.updates_refused,
+        "recoveries": s.recoveries,
+        "units": [layer.units_replaced for layer in s.layers],
+    }
+
+
+def _combine(a: dict[str, Any], b: dict[str, Any], sign: int) -> dict[str, Any]:
+    """Counts `a` plus `sign` times counts `b`, counter by counter."""
+
+    def by_key(x: dict[str, int], y: dict[str, int]) -> dict[str, int]:
+        return {k: x.get(k, 0) + sign * y.get(k, 0) for k in {**x, **y}}
+
+    return {
+        "samples": a["samples"] + sign * b["samples"],
+        "drifts": a["drifts"] + sign * b["drifts"],
+        "refused": by_key(a["refused"], b["refused"]),
+        "recoveries": by_key(a["recoveries"], b["recoveries"]),
+        "units": [
+            x + sign * y for x, y in itertools.zip_longest(a["units"], b["units"], fillvalue=0)
+        ],
+    }
 
 
 state.register("Challenged", Challenged.from_state)
