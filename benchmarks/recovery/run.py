@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,6 +49,11 @@ def main() -> None:
     jobs = [
         (s, seed, args.block, args.curve, overrides) for s in args.streams for seed in args.seeds
     ]
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
+    ).stdout.strip()
+    header = {"argv": sys.argv, "commit": commit, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (args.out / "run.json").write_text(json.dumps(header, indent=1) + "\n")
     with ProcessPoolExecutor(args.jobs) as pool:
         for result in pool.map(_run_star, jobs):
             path = args.out / f"{result['stream']}_s{result['seed']}.json"

@@ -13,7 +13,7 @@ from lifelong.model import (
 from lifelong.model.base import Learner, Predictor
 from lifelong.model.challenger import REASONS
 
-FAST = ChallengerConfig(window=1000, max_age=5000)
+FAST = ChallengerConfig(window=1000, max_age=5000, margin=0.01)  # small, quick to decide
 NONE = dict.fromkeys(REASONS, 0)
 
 
