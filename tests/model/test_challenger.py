@@ -111,7 +111,7 @@ def test_features_keep_their_order_in_the_challenger():
     assert model.challenger.feature_names == model.feature_names == ("a", "b", "2")
 
 
-@pytest.mark.parametrize("at", [15_000, 20_600])  # before a challenge, during one
+@pytest.mark.parametrize("at", [15_000, 20_600, 25_000])  # before, during, after a swap
 def test_state_continues_bit_for_bit(at):
     X, y = change()
     whole = classifier()
@@ -119,6 +119,7 @@ def test_state_continues_bit_for_bit(at):
     part = classifier()
     part.learn_many(X[:at], y[:at])
     assert (part.challenger is not None) == (at > 20_000)
+    assert part.stats().challenger.swaps["drift"] == (at > 21_000)
     restored = load(part.to_bytes())
     assert restored.to_bytes() == part.to_bytes()
     for start in range(at, len(X), 777):  # split differently: decisions fall on the same rows
