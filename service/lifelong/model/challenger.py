@@ -70,7 +70,7 @@ class ChallengerConfig:
     """When a challenger starts, when it replaces the incumbent and when it is dropped.
     Defaults chosen on `benchmarks/recovery` (its README says how)."""
 
-    window: int = 2000  # rows a challenger learns before it may replace the incumbent
+    window: int = 1000  # rows a challenger learns before it may replace the incumbent
     margin: float = 0.02  # accuracy points (classification); fraction of the error (regression)
     max_age: int = 30_000  # rows after which a challenger that has not won is dropped
     keep_deposed: int = 50_000  # rows a deposed incumbent learns on, in case its concept returns
