@@ -47,12 +47,13 @@ class LayerStats:
 @dataclass(frozen=True)
 class ChallengerStats:
     """A learner that trains a fresh challenger beside the serving incumbent after a drift
-    (`lifelong.model.challenger`). Counts are since the start, by the trigger that started
-    the challenge: "drift", "score_drop" or "plasticity"."""
+    (`lifelong.model.challenger`). Counts are since the start, by why the challenge began: a
+    trigger ("drift", "score_drop", "plasticity") or "return" (the deposed incumbent after a
+    swap, learning on in case its concept comes back)."""
 
     active: bool  # a challenger is learning now
-    age: int  # rows the active challenger has seen; 0 when none
-    prequential_score: float | None  # the challenger's, over its life; None when none
+    age: int  # rows since the challenge began; 0 when none
+    prequential_score: float | None  # the challenger's over those rows; None when none
     incumbent_score: float | None  # the incumbent's over the same rows; None when none
     started: dict[str, int]  # challenges started
     swaps: dict[str, int]  # challengers that replaced the incumbent
