@@ -11,7 +11,15 @@ and keeps its plasticity. Pure: no Kafka, gRPC, Prometheus or files.
 
 """
 
-from lifelong.model.base import LayerStats, Learner, LearnerStats, Predictor, Task
+from lifelong.model.base import (
+    ChallengerStats,
+    LayerStats,
+    Learner,
+    LearnerStats,
+    Predictor,
+    Task,
+)
+from lifelong.model.challenger import Challenged, ChallengerConfig
 from lifelong.model.config import LearnerConfig
 from lifelong.model.learner import (
     LearnerDiverged,
@@ -23,6 +31,9 @@ from lifelong.model.network import one_thread
 from lifelong.model.state import load
 
 __all__ = [
+    "Challenged",
+    "ChallengerConfig",
+    "ChallengerStats",
     "LayerStats",
     "Learner",
     "LearnerConfig",

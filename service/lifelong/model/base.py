@@ -45,6 +45,22 @@ class LayerStats:
 
 
 @dataclass(frozen=True)
+class ChallengerStats:
+    """A learner that trains a fresh challenger beside the serving incumbent after a drift
+    (`lifelong.model.challenger`). Counts are since the start, by why the challenge began: a
+    trigger ("drift", "score_drop", "plasticity") or "return" (the deposed incumbent after a
+    swap, learning on in case its concept comes back)."""
+
+    active: bool  # a challenger is learning now
+    age: int  # rows since the challenge began; 0 when none
+    prequential_score: float | None  # the challenger's over those rows; None when none
+    incumbent_score: float | None  # the incumbent's over the same rows; None when none
+    started: dict[str, int]  # challenges started
+    swaps: dict[str, int]  # challengers that replaced the incumbent
+    dropped: dict[str, int]  # challengers dropped at their maximum age
+
+
+@dataclass(frozen=True)
 class LearnerStats:
     """What a learner reports. A learner without hidden layers (or whose layers it cannot
     read) has no `layers` and None for the weight measures: the exporter publishes what
@@ -61,6 +77,7 @@ class LearnerStats:
     layers: tuple[LayerStats, ...] = ()
     gradient_norm: float | None = None  # L2 norm of the last step's gradient
     mean_abs_weight: float | None = None  # over all parameters
+    challenger: ChallengerStats | None = None  # None: the learner has no challenger mechanism
 
 
 @runtime_checkable

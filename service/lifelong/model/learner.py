@@ -341,6 +341,12 @@ class _Lifelong:
         return self._names_tuple
 
     @property
+    def monitor(self) -> PrequentialMonitor:
+        """The prequential monitor, updated as each example is learned (read it, do not feed
+        it): its test-then-train accounting is exact whether rows come one by one or many."""
+        return self._monitor
+
+    @property
     def recoveries(self) -> dict[str, int]:
         """Recoveries taken since the start, by action (a copy; cheaper than `stats()`)."""
         return dict(self._recoveries)
@@ -633,6 +639,12 @@ class _Lifelong:
         raw = np.zeros(len(self._names))
         raw[present] = values
         return raw, present if len(present) < len(raw) else None
+
+    def add_features(self, names: Sequence[Hashable]) -> None:
+        """Know the features of `names` it does not know yet, in this order (dense rows follow
+        it): a fresh learner given another's features reads the same rows. Like features that
+        come with an example, they start at random before the first example, at zero after."""
+        self._add_features([name for name in dict.fromkeys(names) if name not in self._index])
 
     def _add_features(self, names: list[Hashable]) -> None:
         for name in names:

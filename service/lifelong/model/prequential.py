@@ -95,6 +95,12 @@ class PrequentialMonitor:
         return self._score_sum / self._weight if self._weight else 0.0
 
     @property
+    def totals(self) -> tuple[float, float]:
+        """(S, N): the faded sum of scores and of weights. Two readings k samples apart give
+        the score of those k samples alone: (S - a^k S0) / (N - a^k N0)."""
+        return self._score_sum, self._weight
+
+    @property
     def loss(self) -> float:
         """Recent log loss or squared error; 0 before any sample."""
         return self._loss_sum / self._weight if self._weight else 0.0
