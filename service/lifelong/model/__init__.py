@@ -20,7 +20,14 @@ from lifelong.model.learner import (
     MLPPredictor,
 )
 from lifelong.model.network import one_thread
+from lifelong.model.river_model import RiverClassifier, RiverRegressor, river_learner
 from lifelong.model.state import load
+from lifelong.model.torch_module import (
+    TorchModuleClassifier,
+    TorchModuleConfig,
+    TorchModuleRegressor,
+    torch_module_learner,
+)
 
 __all__ = [
     "LayerStats",
@@ -32,7 +39,14 @@ __all__ = [
     "LifelongRegressor",
     "MLPPredictor",
     "Predictor",
+    "RiverClassifier",
+    "RiverRegressor",
     "Task",
+    "TorchModuleClassifier",
+    "TorchModuleConfig",
+    "TorchModuleRegressor",
     "load",
     "one_thread",
+    "river_learner",
+    "torch_module_learner",
 ]
