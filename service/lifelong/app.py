@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from lifelong import demo
 from lifelong.checkpoint import CheckpointStore
-from lifelong.config import ConfigError, Settings
+from lifelong.config import STATE_KEY_ENV, ConfigError, Settings
 from lifelong.host import ModelHost
 from lifelong.http import serve_http, status_board
 from lifelong.metrics import ServiceMetrics
@@ -55,19 +55,45 @@ def configure_logging(settings: Settings) -> None:
 
 
 def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
-    """The learner and its offsets from the newest checkpoint, or a fresh learner."""
+    """The learner and its offsets from the newest checkpoint, or a fresh learner of the kind
+    `model` names (docs/models.md)."""
     from lifelong.model import LifelongClassifier, LifelongRegressor, load
+    from lifelong.model.factory import make_learner, model_kind
+    from lifelong.model.river_model import set_state_key
 
+    try:
+        kind = model_kind(settings.model, settings.task, settings.model_args)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model: {e}") from None
+    key = settings.state_key()
+    try:
+        set_state_key(key)
+    except ValueError as e:
+        raise ConfigError(f"{STATE_KEY_ENV} / state_key_file: {e}") from None
+    if kind == "river" and key is None and (checkpoints is not None or settings.snapshot_file):
+        raise ConfigError(
+            f"model {settings.model} is a river model: its state is pickle, which this service "
+            "writes and reads only inside an HMAC-SHA256-authenticated envelope, and no key is "
+            "set. Set LIFELONG_STATE_KEY (or state_key_file) to a secret of at least 16 bytes, "
+            "or run it without checkpoint_dir and snapshot_file"
+        )
     checkpoint = checkpoints.load_latest() if checkpoints else None
     if checkpoint is None:
-        model = LifelongClassifier if settings.task == "classification" else LifelongRegressor
-        log.info("starting a fresh %s model", settings.task)
-        return model(settings.learner_config()), {}
+        log.info("starting a fresh %s model (%s)", settings.task, settings.model or "built-in")
+        if kind == "mlp":
+            mlp = LifelongClassifier if settings.task == "classification" else LifelongRegressor
+            return mlp(settings.learner_config()), {}
+        try:
+            learner = make_learner(
+                settings.task, settings.model, settings.model_args, settings.learner, key
+            )
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"model {settings.model}: {e}") from None
+        return learner, {}
     learner = load(checkpoint.learner_state)
-    kind = "classification" if isinstance(learner, LifelongClassifier) else "regression"
-    if kind != settings.task:
+    if learner.task != settings.task:
         raise ConfigError(
-            f"{checkpoint.path} holds a {kind} model but task is {settings.task}: "
+            f"{checkpoint.path} holds a {learner.task} model but task is {settings.task}: "
             "set the task it was trained for, or use another checkpoint_dir"
         )
     log.info(

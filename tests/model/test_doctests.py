@@ -5,7 +5,20 @@ import importlib
 
 import pytest
 
-MODULES = ["config", "network", "optim", "plasticity", "scaler", "state", "learner", "__init__"]
+MODULES = [
+    "config",
+    "network",
+    "optim",
+    "plasticity",
+    "scaler",
+    "state",
+    "learner",
+    "__init__",
+    "importpath",
+    "torch_module",
+    "river_model",
+    "factory",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
