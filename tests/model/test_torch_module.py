@@ -118,6 +118,13 @@ CONFIGS = {
         "telemetry_window": 64,
     },
     "momentum": {"momentum": 0.9, "weight_decay": 1e-4, "standardize": False},
+    "cbp+adam": {
+        "optimizer": "adam",
+        "lr": 0.001,
+        "plasticity": ["cbp", "l2_init"],
+        "cbp_replacement_rate": 0.01,
+        "cbp_maturity_threshold": 20,
+    },
 }
 
 
@@ -290,3 +297,21 @@ def test_factory_and_inputs_are_checked():
     anonymous.learn_one({"x0": 1.0}, 1)  # learns and serves; cannot be saved
     with pytest.raises(ValueError, match="no import path"):
         anonymous.to_bytes()
+
+
+def test_continual_backprop_on_a_linear_stack():
+    model = classifier(plasticity=["cbp"], cbp_replacement_rate=0.01, cbp_maturity_threshold=20)
+    X, y = stream(1500)
+    model.learn_many(X, y)
+    stats = model.stats()
+    replaced = [layer.units_replaced for layer in stats.layers]
+    # 1% of the mature units per step per layer, at most all 64 of them from step 21 on
+    assert all(400 < r <= 0.01 * 64 * (1500 - 20) for r in replaced), replaced
+    assert stats.prequential_score > 0.75
+    with pytest.raises(ValueError, match="cbp needs an nn.Sequential of nn.Linear"):
+        torch_module_learner(
+            "torch_models:functional_mlp",
+            "classification",
+            {"features": FEATURES, "plasticity": ["cbp"]},
+            {"n_inputs": 6, "n_outputs": 3},
+        )

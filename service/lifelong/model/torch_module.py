@@ -34,7 +34,8 @@ fields are declared, their codes as a second argument, `(n, len(categorical))` i
   activations are functions (`F.relu`), shared, or not rows has no `layers`: absent, not zero.
   Methods that need no structure: "l2_init" (gradient + 2λ(θ - θ₀)) and "shrink_perturb"
   (θ ← (1 - shrink)θ + N(0, perturb_std²) after each step), on the learned (unfrozen)
-  parameters. Continual backprop is the built-in learner's only (not here yet).
+  parameters; continual backprop ("cbp", `LinearStackCBP`) for an `nn.Sequential` of
+  `nn.Linear` and activation modules, as the reference GnT.
 - **Pretrained parts.** `weights` loads safetensors files into named submodules at creation
   (`{"backbone": "backbone.safetensors"}`; "" is the whole module); `freeze` names submodules
   (or parameters) that do not learn; `freeze()` / `unfreeze()` change that while learning.
@@ -107,7 +108,7 @@ ACTIVATIONS = (
     nn.SiLU,
     nn.Mish,
 )
-PLASTICITY_METHODS = ("l2_init", "shrink_perturb")
+PLASTICITY_METHODS = ("cbp", "l2_init", "shrink_perturb")
 OPTIMIZERS = ("sgd", "adam")
 LABEL_TYPES = (str, int, bool)
 REFUSAL_REASONS = ("non_finite_output", "gradient_limit")
@@ -143,7 +144,10 @@ class TorchModuleConfig:
     optimizer, lr, momentum, weight_decay, adam_beta1, adam_beta2, adam_eps
         "sgd" (`torch.optim.SGD` with `momentum`) or "adam" (`torch.optim.Adam`).
     plasticity
-        Any of "l2_init" (`l2_init_strength` λ) and "shrink_perturb" (`shrink`, `perturb_std`).
+        Any of "l2_init" (`l2_init_strength` λ), "shrink_perturb" (`shrink`, `perturb_std`) and
+        "cbp" (continual backprop, `cbp_replacement_rate` rho, `cbp_maturity_threshold` m,
+        `cbp_decay_rate` η, "contribution" utility): only for an `nn.Sequential` of `nn.Linear`
+        and activation modules, alternating (the reference GnT's networks).
     standardize, clip, scaler_horizon
         Numeric inputs (and the regression target, always) as running z-scores clipped to
         ±clip, forgetting past `scaler_horizon` values (`lifelong.model.scaler`).
@@ -169,6 +173,9 @@ class TorchModuleConfig:
     adam_eps: float = 1e-8
     plasticity: tuple[str, ...] = ()
     l2_init_strength: float = 1e-4
+    cbp_replacement_rate: float = 1e-4
+    cbp_maturity_threshold: int = 100
+    cbp_decay_rate: float = 0.99
     shrink: float = 1e-5
     perturb_std: float = 1e-5
     standardize: bool = True
@@ -210,7 +217,7 @@ class TorchModuleConfig:
         if unknown:
             raise ValueError(
                 f"plasticity: unknown method(s) {sorted(unknown)}; a torch module takes "
-                f"{PLASTICITY_METHODS} (continual backprop is the built-in learner's)"
+                f"{PLASTICITY_METHODS}"
             )
         if not (0 < self.lr <= 1000 and math.isfinite(self.lr)):
             raise ValueError("lr must be in (0, 1000]")
@@ -304,6 +311,7 @@ class _TorchModuleLearner:
         self._init = (
             [p.detach().clone() for p in self._params] if "l2_init" in cfg.plasticity else None
         )
+        self._cbp = LinearStackCBP(self.module, cfg) if "cbp" in cfg.plasticity else None
         self._monitor = PrequentialMonitor(self.task)
         self.samples_learned = 0
         self._last_drift = -1
@@ -383,8 +391,11 @@ class _TorchModuleLearner:
             float(w.detach().abs().mean()) if w is not None else math.nan
             for _, _, w in self._layers
         ]
+        replaced = self._cbp.replaced if self._cbp is not None else [0] * len(self._telemetry)
         layers = tuple(
-            LayerStats(width=t.width, **t.stats(), mean_abs_weight=weights[j], units_replaced=0)
+            LayerStats(
+                width=t.width, **t.stats(), mean_abs_weight=weights[j], units_replaced=replaced[j]
+            )
             for j, t in enumerate(self._telemetry)
         )
         total = sum(float(p.detach().abs().sum()) for p in self._params)
@@ -505,6 +516,8 @@ class _TorchModuleLearner:
                 for p in self._params:
                     if p.requires_grad:
                         p.mul_(1.0 - cfg.shrink).add_(torch.randn_like(p), alpha=cfg.perturb_std)
+            if self._cbp is not None:
+                self._cbp.step(self._captured, self._optimizer)
         # The step is taken: count the example everywhere.
         if self._scaler is not None:
             self._scaler.commit()
@@ -650,6 +663,10 @@ class _TorchModuleLearner:
         for j, telemetry in enumerate(self._telemetry):
             tensors |= {f"telemetry.{j}.{k}": v for k, v in telemetry.state_dict().items()}
         tensors["generator"] = self._rng.clone()
+        cbp = None
+        if self._cbp is not None:
+            arrays, cbp = self._cbp.state_dict()
+            tensors |= {f"cbp.{k}": v.clone() for k, v in arrays.items()}
         meta = {
             "format": STATE_FORMAT,
             "factory": self.factory,
@@ -666,6 +683,7 @@ class _TorchModuleLearner:
             "prequential": self._monitor.state_dict(),
             "optimizer": {"param_groups": optim["param_groups"], "scalars": scalars},
             "layers": list(self.layer_names),
+            "cbp": cbp,
         }
         return tensors, meta
 
@@ -721,6 +739,8 @@ class _TorchModuleLearner:
         if len(self._vocab) != len(self._fields):
             raise ValueError("the state's categorical fields do not fit the configuration")
         self._rng = tensors["generator"].clone()
+        if self._cbp is not None:
+            self._cbp.load_state_dict(_prefixed(tensors, "cbp."), meta["cbp"])
         self._monitor.load_state_dict(meta["prequential"])
         self.samples_learned = int(meta["samples_learned"])
         self._last_drift = int(meta["last_drift"])
@@ -1068,6 +1088,114 @@ class TorchModulePredictor:
             model_args=meta["model_args"],
             config=config,
         )
+
+
+class LinearStackCBP:
+    """Continual backprop (Dohare et al. 2024) on an `nn.Sequential` of `nn.Linear` and
+    activation modules, alternating: the built-in learner's `ContinualBackprop`, on the hidden
+    layers' captured activations, with the "contribution" utility. Per hidden unit: age,
+    running mean activation f (bias-corrected f̂), utility u ← η u + (1 - η) mean_k |w_out[k, i]|
+    · |h - f̂|; each layer accumulates rho x (units older than m) per step and replaces the integer
+    part, lowest bias-corrected utility first: Kaiming-uniform incoming weights, bias 0, outgoing
+    weights 0, the next bias absorbing w_out · f̂, its optimizer state zeroed. A layer whose
+    incoming weights are frozen is left alone."""
+
+    def __init__(self, module: nn.Module, cfg: TorchModuleConfig) -> None:
+        layers = list(module) if isinstance(module, nn.Sequential) else []
+        linear = layers[0::2]
+        activations = layers[1::2]
+        if (
+            len(layers) < 3
+            or len(layers) % 2 == 0
+            or not all(isinstance(m, nn.Linear) for m in linear)
+            or not all(isinstance(m, ACTIVATIONS) for m in activations)
+        ):
+            raise ValueError(
+                "plasticity cbp needs an nn.Sequential of nn.Linear and activation modules, "
+                "alternating, with at least one hidden layer (as the reference GnT); for other "
+                "modules use l2_init or shrink_perturb"
+            )
+        self.linear = linear
+        self.rho = cfg.cbp_replacement_rate
+        self.m = cfg.cbp_maturity_threshold
+        self.eta = cfg.cbp_decay_rate
+        widths = [m.out_features for m in linear[:-1]]
+        self.age = [torch.zeros(w, dtype=torch.int64) for w in widths]
+        self.mean = [torch.zeros(w) for w in widths]
+        self.utility = [torch.zeros(w) for w in widths]
+        self.decay_power = [torch.ones(w) for w in widths]
+        self.accumulated = [0.0] * len(widths)
+        self.replaced = [0] * len(widths)
+
+    @torch.no_grad()
+    def step(self, hidden: list[torch.Tensor | None], optimizer: torch.optim.Optimizer) -> None:
+        """After the optimizer step: update the statistics with the example's activations (from
+        its forward pass) and replace the units that are due."""
+        eta = self.eta
+        for layer, h in enumerate(hidden):
+            if h is None:
+                continue
+            age, mean = self.age[layer], self.mean[layer]
+            utility, power = self.utility[layer], self.decay_power[layer]
+            age += 1
+            power *= eta
+            correction = 1.0 - power
+            mean.mul_(eta).add_(h, alpha=1.0 - eta)
+            mean_hat = mean / correction
+            outgoing = self.linear[layer + 1].weight
+            y = (h - mean_hat).abs_() * outgoing.abs().mean(0)
+            utility.mul_(eta).add_(y, alpha=1.0 - eta)
+            mature = age > self.m
+            count = int(mature.sum())
+            if not count or not self.linear[layer].weight.requires_grad:
+                continue
+            self.accumulated[layer] += self.rho * count
+            n = int(self.accumulated[layer])
+            if n:
+                self.accumulated[layer] -= n
+                self._replace(layer, min(n, count), mature, correction, mean_hat, optimizer)
+
+    def _replace(self, layer, n, mature, correction, mean_hat, optimizer) -> None:
+        score = self.utility[layer] / correction
+        score[~mature] = math.inf
+        units = torch.argsort(score, stable=True)[:n]
+        incoming, outgoing = self.linear[layer], self.linear[layer + 1]
+        fan_in = incoming.in_features
+        bound = math.sqrt(2.0) * math.sqrt(3.0 / fan_in)  # network.kaiming_bound, hidden
+        if outgoing.bias is not None:
+            outgoing.bias += outgoing.weight[:, units] @ mean_hat[units]
+        incoming.weight[units] = torch.empty(n, fan_in).uniform_(-bound, bound)
+        if incoming.bias is not None:
+            incoming.bias[units] = 0.0
+        outgoing.weight[:, units] = 0.0
+        for p, rows in ((incoming.weight, True), (incoming.bias, True), (outgoing.weight, False)):
+            for value in optimizer.state.get(p, {}).values() if p is not None else ():
+                if isinstance(value, torch.Tensor) and value.shape == p.shape:
+                    if rows:
+                        value[units] = 0.0
+                    else:
+                        value[:, units] = 0.0
+        self.age[layer][units] = 0
+        self.mean[layer][units] = 0.0
+        self.utility[layer][units] = 0.0
+        self.decay_power[layer][units] = 1.0
+        self.replaced[layer] += n
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, list]]:
+        arrays = {}
+        for name in ("age", "mean", "utility", "decay_power"):
+            arrays |= {f"{j}.{name}": t for j, t in enumerate(getattr(self, name))}
+        return arrays, {"accumulated": list(self.accumulated), "replaced": list(self.replaced)}
+
+    def load_state_dict(self, arrays: dict[str, torch.Tensor], counters: dict[str, list]) -> None:
+        for name in ("age", "mean", "utility", "decay_power"):
+            for j, t in enumerate(getattr(self, name)):
+                saved = arrays[f"{j}.{name}"]
+                if saved.shape != t.shape:
+                    raise ValueError(f"the state's cbp {name} of layer {j} does not fit the module")
+                t.copy_(saved)
+        self.accumulated = [float(a) for a in counters["accumulated"]]
+        self.replaced = [int(r) for r in counters["replaced"]]
 
 
 def category_key(value: Any) -> str:
