@@ -44,6 +44,7 @@ import copy
 import hashlib
 import hmac
 import inspect
+import itertools
 import math
 import pickle
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -234,11 +235,15 @@ class _RiverLearner:
         y = self._label(y)
         x = self._features(x)
         new = [n for n in x if n not in self._index]
+        new.sort(key=lambda n: (isinstance(n, str), n))
+        if new or list(x) != self._names:
+            # One order for the model whatever the dict's (river sums in it): known features in
+            # their order, then the new ones; so by name and by dense row learn alike.
+            x = {n: x[n] for n in itertools.chain(self._names, new) if n in x}
         drift = self._test(x, y)
         self.model.learn_one(x, y)
         self._learned(y)
         if new:
-            new.sort(key=lambda n: (isinstance(n, str), n))
             self._names += new
             self._index.update(new)
         if drift:
