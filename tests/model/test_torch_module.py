@@ -308,7 +308,7 @@ def test_continual_backprop_on_a_linear_stack():
     # 1% of the mature units per step per layer, at most all 64 of them from step 21 on
     assert all(400 < r <= 0.01 * 64 * (1500 - 20) for r in replaced), replaced
     assert stats.prequential_score > 0.75
-    with pytest.raises(ValueError, match="cbp needs an nn.Sequential of nn.Linear"):
+    with pytest.raises(ValueError, match=r"cbp needs an nn\.Sequential of nn\.Linear"):
         torch_module_learner(
             "torch_models:functional_mlp",
             "classification",
