@@ -90,7 +90,20 @@ def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
         except (ValueError, TypeError) as e:
             raise ConfigError(f"model {settings.model}: {e}") from None
         return learner, {}
-    learner = load(checkpoint.learner_state)
+    try:
+        learner = load(checkpoint.learner_state)
+    except ValueError as e:  # not authenticated, or not this module's state: never half-loaded
+        raise ConfigError(f"{checkpoint.path}: {e}") from None
+    saved = {"Lifelong": "mlp", "TorchModule": "torch", "River": "river"}
+    saved_kind = next((k for p, k in saved.items() if type(learner).__name__.startswith(p)), None)
+    if saved_kind is not None and saved_kind != kind:
+        log.warning(
+            "%s holds a %s model but the model setting names a %s one: the checkpoint's model "
+            "goes on (use another checkpoint_dir to start the new one)",
+            checkpoint.path,
+            saved_kind,
+            kind,
+        )
     if learner.task != settings.task:
         raise ConfigError(
             f"{checkpoint.path} holds a {learner.task} model but task is {settings.task}: "

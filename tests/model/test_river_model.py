@@ -157,7 +157,7 @@ def test_no_key_learns_and_serves_but_cannot_be_saved():
     assert "key" not in repr(learner)
 
 
-def test_service_refuses_a_river_model_with_checkpoints_and_no_key(tmp_path):
+def test_service_refuses_a_river_model_with_checkpoints_and_no_key(tmp_path, caplog):
     set_state_key(None)
     flags = {"model": PIPELINE, "checkpoint_dir": str(tmp_path)}
     settings = load_settings(flags=flags, environ={})
@@ -175,3 +175,13 @@ def test_service_refuses_a_river_model_with_checkpoints_and_no_key(tmp_path):
     store.save(learner.to_bytes(), {"t:0": 30}, learner.samples_learned)
     resumed, offsets = load_learner(settings, store)
     assert resumed.samples_learned == 30 and offsets == {"t:0": 30}
+    # The checkpoint decides what goes on, whatever the model setting now names (with a warning);
+    # without the key it is refused.
+    flags = {"checkpoint_dir": str(tmp_path)}
+    with pytest.raises(ConfigError, match="no state key is set"):
+        load_learner(load_settings(flags=flags, environ={}), store)
+    mlp = load_settings(flags=flags | {"state_key_file": str(tmp_path / "key")}, environ={})
+    with caplog.at_level("WARNING", logger="lifelong.app"):
+        resumed, _ = load_learner(mlp, store)
+    assert isinstance(resumed, RiverClassifier)
+    assert "holds a river model but the model setting names a mlp one" in caplog.text
