@@ -493,9 +493,10 @@ class _TorchModuleLearner:
         finally:
             self._capturing = False
         out = out.reshape(-1)
-        if not bool(torch.isfinite(out).all()):
+        values = out.tolist()  # one read of the outputs: the check and the prediction
+        if not math.isfinite(sum(values)):  # a nan or an inf among them
             raise _Refused("non_finite_output")
-        loss, commit = self._loss(out, y, k)
+        loss, commit = self._loss(out, values, y, k)
         loss.backward()
         grads = [p.grad for p in self._params if p.grad is not None]
         norm = (
@@ -812,17 +813,20 @@ class TorchModuleClassifier(_TorchModuleLearner, base.Classifier):
                 )
         return y, k
 
-    def _loss(self, out: torch.Tensor, y: Any, k: int) -> tuple[torch.Tensor, Callable]:
+    def _loss(
+        self, out: torch.Tensor, values: list[float], y: Any, k: int
+    ) -> tuple[torch.Tensor, Callable]:
         known = len(self._classes)
-        with torch.no_grad():
-            proba = torch.softmax(out[:known].double(), 0).tolist() if known else []
+        proba = _softmax(values[:known])
         seen = dict(zip(self._classes, proba, strict=True))
         y_pred = self._classes[proba.index(max(proba))] if proba else None
         new = k < 0
         if new:
             k = known
         logits = out[: known + new]
-        loss = F.cross_entropy(logits[None], torch.tensor([k]))
+        loss = F.cross_entropy(
+            logits[None], _TARGETS[k] if k < len(_TARGETS) else torch.tensor([k])
+        )
 
         def commit() -> bool:
             if new:
@@ -879,9 +883,11 @@ class TorchModuleRegressor(_TorchModuleLearner, base.Regressor):
             raise ValueError(f"a regression target must be finite, got {y}")
         return min(max(y, -RAW_LIMIT), RAW_LIMIT), 0
 
-    def _loss(self, out: torch.Tensor, y: float, k: int) -> tuple[torch.Tensor, Callable]:
+    def _loss(
+        self, out: torch.Tensor, values: list[float], y: float, k: int
+    ) -> tuple[torch.Tensor, Callable]:
         z = self._target.prepare(y)
-        estimate = self._target.inverse(float(out[0].detach()))
+        estimate = self._target.inverse(values[0])
         loss = (out[0] - z) ** 2
 
         def commit() -> bool:
@@ -1196,6 +1202,19 @@ class LinearStackCBP:
                 t.copy_(saved)
         self.accumulated = [float(a) for a in counters["accumulated"]]
         self.replaced = [int(r) for r in counters["replaced"]]
+
+
+_TARGETS = [torch.tensor([k]) for k in range(64)]  # cross_entropy's target, made once
+
+
+def _softmax(logits: list[float]) -> list[float]:
+    """Probabilities in float64 from float32 logits (finite), as Python floats."""
+    if not logits:
+        return []
+    top = max(logits)
+    e = [math.exp(z - top) for z in logits]
+    total = sum(e)
+    return [v / total for v in e]
 
 
 def category_key(value: Any) -> str:
