@@ -68,6 +68,26 @@ def lifelong(hidden: tuple[int, ...], mode: str) -> Run:
     return run
 
 
+def lifelong_torch_module(X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Lifelong's torch module learner around examples/torch_models.py:mlp (the default
+    architecture as an nn.Sequential), SGD 0.01, no plasticity method, telemetry on: what the
+    service runs with `model = "torch_models:mlp"`. learn_many per poll, row by row inside."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    from lifelong.model import torch_module_learner
+
+    model = torch_module_learner(
+        "torch_models:mlp",
+        "classification",
+        {"features": [str(i) for i in range(X.shape[1])], "lr": 0.01},
+        {"n_inputs": X.shape[1], "n_outputs": 2},
+    )
+    labels = y.tolist()
+    start = time.perf_counter()
+    for i in range(0, len(X), BATCH):
+        model.learn_many(X[i : i + BATCH], labels[i : i + BATCH])
+    return time.perf_counter() - start, model.stats().prequential_score
+
+
 def torch_sequential(X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     net = torch.nn.Sequential(
         torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
@@ -231,6 +251,7 @@ def main() -> None:
         "lifelong 20-64-64-2 fast, learn_dense": lifelong((64, 64), "one"),
         f"lifelong 20-64-64-2 fast, learn_many({BATCH})": lifelong((64, 64), "batch"),
         "torch nn.Sequential + optim.SGD": torch_sequential,
+        f"lifelong torch module (nn.Sequential), learn_many({BATCH})": lifelong_torch_module,
         "torch hand-written step": torch_manual,
         "river StandardScaler | LogisticRegression": river_model(logistic_regression),
         "river ARFClassifier": river_model(arf),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from lifelong import demo, process
 from lifelong.admission import Limits
 from lifelong.checkpoint import CheckpointStore
-from lifelong.config import ConfigError, Settings
+from lifelong.config import STATE_KEY_ENV, ConfigError, Settings
 from lifelong.host import ModelHost
 from lifelong.http import serve_http, status_board
 from lifelong.metrics import ServiceMetrics
@@ -27,22 +27,63 @@ log = logging.getLogger(__name__)
 
 
 def fresh_learner(settings: Settings) -> Learner:
-    """A learner of `settings` that has learned nothing."""
+    """A learner that has learned nothing, of the kind `model` names (docs/models.md)."""
     from lifelong.model import LifelongClassifier, LifelongRegressor
+    from lifelong.model.factory import make_learner
 
-    model = LifelongClassifier if settings.task == "classification" else LifelongRegressor
-    return model(settings.learner_config())
+    if not settings.model:
+        mlp = LifelongClassifier if settings.task == "classification" else LifelongRegressor
+        return mlp(settings.learner_config())
+    try:
+        return make_learner(
+            settings.task, settings.model, settings.model_args, settings.learner,
+            settings.state_key(),
+        )  # fmt: skip
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model {settings.model}: {e}") from None
 
 
 def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
-    """The learner and its offsets from the newest checkpoint, or a fresh learner."""
+    """The learner and its offsets from the newest checkpoint, or a fresh learner of the kind
+    `model` names (docs/models.md)."""
     from lifelong.model import load
+    from lifelong.model.factory import model_kind
+    from lifelong.model.river_model import set_state_key
 
+    try:
+        kind = model_kind(settings.model, settings.task, settings.model_args)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model: {e}") from None
+    key = settings.state_key()
+    try:
+        set_state_key(key)
+    except ValueError as e:
+        raise ConfigError(f"{STATE_KEY_ENV} / state_key_file: {e}") from None
+    if kind == "river" and key is None and (checkpoints is not None or settings.snapshot_file):
+        raise ConfigError(
+            f"model {settings.model} is a river model: its state is pickle, which this service "
+            "writes and reads only inside an HMAC-SHA256-authenticated envelope, and no key is "
+            "set. Set LIFELONG_STATE_KEY (or state_key_file) to a secret of at least 16 bytes, "
+            "or run it without checkpoint_dir and snapshot_file"
+        )
     checkpoint = checkpoints.load_latest() if checkpoints else None
     if checkpoint is None:
-        log.info("starting a fresh %s model", settings.task)
+        log.info("starting a fresh %s model (%s)", settings.task, settings.model or "built-in")
         return fresh_learner(settings), {}
-    learner = load(checkpoint.learner_state)
+    try:
+        learner = load(checkpoint.learner_state)
+    except ValueError as e:  # not authenticated, or not this module's state: never half-loaded
+        raise ConfigError(f"{checkpoint.path}: {e}") from None
+    saved = {"Lifelong": "mlp", "TorchModule": "torch", "River": "river"}
+    saved_kind = next((k for p, k in saved.items() if type(learner).__name__.startswith(p)), None)
+    if saved_kind is not None and saved_kind != kind:
+        log.warning(
+            "%s holds a %s model but the model setting names a %s one: the checkpoint's model "
+            "goes on (use another checkpoint_dir to start the new one)",
+            checkpoint.path,
+            saved_kind,
+            kind,
+        )
     if learner.task != settings.task:
         raise ConfigError(
             f"{checkpoint.path} holds a {learner.task} model but task is {settings.task}: "

@@ -32,6 +32,8 @@ from typing import Any
 from lifelong.samples import TASKS
 
 ENV_PREFIX = "LIFELONG_"
+# The river state key in the environment (not a setting: `lifelong config` never prints it).
+STATE_KEY_ENV = "LIFELONG_STATE_KEY"
 
 
 class ConfigError(ValueError):
@@ -66,6 +68,32 @@ class Settings:
         metadata=doc(
             "Learner hyper-parameters overriding `LearnerConfig`'s defaults (see below): a "
             '`[learner]` table in TOML, JSON in the environment and flags (`{"hidden": [64]}`).',
+        ),
+    )
+    model: str | None = field(
+        default=None,
+        metadata=doc(
+            "The model, by import path: a torch module factory (`mypkg.models:build`, called "
+            "with the task and `model_args`), a river estimator class "
+            "(`river.linear_model:LogisticRegression`, called with `model_args`) or a factory "
+            "of a river pipeline. None: the built-in MLP. `learner` then holds the torch "
+            "module's settings (`TorchModuleConfig`), or nothing for river (docs/models.md).",
+        ),
+    )
+    model_args: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=doc(
+            "Arguments of `model`'s factory or class: a `[model_args]` table in TOML, JSON in "
+            "the environment and flags.",
+        ),
+    )
+    state_key_file: Path | None = field(
+        default=None,
+        metadata=doc(
+            "File holding the secret key (at least 16 bytes) that authenticates a river model's "
+            "checkpoints and snapshot files (HMAC-SHA256 around pickle); or the environment "
+            "variable `LIFELONG_STATE_KEY`. A river model with `checkpoint_dir` or "
+            "`snapshot_file` refuses to start without one (docs/models.md).",
         ),
     )
     # -- gRPC
@@ -476,6 +504,8 @@ class Settings:
                 "kafka_bootstrap is set but checkpoint_dir is not: set a checkpoint directory so "
                 "a restart resumes where the model stopped, learning each record once"
             )
+        if self.model_args and self.model is None:
+            raise ConfigError("model_args are the arguments of a model: set model too")
         if self.kafka_bootstrap and self.demo:
             raise ConfigError("demo and kafka_bootstrap exclude each other: pick one stream")
         if self.demo and self.task != "classification":
@@ -542,6 +572,16 @@ class Settings:
     def dead_letter(self) -> str:
         """The dead-letter topic, default applied."""
         return self.dead_letter_topic or f"{self.kafka_topic}.dlq"
+
+    def state_key(self, environ: Mapping[str, str] | None = None) -> bytes | None:
+        """The river state key: `state_key_file`'s contents, else `LIFELONG_STATE_KEY`."""
+        if self.state_key_file is not None:
+            try:
+                return self.state_key_file.read_bytes().strip()
+            except OSError as e:
+                raise ConfigError(f"state_key_file: {e}") from None
+        key = (os.environ if environ is None else environ).get(STATE_KEY_ENV)
+        return key.encode("utf-8") if key else None
 
     def learner_config(self):
         """A `LearnerConfig` with this file's `learner` overrides."""

@@ -28,7 +28,14 @@ from lifelong.model.learner import (
     MLPPredictor,
 )
 from lifelong.model.network import one_thread
+from lifelong.model.river_model import RiverClassifier, RiverRegressor, river_learner
 from lifelong.model.state import load
+from lifelong.model.torch_module import (
+    TorchModuleClassifier,
+    TorchModuleConfig,
+    TorchModuleRegressor,
+    torch_module_learner,
+)
 
 __all__ = [
     "Challenged",
@@ -43,7 +50,14 @@ __all__ = [
     "LifelongRegressor",
     "MLPPredictor",
     "Predictor",
+    "RiverClassifier",
+    "RiverRegressor",
     "Task",
+    "TorchModuleClassifier",
+    "TorchModuleConfig",
+    "TorchModuleRegressor",
     "load",
     "one_thread",
+    "river_learner",
+    "torch_module_learner",
 ]

@@ -77,7 +77,7 @@ class LearnerProbe:
         self.config = host.config().to_dict()
         self._rate = Rate()
         self.samples_per_second = 0.0  # over the last tick
-        layers = range(len(self.config["hidden"]))
+        layers = range(len(host.stats().layers))  # any learner's, not only the MLP's config
         regression = host.task == "regression"
         self.charts = (
             Chart(
