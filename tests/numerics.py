@@ -104,13 +104,17 @@ def assert_same_learned_state(a: bytes, b: bytes) -> None:
     """Two learner states (`to_bytes`) hold the same learned model bit for bit: every tensor
     (parameters and optimizer state, scaler, continual backprop, telemetry sums and window
     fractions, generator) and the metadata (counters, prequential monitor, layout, names), but
-    each layer's last-window effective rank, derived by LAPACK: within `effective_rank_rtol`."""
+    each layer's last-window effective rank, derived by LAPACK: within `effective_rank_rtol`.
+    States nested in another (a challenger's learners, as uint8 tensors) are compared alike."""
     assert metadata(a) == metadata(b)
     tensors_a, tensors_b = safetensors.torch.load(a), safetensors.torch.load(b)
     assert tensors_a.keys() == tensors_b.keys()
+    nested = metadata(a)["kind"] == "Challenged"
     for key, x in tensors_a.items():
         y = tensors_b[key]
-        if key.startswith("telemetry.") and key.endswith(".last"):
+        if nested:
+            assert_same_learned_state(x.numpy().tobytes(), y.numpy().tobytes())
+        elif key.startswith("telemetry.") and key.endswith(".last"):
             rank = TELEMETRY_KEYS.index("effective_rank")
             others = [i for i in range(len(x)) if i != rank]
             assert torch.equal(x[others], y[others]), key

@@ -27,13 +27,22 @@ log = logging.getLogger(__name__)
 
 
 def fresh_learner(settings: Settings) -> Learner:
-    """A learner that has learned nothing, of the kind `model` names (docs/models.md)."""
-    from lifelong.model import LifelongClassifier, LifelongRegressor
+    """A learner that has learned nothing, of the kind `model` names (docs/models.md), with a
+    challenger when `challenger` is set."""
+    from lifelong.model import Challenged, ChallengerConfig, LifelongClassifier, LifelongRegressor
     from lifelong.model.factory import make_learner
 
     if not settings.model:
         mlp = LifelongClassifier if settings.task == "classification" else LifelongRegressor
-        return mlp(settings.learner_config())
+        learner = mlp(settings.learner_config())
+        if not settings.challenger:
+            return learner
+        try:
+            return Challenged(learner, settings=ChallengerConfig(**settings.challenger_settings))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"challenger_settings: {e}") from None
+    if settings.challenger:
+        raise ConfigError("challenger: only the built-in MLP has one yet; unset model or it")
     try:
         return make_learner(
             settings.task, settings.model, settings.model_args, settings.learner,

@@ -70,6 +70,23 @@ class Settings:
             '`[learner]` table in TOML, JSON in the environment and flags (`{"hidden": [64]}`).',
         ),
     )
+    challenger: bool = field(
+        default=False,
+        metadata=doc(
+            "Start a fresh challenger beside the serving model after a drift, a drop of the "
+            "prequential score or a plasticity alarm; it replaces the serving model when better "
+            "(`lifelong.model.challenger`, benchmarks/recovery). While one learns, each sample "
+            "is learned twice. Built-in MLP only.",
+        ),
+    )
+    challenger_settings: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=doc(
+            "With `challenger`: `ChallengerConfig` fields overriding its defaults (window, "
+            "margin, max_age, keep_deposed, ...): a `[challenger_settings]` table in TOML, JSON "
+            "in the environment and flags.",
+        ),
+    )
     model: str | None = field(
         default=None,
         metadata=doc(

@@ -232,6 +232,9 @@ class PlasticityCollector(Collector):
             value=stats.step_scale,
         )
 
+        if stats.challenger is not None:  # a learner with a challenger
+            yield from _challenger_families(stats.challenger)
+
         per_layer = {
             "lifelong_dead_units_ratio": (
                 GaugeMetricFamily,
@@ -270,3 +273,31 @@ class PlasticityCollector(Collector):
             for index, layer in enumerate(stats.layers):
                 metric.add_metric([str(index)], getattr(layer, attribute))
             yield metric
+
+
+def _challenger_families(challenger) -> Iterator[Metric]:
+    """`lifelong.model.challenger`'s state: whether one learns, its score, swaps and drops."""
+    yield GaugeMetricFamily(
+        "lifelong_challenger_active",
+        "1 while a challenger learns beside the serving model.",
+        value=int(challenger.active),
+    )
+    if challenger.prequential_score is not None:
+        yield GaugeMetricFamily(
+            "lifelong_challenger_prequential_score",
+            "The challenger's prequential score (accuracy, or MAE) over the rows of its challenge.",
+            value=challenger.prequential_score,
+        )
+    for name, documentation, counts in (
+        ("lifelong_model_swaps", "Challengers that replaced the serving model.", challenger.swaps),
+        ("lifelong_challengers_started", "Challengers started.", challenger.started),
+        (
+            "lifelong_challengers_dropped",
+            "Challengers dropped at their maximum age without replacing the serving model.",
+            challenger.dropped,
+        ),
+    ):
+        family = CounterMetricFamily(name, documentation + " By trigger.", labels=["reason"])
+        for reason, count in counts.items():
+            family.add_metric([reason], count)
+        yield family

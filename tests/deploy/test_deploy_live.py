@@ -1,7 +1,8 @@
 """The dashboard and the alerts against a real Prometheus scraping live, learning services.
 
 Nothing is mocked. Started here:
-  * `lifelong serve --demo`: classification, the embedded drifting stream, checkpoints;
+  * `lifelong serve --demo --challenger`: classification, the embedded drifting stream, checkpoints,
+    a challenger after its drifts;
   * `lifelong serve --task regression` learning from a topic of the session's real Kafka broker
     (tests/conftest.py), fed by `lifelong produce --stream friedman`: consumer lag, MAE, Kafka
     source;
@@ -204,7 +205,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     kernels = {CACHE_ENV: str(tmp / "kernel-cache")}
     demo = Process(
         "lifelong serve --demo",
-        [LIFELONG, "serve", "--demo", "--grpc-address", demo_grpc,
+        [LIFELONG, "serve", "--demo", "--challenger", "--grpc-address", demo_grpc,
          "--metrics-port", str(demo_metrics), "--checkpoint-dir", str(tmp / "demo"), *common],
         tmp / "demo.log",
         kernels,

@@ -59,7 +59,11 @@ class Service:
     def start(self, **overrides: object) -> None:
         flags = []
         for name, value in {**self.settings, **overrides}.items():
-            flags += ["--" + name.replace("_", "-"), str(value)]
+            flag = name.replace("_", "-")
+            if isinstance(value, bool):  # --flag / --no-flag
+                flags.append(f"--{flag}" if value else f"--no-{flag}")
+            else:
+                flags += ["--" + flag, str(value)]
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "lifelong", "serve", *flags], stdout=log, stderr=log

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,8 @@ from lifelong.model.learner import numbers
 __all__ = ["REASONS", "Challenged", "ChallengerConfig"]
 
 # Why a challenge began: the triggers, and "return" for a deposed incumbent kept learning.
+log = logging.getLogger(__name__)
+
 REASONS = ("drift", "score_drop", "plasticity", "return")
 STATE_FORMAT = 1
 
@@ -334,7 +337,13 @@ class Challenged:
         old, new = self._incumbent, self._challenger
         counted = _combine(self._offset, _counts(old.stats()), 1)
         self._offset = _combine(counted, _counts(new.stats()), -1)
-        self._swaps[self._challenge["reason"]] += 1
+        reason = self._challenge["reason"]
+        self._swaps[reason] += 1
+        log.warning(
+            "a %s challenger replaced the serving model (%s swap(s) since the start, by reason: "
+            "%s) after %d rows; the deposed one learns on in case its concept returns",
+            reason, sum(self._swaps.values()), self._swaps, self._rows - self._challenge["row"],
+        )  # fmt: skip
         self._incumbent = new
         self._end()
         if self.settings.keep_deposed:
