@@ -27,6 +27,7 @@ EXPECTED_ALERTS = {
     "LifelongCheckpointStale",
     "LifelongDown",
     "LifelongLearnerRecovered",
+    "LifelongChallengersKeepFailing",
 }
 
 

@@ -97,6 +97,7 @@ def test_a_models_label_type_is_decided_once_and_one_record_cannot_grow_it_80_fo
     }
     assert reasons == {offset: reason.encode() for offset, reason in bad.items()}
 
+    svc.wait_served(valid)  # the serving snapshot trails learning by up to a second
     info = svc.client.model_info()
     assert info.feature_names == ("x0", "x1")
     assert set(info.classes) == {True, False}
