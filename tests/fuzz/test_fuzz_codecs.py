@@ -20,6 +20,7 @@ from fuzz.hostile import (
     proto_values,
     record_parts,
 )
+from fuzz.rules import assert_learnable, is_text
 from hypothesis import example, given
 from hypothesis import strategies as st
 from lifelong.ingest.codecs import (
@@ -30,7 +31,7 @@ from lifelong.ingest.codecs import (
     decode_records,
     encode_json,
 )
-from lifelong.samples import FLOAT32_MAX, REASONS, InvalidSample, Rows, Sample
+from lifelong.samples import REASONS, InvalidSample, Rows, Sample
 
 tasks = st.sampled_from(["classification", "regression"])
 max_features = st.integers(1, 8)
@@ -41,41 +42,6 @@ def record(value, headers=(), offset=0) -> Message:
     return Message(
         topic="samples", partition=0, offset=offset, value=value, headers=list(headers) or None
     )
-
-
-def is_text(s: str) -> bool:
-    """Whether `s` is Unicode text (no lone surrogate): what protobuf, gRPC answers, dead-letter
-    headers and logs can carry."""
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def assert_learnable(sample: Sample, *, task: str, max_features: int) -> None:
-    """A decoded sample is one the learner can take as it is."""
-    assert isinstance(sample, Sample)
-    assert (sample.features is None) != (sample.dense is None), sample
-    if sample.features is not None:
-        assert 0 < len(sample.features) <= max_features
-        for name, value in sample.features.items():
-            assert type(name) is str and is_text(name), repr(name)
-            assert type(value) is float and abs(value) <= FLOAT32_MAX, (name, value)
-    else:
-        dense = sample.dense
-        assert isinstance(dense, np.ndarray) and dense.dtype == np.float32 and dense.ndim == 1
-        assert 0 < dense.size <= max_features
-        assert np.isfinite(dense).all(), dense
-    label = sample.label
-    if task == "classification":
-        assert type(label) in (str, int, bool), repr(label)
-        if type(label) is str:
-            assert is_text(label), repr(label)
-        elif type(label) is int:
-            assert -(2**63) <= label < 2**63
-    else:
-        assert type(label) is float and np.isfinite(label), repr(label)
 
 
 def outcome(decode, *args, task: str, max_features: int, **kwargs) -> Sample | str:
