@@ -211,12 +211,13 @@ class HostileStream:
         ]
 
     def records(self, n: int) -> Iterator[tuple[str, bytes | None, list]]:
-        """`n` records as (kind, value, headers); kind "valid" ones are meant to be learned
-        (a model of these features and text classes learns them), every other may be refused."""
+        """`n` records as (kind, value, headers). Kind "valid" ones are meant to be learned (by a
+        model of these features, or more, and text classes), "dense" ones too while the model
+        has exactly these features; every other kind may be refused."""
         rng = self.rng
         for _ in range(n):
             if rng.random() >= self.hostile_fraction:
-                yield "valid", *self.valid()
+                yield self.valid_record()
             else:
                 kind, make = rng.choice(self.kinds)
                 yield kind, *make()
@@ -225,16 +226,19 @@ class HostileStream:
         x = {name: self.rng.uniform(-1, 1) for name in self.names}
         return x, "above" if x[self.names[0]] + 2 * x[self.names[1]] > 0 else "below"
 
-    def valid(self) -> tuple[bytes, list]:
+    def valid_record(self) -> tuple[str, bytes, list]:
         rng = self.rng
         x, y = self.point()
         roll = rng.random()
         if roll < 0.15:
-            return encode_json([x[n] for n in self.names], y), JSON_HEADER
+            return "dense", encode_json([x[n] for n in self.names], y), JSON_HEADER
         if roll < 0.2:
-            return encode_protobuf(x, y), PROTOBUF_HEADER
+            return "valid", encode_protobuf(x, y), PROTOBUF_HEADER
         shuffled = dict(rng.sample(list(x.items()), len(x)))  # any key order
-        return encode_json(shuffled, y), (JSON_HEADER if rng.random() < 0.3 else [])
+        return "valid", encode_json(shuffled, y), (JSON_HEADER if rng.random() < 0.3 else [])
+
+    def valid(self) -> tuple[bytes, list]:
+        return self.valid_record()[1:]
 
     # Each _r_* method is one kind of hostile record: (value, headers).
 
@@ -300,7 +304,7 @@ class HostileStream:
         return encode_json(x, y), []
 
     def _r_many_keys(self):
-        n = self.rng.choice([100, 10_001, self.huge // 12])
+        n = self.rng.choice([100, 10_001, max(10_001, self.huge // 12)])  # 100: learned
         features = {f"k{i}": 1.0 for i in range(n)}
         return json.dumps({"features": features, "label": "above"}).encode(), []
 
