@@ -11,10 +11,8 @@ stopped
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -54,33 +52,8 @@ def configure_logging(settings: Settings) -> None:
 
 def prepare(settings: Settings) -> None:
     """The interpreter's side of serving: gRPC workers and learning share the GIL, and a
-    short switch interval keeps a prediction from waiting behind a learning step; freed large
-    blocks go back to the system."""
+    short switch interval keeps a prediction from waiting behind a learning step."""
     sys.setswitchinterval(settings.switch_interval_ms / 1000)
-    return_large_blocks()
-
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-MMAP_THRESHOLD_BYTES = 128 * 1024
-
-
-def return_large_blocks() -> bool:
-    """Have glibc map every block of 128 KiB or more on its own, so freeing it returns it to the
-    system; whether it applied (False but on glibc, or when `MALLOC_MMAP_THRESHOLD_` is set).
-
-    glibc starts there but raises the threshold to the size of each mapped block freed (up to
-    32 MiB), so after one multi-MB Kafka record is decoded and freed the next ones come from the
-    heaps of the threads that allocate them (the Kafka loop's, librdkafka's), which are not given
-    back: a batch of several-MB records raised the service's RSS by ~370 MB for good (issue 16,
-    finding 7; tests/fuzz/test_fuzz_service.py). Setting the threshold fixes it there.
-    """
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:  # the operator's choice
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # no mallopt: not glibc
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 def run_until_signalled(
