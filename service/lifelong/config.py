@@ -649,6 +649,8 @@ def parse_text(name: str, text: str) -> Any:
         return base(text)
     except ValueError as e:
         raise ConfigError(f"{name}: cannot read {text!r}: {e}") from None
+    except RecursionError:  # JSON nested deeper than Python's stack
+        raise ConfigError(f"{name}: cannot read {text[:40]!r}...: nested too deeply") from None
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -680,8 +682,10 @@ def load_settings(
         try:
             with open(config_file, "rb") as file:
                 table = tomllib.load(file)
-        except (OSError, tomllib.TOMLDecodeError) as e:
+        except (OSError, ValueError) as e:  # TOMLDecodeError, not UTF-8, a NUL in the path
             raise ConfigError(f"config file {config_file}: {e}") from None
+        except RecursionError:
+            raise ConfigError(f"config file {config_file}: nested too deeply") from None
         unknown = sorted(set(table) - set(FIELDS))
         if unknown:
             raise ConfigError(f"config file {config_file}: unknown setting(s) {', '.join(unknown)}")

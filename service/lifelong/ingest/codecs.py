@@ -92,6 +92,8 @@ def decode_json(value: bytes | None, *, task: Task, max_features: int) -> Sample
     dense = doc.get("dense")
     if dense is not None and not isinstance(dense, list):  # a JSON number or true has no len()
         raise InvalidSample("invalid_schema", '"dense" must be an array of numbers')
+    if b"\\u" in value:  # only an escape can make a lone surrogate
+        _check_text(doc)
     return make_sample(
         features=doc.get("features"),
         dense=dense,
@@ -99,6 +101,25 @@ def decode_json(value: bytes | None, *, task: Task, max_features: int) -> Sample
         task=task,
         max_features=max_features,
     )
+
+
+def _check_text(doc: dict) -> None:
+    # JSON can escape a lone surrogate ("\ud800"), which Python keeps in a str but UTF-8 cannot
+    # encode: a feature or class named so would fail every gRPC answer that carries its name
+    # (GetModelInfo, Predict's classes). orjson and protobuf refuse such strings themselves.
+    features, label = doc.get("features"), doc.get("label")
+    texts = [*features] if isinstance(features, dict) else []
+    if isinstance(label, str):
+        texts.append(label)
+    for text in texts:
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise InvalidSample(
+                "invalid_schema",
+                f"{text!r} is not Unicode text (it has a lone surrogate escape); feature names "
+                "and labels must be valid Unicode",
+            ) from None
 
 
 def decode_protobuf(value: bytes | None, *, task: Task, max_features: int) -> Sample:
@@ -310,7 +331,8 @@ def decode_poll(
                 good = (np.abs(matrix) <= FLOAT32_MAX).all(axis=1) & np.array(numeric, dtype=bool)
             is_dense = np.array(dense, dtype=bool)
             if is_dense.any():  # dense values are float32 on the per-record path
-                matrix[is_dense] = matrix[is_dense].astype(np.float32)
+                with np.errstate(over="ignore"):  # rows beyond float32 are not good: not used
+                    matrix[is_dense] = matrix[is_dense].astype(np.float32)
     if len(good) == len(records) and good.all():  # the common poll: one run
         out.items.append(Rows(names, matrix, labels, dense))
         out.records.extend(records)

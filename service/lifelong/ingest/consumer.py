@@ -322,8 +322,13 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
     checkpoint stays the truth and a restart resumes from it.
     """
     consumer = Consumer(consumer_config(settings))
+    # Room for every record the service decodes (up to max_request_bytes) with its headers, and
+    # for oversized ones up to as much again (librdkafka's range ends at 1e9); docs/kafka.md.
     dead_letters = DeadLetters(
-        settings.kafka_bootstrap, settings.dead_letter, librdkafka_security(settings)
+        settings.kafka_bootstrap,
+        settings.dead_letter,
+        librdkafka_security(settings),
+        max_record_bytes=min(10**9, max(1_000_000, 2 * settings.max_request_bytes)),
     )
     source = KafkaSource(host, settings, consumer, dead_letters)
     try:

@@ -51,13 +51,22 @@ def error_headers(record: Message, error: InvalidSample) -> list[tuple[str, byte
 class DeadLetters:
     """A producer of dead letters to `topic`; `security` is `librdkafka_security`'s."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, security: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        security: Mapping[str, str],
+        max_record_bytes: int = 1_000_000,
+    ) -> None:
         self.topic = topic
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap_servers,
                 "client.id": "lifelong-dead-letters",
                 "enable.idempotence": True,  # acks=all, no loss and no duplicates from retries
+                # librdkafka refuses larger copies itself (its default: 1,000,000 bytes), before
+                # the broker sees them: `send` logs those and goes on.
+                "message.max.bytes": max_record_bytes,
                 "logger": log,
                 **security,
             }
