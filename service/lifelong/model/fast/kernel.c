@@ -73,9 +73,11 @@ typedef struct {
      * GRAM_ROWS buffered activation rows per hidden layer, one row's gradient, and the next
      * example's input and hidden activations (computed in this example's update pass) */
     float *h, *delta, *out, *d_out, *x, *magnitude, *rows, *g, *x_next, *h_next;
-    /* results: squared norm of the last learned example's gradient; set if an example diverged */
+    /* results: squared norm of the last learned example's gradient; set if an example diverged;
+     * set if a continual-backprop replacement is due after the last one learned */
     double grad_norm2;
     int32_t diverged;
+    int32_t due;
 } Net;
 
 static inline float *hidden_of(const Net *n, float *all, int layer) {
@@ -437,7 +439,7 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
     int finite[MAX_LAYERS]; /* per layer: every unit's input finite in this example's forward */
     int ready = 0;          /* this example's forward pass was made by the previous update pass */
     int64_t t = 0;
-    n->diverged = 0;
+    n->diverged = n->due = 0;
     while (t < count) {
         float *x = n->x;
         if (!ready) {
@@ -564,8 +566,71 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
             memcpy(n->h, n->h_next, hidden * sizeof(float));
         }
         t++;
-        if (due) break;
+        if (due) {
+            n->due = 1;
+            break;
+        }
     }
     if (buffered) flush_gram(n, buffered);
     return t;
+}
+
+/* A predictor's weights for one row at a time: layer i's W (rows `stride` floats apart) and b,
+ * and the input statistics (NULL: inputs not standardised). */
+typedef struct {
+    int32_t n_layers;
+    int32_t sizes[MAX_LAYERS + 1];
+    const float *W[MAX_LAYERS];
+    int64_t stride[MAX_LAYERS];
+    const float *b[MAX_LAYERS];
+    const double *mean, *var;
+    double clip;
+} Rows;
+
+/* `dot` with 16 partial sums: a predictor's rows are short, and any fixed order will do. */
+static inline float dot16(const float *restrict w, const float *restrict a, int cols, float b) {
+    float acc[16] = {0.0f};
+    int c = 0;
+    for (; c + 16 <= cols; c += 16) {
+#pragma omp simd
+        for (int j = 0; j < 16; j++) acc[j] = fmaf(w[c + j], a[c + j], acc[j]);
+    }
+    const int rest = cols - c;
+#pragma omp simd
+    for (int j = 0; j < rest; j++) acc[j] = fmaf(w[c + j], a[c + j], acc[j]);
+    HALVE(8) HALVE(4) HALVE(2) HALVE(1)
+    return acc[0] + b;
+}
+
+/* One row's outputs (learner.py's Predictor): x z-scored as Standardizer.transform does (0
+ * without spread, clipped; a NaN is a missing feature: 0, its mean), then the forward pass with
+ * a ReLU that keeps NaN, as NumPy's. Scratch on the stack: any number of threads at once. */
+void lifelong_predict(const Rows *m, const double *x, double *out) {
+    const int L = m->n_layers;
+    int width = 1;
+    for (int i = 0; i < L; i++) width = m->sizes[i] > width ? m->sizes[i] : width;
+    float a[width], h[width];
+    for (int c = 0; c < m->sizes[0]; c++) {
+        double z = x[c];
+        if (z != z) {
+            z = 0.0;
+        } else if (m->mean) {
+            const double sd = sqrt(m->var[c]);
+            z = sd > 0.0 ? (z - m->mean[c]) / sd : 0.0;
+            z = z < -m->clip ? -m->clip : z;
+            z = z > m->clip ? m->clip : z;
+        }
+        a[c] = (float)z;
+    }
+    for (int i = 0; i < L; i++) {
+        const int rows = m->sizes[i + 1], cols = m->sizes[i];
+        for (int r = 0; r < rows; r++) {
+            const float s = dot16(m->W[i] + r * m->stride[i], a, cols, m->b[i][r]);
+            if (i == L - 1)
+                out[r] = s;
+            else
+                h[r] = s <= 0.0f ? 0.0f : s;
+        }
+        if (i < L - 1) memcpy(a, h, rows * sizeof(float));
+    }
 }
