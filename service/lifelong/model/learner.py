@@ -207,18 +207,23 @@ class Predictor:
     def _outputs_one(self, x: dict) -> list[float]:
         """The network's outputs for one example by name: through the kernel (its sums' order),
         else NumPy's."""
-        raw = self._raw(x)
         if self._kernel is None and not self._kernel_unavailable:
             try:
                 self._kernel = RowKernel(self._weights, self._biases, self._scaler)
             except KernelUnavailable:
                 self._kernel_unavailable = True
         if self._kernel is not None:
-            return self._kernel(raw)
+            return self._kernel(self._raw(x))
+        return self._outputs(self._row(x))[0].tolist()
+
+    def _row(self, x: dict) -> np.ndarray:
+        """The network's input for one example by name, (1, n_features) float32, as the
+        kernel computes it."""
+        raw = self._raw(x)
         missing = np.isnan(raw)
         z = self._scaler.transform(raw) if self._scaler else raw.astype(np.float32)
         z[missing] = 0.0
-        return self._outputs(z[None])[0].tolist()
+        return z[None]
 
     def _raw(self, x: dict) -> np.ndarray:
         """x's values in the order of `feature_names`, NaN where it lacks one; others ignored."""
