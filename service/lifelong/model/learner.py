@@ -28,6 +28,7 @@ import contextlib
 import copy
 import logging
 import math
+from array import array
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from numbers import Real
@@ -56,8 +57,10 @@ RECOVERY_ACTIONS = ("shrink_step", "restart")
 MIN_STEP_SCALE = 1.0 / 16.0  # halvings before a restart: 4
 # Raw values (features, regression targets) beyond ±RAW_LIMIT count as ±RAW_LIMIT: their squares
 # stay finite in the float64 running variances, whatever a client sends.
-RAW_LIMIT = 1e100
-RAW_LIMIT_SQUARED = RAW_LIMIT * RAW_LIMIT
+RAW_LIMIT = 1e100  # kernel.c: RAW_LIMIT
+# `numbers` checks Σ(x·s)² < (RAW_LIMIT·s)² in two calls; with this s no square overflows.
+_CHECK_SCALE = 1e-160
+_CHECK_BOUND = (RAW_LIMIT * _CHECK_SCALE) ** 2
 
 logger = logging.getLogger(__name__)
 
@@ -212,9 +215,19 @@ class Predictor:
                 self._kernel = RowKernel(self._weights, self._biases, self._scaler)
             except KernelUnavailable:
                 self._kernel_unavailable = True
-        if self._kernel is not None:
-            return self._kernel(self._raw(x))
-        return self._outputs(self._row(x))[0].tolist()
+        if self._kernel is None:
+            return self._outputs(self._row(x))[0].tolist()
+        names = self.feature_names
+        if len(x) == len(names):  # every known feature: the kernel checks the values
+            try:
+                values = array("d", [x[name] for name in names])
+            except (KeyError, TypeError, ValueError, OverflowError):
+                pass  # other names, or values NumPy converts (or says what is wrong with)
+            else:
+                out = self._kernel(values, check=True)
+                if out is not None:
+                    return out
+        return self._kernel(self._raw(x))
 
     def _row(self, x: dict) -> np.ndarray:
         """The network's input for one example by name, (1, n_features) float32, as the
@@ -1009,8 +1022,8 @@ def numbers(values: Any, names: Sequence[Hashable] | None = None) -> np.ndarray:
     except (TypeError, ValueError):
         bad = _first(names, values, lambda v: not isinstance(v, Real))
         raise TypeError(f"feature values must be numbers, got {bad}") from None
-    flat = raw.reshape(-1)
-    if flat.dot(flat) <= RAW_LIMIT_SQUARED:  # all finite and within ±RAW_LIMIT: the usual case
+    scaled = raw.reshape(-1) * _CHECK_SCALE
+    if scaled.dot(scaled) < _CHECK_BOUND:  # all finite and within ±RAW_LIMIT: the usual case
         return raw
     if not np.isfinite(raw).all():
         bad = _first(names, values, lambda v: not math.isfinite(float(v)))

@@ -602,11 +602,18 @@ static inline float dot16(const float *restrict w, const float *restrict a, int 
     return acc[0] + b;
 }
 
+#define RAW_LIMIT 1e100 /* learner.py: a raw value beyond it counts as it */
+
 /* One row's outputs (learner.py's Predictor): x z-scored as Standardizer.transform does (0
  * without spread, clipped; a NaN is a missing feature: 0, its mean), then the forward pass with
- * a ReLU that keeps NaN, as NumPy's. Scratch on the stack: any number of threads at once. */
-void lifelong_predict(const Rows *m, const double *x, double *out) {
+ * a ReLU that keeps NaN, as NumPy's. Scratch on the stack: any number of threads at once. With
+ * `check`, returns 1 and computes nothing if a value is not finite or beyond RAW_LIMIT (the
+ * caller's own checks say what is wrong), else 0. */
+int32_t lifelong_predict(const Rows *m, const double *x, double *out, int32_t check) {
     const int L = m->n_layers;
+    if (check)
+        for (int c = 0; c < m->sizes[0]; c++)
+            if (!(fabs(x[c]) <= RAW_LIMIT)) return 1;
     int width = 1;
     for (int i = 0; i < L; i++) width = m->sizes[i] > width ? m->sizes[i] : width;
     float a[width], h[width];
@@ -633,4 +640,5 @@ void lifelong_predict(const Rows *m, const double *x, double *out) {
         }
         if (i < L - 1) memcpy(a, h, rows * sizeof(float));
     }
+    return 0;
 }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -239,7 +240,8 @@ class FastPath:
         row, targets, outputs = self._one
         row[...] = x
         targets[0] = target
-        if self._run(net, 1, *self._one_addresses, lr):
+        x_address, target_address, output_address = self._one_addresses
+        if self._run(net, 1, x_address, target_address, output_address, lr):
             return outputs.tolist()
         return None
 
@@ -274,7 +276,8 @@ class RowKernel:
         if len(weights) > MAX_LAYERS:
             raise KernelUnavailable(f"more than {MAX_LAYERS - 1} hidden layers")
         self._predict = load().lifelong_predict
-        self._predict.restype = None
+        self._predict.restype = _i32
+        self._predict.argtypes = [ctypes.c_void_p] * 3 + [_i32]
         m = self._rows = _Rows()
         m.n_layers = len(weights)
         for i, (W, b) in enumerate(zip(weights, biases, strict=True)):
@@ -287,13 +290,15 @@ class RowKernel:
         if scaler is not None:
             m.mean, m.var, m.clip = _ptr(scaler.mean, _d), _ptr(scaler.var, _d), scaler.clip
         self._held = (weights, biases, None if scaler is None else (scaler.mean, scaler.var))
-        self._rows_ref = ctypes.byref(m)
+        self._address = ctypes.addressof(m)
         # ctypes arrays: cheaper per call than NumPy's addresses.
         self._inputs = ctypes.c_double * m.sizes[0]
         self._outputs = ctypes.c_double * m.sizes[m.n_layers]
 
-    def __call__(self, raw: np.ndarray) -> list[float]:
-        """The outputs for `raw` (float64, one value per input; NaN: missing, as its mean)."""
+    def __call__(self, raw: np.ndarray | array, check: bool = False) -> list[float] | None:
+        """The outputs for `raw` (float64, one value per input; NaN: missing, as its mean).
+        With `check`: None if a value is not finite or beyond the learner's `RAW_LIMIT`."""
         out = self._outputs()
-        self._predict(self._rows_ref, self._inputs.from_buffer(raw), out)
+        if self._predict(self._address, self._inputs.from_buffer(raw), out, check):
+            return None
         return out[:]
