@@ -365,12 +365,14 @@ class _Lifelong:
         y, k = self._label(y)
         names = self._names
         if k >= 0 and len(x) == len(names) and (fast := self._fast_path()) is not None:
+            # The usual example, known features and class: straight into the kernel, which
+            # checks the values (nothing changed if one is bad: the path below says which).
             try:
-                values = [x[name] for name in names]
-            except KeyError:
-                pass  # other names: some new, some missing
-            else:  # the usual example: known features and class, straight into the kernel
-                if not self._learn_one_fast(fast, numbers(values, names), y, k):
+                learned = self._learn_one_fast(fast, array("d", [x[n] for n in names]), y, k)
+            except (KeyError, TypeError, ValueError, OverflowError):
+                pass  # other names, or values for `numbers` to convert or name
+            else:
+                if not learned:
                     self._refuse(fast.refusal)
                 self._enter_window()
                 return

@@ -12,7 +12,8 @@
  * Divergence: each example is checked before it changes anything (learner.py's `_check`): its
  * output must be finite and its gradient bounded (network.py's `Network.propagate`), the scaler
  * and target statistics are only counted once it passes. A failing example stops the loop with
- * `diverged` set (1: output not finite, 2: gradient beyond the limit), the examples before it
+ * `diverged` set (1: output not finite, 2: gradient beyond the limit; 3: a raw value not finite
+ * or beyond RAW_LIMIT, which the caller's own checks then name), the examples before it
  * learned.
  *
  * Step size: SGD's is bounded per example (learner.py's `_step_size` and `step_ratio`, from the
@@ -36,6 +37,7 @@ enum { CLASSIFY = 0, REGRESS = 1 };
 #define GRAM_ROWS 32 /* examples buffered per float64 second-moment update */
 #define TINY 1e-12   /* scaler.py: floor of a standard deviation */
 #define REGIME_RUN 8 /* scaler.py: values beyond the bound in a row that restart the statistics */
+#define RAW_LIMIT 1e100 /* learner.py: a raw value beyond it counts as it */
 
 typedef struct {
     int32_t n_layers;               /* hidden layers + 1 */
@@ -417,6 +419,13 @@ count_inputs(const Net *n, const double *restrict xr) {
     }
 }
 
+/* Whether every value of row xr is finite and within RAW_LIMIT. */
+static int in_range(const double *xr, int len) {
+    int ok = 1;
+    for (int c = 0; c < len; c++) ok &= fabs(xr[c]) <= RAW_LIMIT;
+    return ok;
+}
+
 /* Row t of X into x, standardised if enabled. */
 static void input(const Net *n, const double *X, int64_t t, float *x) {
     const int n_in = n->sizes[0];
@@ -441,6 +450,10 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
     int64_t t = 0;
     n->diverged = n->due = 0;
     while (t < count) {
+        if (!in_range(X + t * n_in, n_in)) {
+            n->diverged = 3;
+            break;
+        }
         float *x = n->x;
         if (!ready) {
             input(n, X, t, x);
@@ -602,8 +615,6 @@ static inline float dot16(const float *restrict w, const float *restrict a, int 
     return acc[0] + b;
 }
 
-#define RAW_LIMIT 1e100 /* learner.py: a raw value beyond it counts as it */
-
 /* One row's outputs (learner.py's Predictor): x z-scored as Standardizer.transform does (0
  * without spread, clipped; a NaN is a missing feature: 0, its mean), then the forward pass with
  * a ReLU that keeps NaN, as NumPy's. Scratch on the stack: any number of threads at once. With
@@ -611,9 +622,7 @@ static inline float dot16(const float *restrict w, const float *restrict a, int 
  * caller's own checks say what is wrong), else 0. */
 int32_t lifelong_predict(const Rows *m, const double *x, double *out, int32_t check) {
     const int L = m->n_layers;
-    if (check)
-        for (int c = 0; c < m->sizes[0]; c++)
-            if (!(fabs(x[c]) <= RAW_LIMIT)) return 1;
+    if (check && !in_range(x, m->sizes[0])) return 1;
     int width = 1;
     for (int i = 0; i < L; i++) width = m->sizes[i] > width ? m->sizes[i] : width;
     float a[width], h[width];

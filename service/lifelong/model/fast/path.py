@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 MAX_LAYERS = 16  # kernel.c
 GRAM_ROWS = 32  # kernel.c
-REFUSALS = ("non_finite_output", "gradient_limit")  # kernel.c: `diverged` 1 and 2
+REFUSALS = {1: "non_finite_output", 2: "gradient_limit"}  # kernel.c: `diverged`
+OUT_OF_RANGE = 3  # kernel.c: `diverged` for a raw value not finite or beyond RAW_LIMIT
 
 _f = ctypes.POINTER(ctypes.c_float)
 _d = ctypes.POINTER(ctypes.c_double)
@@ -223,7 +224,8 @@ class FastPath:
         return n
 
     def learn(self, X: np.ndarray, targets: np.ndarray, outputs: np.ndarray, lr: float) -> int:
-        """Learn rows of `X` (float64, one column per known feature) in order, at step size `lr`:
+        """Learn rows of `X` (float64, one column per known feature, checked by the learner's
+        `numbers`) in order, at step size `lr`:
         `targets` are output indices (every class already known) or regression targets; each
         row's prediction, made before learning it, goes to `outputs` (float64, a row per row).
         Returns how many were learned: fewer than all where a telemetry window closes, a
@@ -233,9 +235,10 @@ class FastPath:
         addresses = X.ctypes.data, targets.ctypes.data, outputs.ctypes.data
         return self._run(self._bind(), len(X), *addresses, lr)
 
-    def learn_one(self, x: np.ndarray, target: float, lr: float) -> list[float] | None:
+    def learn_one(self, x: np.ndarray | array, target: float, lr: float) -> list[float] | None:
         """`learn` for one example, through buffers kept between calls: its prediction, None if
-        it would diverge (`refusal` says why)."""
+        it would diverge (`refusal` says why). Its values are checked here: `ValueError`, with
+        nothing changed, if one is not finite or beyond the learner's `RAW_LIMIT`."""
         net = self._bind()
         row, targets, outputs = self._one
         row[...] = x
@@ -243,6 +246,8 @@ class FastPath:
         x_address, target_address, output_address = self._one_addresses
         if self._run(net, 1, x_address, target_address, output_address, lr):
             return outputs.tolist()
+        if net.diverged == OUT_OF_RANGE:
+            raise ValueError("a feature value is not finite or beyond the raw limit")
         return None
 
     def _run(self, net: _Net, count: int, x: int, targets: int, outputs: int, lr: float) -> int:
@@ -262,7 +267,7 @@ class FastPath:
             telemetry.count(done)
         if net.due:
             self._cbp.replace_due()
-        self.refusal = REFUSALS[net.diverged - 1] if net.diverged else None
+        self.refusal = REFUSALS.get(net.diverged)
         return done
 
 
