@@ -69,7 +69,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
 
 # librdkafka retries these forever, yet no retry fixes a wrong password or an untrusted certificate.
 # (confluent-kafka's public names of librdkafka's local errors start with an underscore.)
-NOT_RETRIED = frozenset((KafkaError._AUTHENTICATION, KafkaError._SSL))
+NOT_RETRIED = frozenset((KafkaError._AUTHENTICATION, KafkaError._SSL))  # noqa: SLF001
 
 
 def _on_error(error: KafkaError) -> None:

@@ -28,6 +28,7 @@ import contextlib
 import copy
 import logging
 import math
+from array import array
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from numbers import Real
 from typing import Any
@@ -37,7 +38,7 @@ import torch
 from lifelong.model import state
 from lifelong.model.base import LayerStats, LearnerStats, Task
 from lifelong.model.config import LOGIT_STEP, LearnerConfig
-from lifelong.model.fast import FastPath, KernelUnavailable
+from lifelong.model.fast import FastPath, KernelUnavailable, RowKernel
 from lifelong.model.network import GRADIENT_LIMIT, Network, forward_batch, one_thread
 from lifelong.model.optim import SGD, make_optimizer
 from lifelong.model.plasticity import ContinualBackprop, L2Init, ShrinkPerturb
@@ -60,7 +61,10 @@ STATE_FORMAT = 2
 SNAPSHOT_FORMAT = 3  # 3: the state codec's container (2 had its own metadata key)
 # Raw values (features, regression targets) beyond ±RAW_LIMIT count as ±RAW_LIMIT: their squares
 # stay finite in the float64 running variances, whatever a client sends.
-RAW_LIMIT = 1e100
+RAW_LIMIT = 1e100  # kernel.c: RAW_LIMIT
+# `numbers` checks Σ(x·s)² < (RAW_LIMIT·s)² in two calls; with this s no square overflows.
+_CHECK_SCALE = 1e-160
+_CHECK_BOUND = (RAW_LIMIT * _CHECK_SCALE) ** 2
 
 logger = logging.getLogger(__name__)
 
@@ -105,21 +109,24 @@ class MLPPredictor:
         self._scaler = scaler
         self._target = target
         self.version = version
+        self._kernel: RowKernel | None = None  # bound at the first prediction by name
+        self._kernel_unavailable = False
 
     def predict_proba_one(self, x: dict) -> dict[Any, float]:
         """Probability of each known class; `{}` before any class is known."""
         self._classifier_only()
         if not self.classes:
             return {}
-        return dict(zip(self.classes, self._proba(self._row(x))[0].tolist(), strict=True))
+        return dict(zip(self.classes, _probabilities(self._outputs_one(x)), strict=True))
 
     def predict_one(self, x: dict) -> Any:
         """The most probable class (None before any), or the regression estimate."""
         if self.task == "regression":
-            return float(self._regress(self._row(x))[0])
+            return self._target.mean + self._target.std * self._outputs_one(x)[0]
         if not self.classes:
             return None
-        return self.classes[int(np.argmax(self._outputs(self._row(x))[0]))]
+        out = self._outputs_one(x)
+        return self.classes[out.index(max(out))]
 
     def predict_proba_dense(self, X: np.ndarray) -> np.ndarray:
         """(n, n_classes) probabilities for the rows of `X` (n, n_features), columns in the
@@ -237,7 +244,45 @@ class MLPPredictor:
         if self.task != "classification":
             raise TypeError("a regressor has no class probabilities; use predict_one / _dense")
 
+    def _outputs_one(self, x: dict) -> list[float]:
+        """The network's outputs for one example by name: through the kernel (its sums' order),
+        else NumPy's."""
+        if self._kernel is None and not self._kernel_unavailable:
+            try:
+                self._kernel = RowKernel(self._weights, self._biases, self._scaler)
+            except KernelUnavailable:
+                self._kernel_unavailable = True
+        if self._kernel is None:
+            return self._outputs(self._row(x))[0].tolist()
+        names = self.feature_names
+        if len(x) == len(names):  # every known feature: the kernel checks the values
+            try:
+                values = array("d", [x[name] for name in names])
+            except (KeyError, TypeError, ValueError, OverflowError):
+                pass  # other names, or values NumPy converts (or says what is wrong with)
+            else:
+                out = self._kernel(values, check=True)
+                if out is not None:
+                    return out
+        return self._kernel(self._raw(x))
+
     def _row(self, x: dict) -> np.ndarray:
+        """The network's input for one example by name, (1, n_features) float32, as the
+        kernel computes it."""
+        raw = self._raw(x)
+        missing = np.isnan(raw)
+        z = self._scaler.transform(raw) if self._scaler else raw.astype(np.float32)
+        z[missing] = 0.0
+        return z[None]
+
+    def _raw(self, x: dict) -> np.ndarray:
+        """x's values in the order of `feature_names`, NaN where it lacks one; others ignored."""
+        names = self.feature_names
+        if len(x) == len(names):
+            try:
+                return numbers([x[name] for name in names])
+            except KeyError:
+                pass  # other names: some unknown, some missing
         index = self._index
         columns, values = [], []
         for name, value in x.items():
@@ -245,11 +290,10 @@ class MLPPredictor:
             if i is not None:
                 columns.append(i)
                 values.append(value)
-        z = np.zeros((1, len(self.feature_names)), dtype=np.float32)
+        raw = np.full(len(names), np.nan)
         if columns:
-            raw = numbers(values)
-            z[0, columns] = self._scaler.transform(raw, columns) if self._scaler else raw
-        return z
+            raw[columns] = numbers(values)
+        return raw
 
     def _rows(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -362,6 +406,19 @@ class _Lifelong:
         """Learn one example, after predicting it for the prequential statistics. A step that
         would make the network non-finite is refused instead (see `stats().updates_refused`)."""
         y, k = self._label(y)
+        names = self._names
+        if k >= 0 and len(x) == len(names) and (fast := self._fast_path()) is not None:
+            # The usual example, known features and class: straight into the kernel, which
+            # checks the values (nothing changed if one is bad: the path below says which).
+            try:
+                learned = self._learn_one_fast(fast, array("d", [x[n] for n in names]), y, k)
+            except (KeyError, TypeError, ValueError, OverflowError):
+                pass  # other names, or values for `numbers` to convert or name
+            else:
+                if not learned:
+                    self._refuse(fast.refusal)
+                self._enter_window()
+                return
         self._learn_or_refuse(k < 0 or not x.keys() <= self._index.keys(), self._features, x, y, k)
 
     def learn_dense(self, x: np.ndarray | Sequence[float], y: Any) -> None:
@@ -398,7 +455,7 @@ class _Lifelong:
         """Learn one example whose inputs are `features(x)`; a step that would make the network
         non-finite is refused instead (undone with any growth, counted). False if refused."""
         try:
-            with self._atomic(grows):
+            with self._atomic() if grows else contextlib.nullcontext():
                 raw, present = features(x)
                 self._learn_threaded(raw, present, y, k)
         except LearnerDiverged as e:
@@ -448,7 +505,7 @@ class _Lifelong:
                     refused.append(start)
                 start += 1
                 continue
-            start += fast.learn(X[start : start + len(run)], np.asarray(run))
+            start += self._learn_fast(fast, X[start : start + len(run)], run)
             if fast.refusal is not None:
                 self._refuse(fast.refusal)
                 refused.append(start)
@@ -462,16 +519,73 @@ class _Lifelong:
             return None
         if self._fast is None:
             try:
-                self._fast = FastPath(self)
+                self._fast = FastPath(
+                    self.config,
+                    self._network,
+                    self._optimizer,
+                    self._scaler,
+                    getattr(self, "_target", None),
+                    self._cbp,
+                    self._l2,
+                    self._telemetry,
+                )
             except KernelUnavailable as e:
                 self.fast_path_unavailable = str(e)
                 logger.warning("learning through the reference path: %s", e)
                 return None
         return self._fast
 
+    def _learn_fast(self, fast: FastPath, X: np.ndarray, targets: list) -> int:
+        """Rows of `X` whose classes are known through the kernel, accounted as the reference
+        path accounts them; how many were learned (fewer: the next one's step was refused)."""
+        outputs = np.empty((len(X), self._network.sizes[-1]))
+        start = 0
+        while start < len(X):
+            self._enter_window()  # a window may end inside the rows (a halved step)
+            stop = min(len(X), start + self._window_room())
+            lr = self._optimizer.lr
+            done = fast.learn(X[start:stop], targets[start:stop], outputs[start:stop], lr)
+            end = start + done
+            if done:
+                self._grad_norm = fast.grad_norm
+                if self.task == "classification":
+                    # Output indices stand for the classes: equal exactly when the labels are.
+                    proba, ks = outputs[start:end], targets[start:end]
+                    predicted = proba.argmax(axis=1)  # the first of equal maxima, as list.index
+                    p_true = proba[np.arange(done), ks].tolist()
+                    drifts = self._monitor.update_many(ks, predicted.tolist(), p_true)
+                else:
+                    drifts = self._monitor.update_many(
+                        targets[start:end], outputs[start:end, 0].tolist()
+                    )
+                if drifts:
+                    self._last_drift = self.samples_learned + drifts[-1] + 1
+                self.samples_learned += done
+            start = end
+            if fast.refusal is not None:
+                break
+        return start
+
+    def _learn_one_fast(self, fast: FastPath, raw: np.ndarray, y: Any, k: int) -> bool:
+        """`_learn_fast` for one example, with less per-call work: the same result. False if
+        its step was refused (`fast.refusal` says why; not counted yet)."""
+        regression = self.task == "regression"
+        out = fast.learn_one(raw, y if regression else k, self._optimizer.lr)
+        if out is None:
+            return False
+        self._grad_norm = fast.grad_norm
+        if regression:
+            drift = self._monitor.update(y, out[0])
+        else:  # output indices stand for the classes, as in `_learn_fast`
+            drift = self._monitor.update(k, out.index(max(out)), {k: out[k]})
+        self.samples_learned += 1
+        if drift:
+            self._last_drift = self.samples_learned
+        return True
+
     def _learn_threaded(self, raw: np.ndarray, present: np.ndarray | None, y: Any, k: int) -> None:
         if present is None and k >= 0 and (fast := self._fast_path()) is not None:
-            if not fast.learn_one(raw, y if self.task == "regression" else k):
+            if not self._learn_one_fast(fast, raw, y, k):
                 raise LearnerDiverged(fast.refusal)
         elif torch.get_num_threads() == 1:
             self._learn(raw, present, y, k)
@@ -561,13 +675,10 @@ class _Lifelong:
         raise NotImplementedError
 
     @contextlib.contextmanager
-    def _atomic(self, grows: bool) -> Iterator[None]:
+    def _atomic(self) -> Iterator[None]:
         """Around the step of an example that grows the model (new features or class): undone,
         growth included, if the step diverges. It copies the state, but growth is rare; any
         other step is checked before it changes anything."""
-        if not grows:
-            yield
-            return
         # The copy (tensor clones, the last window's eigendecomposition) and the growth are
         # per-example work too: on torch's thread pool they cost seconds on a busy machine.
         with one_thread():
@@ -577,12 +688,11 @@ class _Lifelong:
             try:
                 yield
             except LearnerDiverged:
-                keep = (self.fast_path, self.fast_path_unavailable)
-                saved = type(self)(self.config)
-                saved.load_state_dict(tensors, meta)
+                keep = (self.config, self.fast_path, self.fast_path_unavailable)
                 self.__dict__.clear()
-                self.__dict__.update(saved.__dict__)
-                self.fast_path, self.fast_path_unavailable = keep
+                self.__init__(keep[0])  # a fresh learner, as `load` builds, then the copy
+                self.load_state_dict(tensors, meta)
+                _, self.fast_path, self.fast_path_unavailable = keep
                 raise
 
     def _standardize(self, raw: np.ndarray, present: np.ndarray | None) -> None:
@@ -987,6 +1097,9 @@ def numbers(values: Any, names: Sequence[Hashable] | None = None) -> np.ndarray:
     except (TypeError, ValueError):
         bad = _first(names, values, lambda v: not isinstance(v, Real))
         raise TypeError(f"feature values must be numbers, got {bad}") from None
+    scaled = raw.reshape(-1) * _CHECK_SCALE
+    if scaled.dot(scaled) < _CHECK_BOUND:  # all finite and within ±RAW_LIMIT: the usual case
+        return raw
     if not np.isfinite(raw).all():
         bad = _first(names, values, lambda v: not math.isfinite(float(v)))
         raise ValueError(f"feature values must be finite, got {bad}")
@@ -1017,10 +1130,16 @@ def _first(names: Sequence[Hashable] | None, values: Any, bad: Callable[[Any], b
 
 
 def _softmax(logits: list[float]) -> list[float]:
-    if not logits:
-        return []
+    """`_probabilities`, refusing the step if a logit is not finite."""
     if not math.isfinite(sum(logits)):
         raise LearnerDiverged("non_finite_output")
+    return _probabilities(logits)
+
+
+def _probabilities(logits: list[float]) -> list[float]:
+    """Softmax in float64."""
+    if not logits:
+        return []
     top = max(logits)
     e = [math.exp(z - top) for z in logits]
     total = sum(e)

@@ -141,6 +141,9 @@ class Network:
     ) -> None:
         self.sizes = [n_inputs, *hidden, n_outputs]
         self.generator = generator
+        # Bumped whenever buffers or views move (growth, loading, a new slot): bindings to their
+        # addresses compare it.
+        self.generation = 0
         self.n_layers = len(self.sizes) - 1
         # Activations of the hidden layers, contiguous so per-unit statistics (continual
         # backprop) update all layers in one call; one scratch row per hidden layer for backward.
@@ -178,6 +181,7 @@ class Network:
             raise ValueError(f"slot {name!r} exists")
         tensor = torch.zeros(self._total())
         self._slots[name] = slot = self._bind(tensor, fill, copy_param, persistent)
+        self.generation += 1
         if name != "param":
             self._refill(slot)
 
@@ -214,8 +218,8 @@ class Network:
         """(input, output) capacity: part of the state, since it decides the memory layout."""
         return self._in_cap, self._out_cap
 
-    def _blocks(self) -> list[tuple[int, int, int, int, int]]:
-        """Per layer: (W offset, rows capacity, columns capacity, b offset, end)."""
+    def blocks(self) -> list[tuple[int, int, int, int, int]]:
+        """Per layer: (W offset, rows capacity, columns capacity, b offset, end), in every slot."""
         blocks, offset = [], 0
         for i in range(self.n_layers):
             rows = self._out_cap if i == self.n_layers - 1 else self.sizes[i + 1]
@@ -226,14 +230,14 @@ class Network:
         return blocks
 
     def _total(self) -> int:
-        return self._blocks()[-1][4]
+        return self.blocks()[-1][4]
 
     def _bind(
         self, tensor: torch.Tensor, fill: float, copy_param: bool, persistent: bool = True
     ) -> _Slot:
         flat = tensor.numpy()
         W, b, W_t, b_t = [], [], [], []
-        for i, (w0, rows, cols, b0, end) in enumerate(self._blocks()):
+        for i, (w0, rows, cols, b0, end) in enumerate(self.blocks()):
             r, c = self.sizes[i + 1], self.sizes[i]
             W_t.append(tensor[w0:b0].view(rows, cols)[:r, :c])
             b_t.append(tensor[b0:end][:r])
@@ -243,6 +247,7 @@ class Network:
 
     def _rebind(self) -> None:
         """Rebuild every view after the logical sizes or the capacity changed."""
+        self.generation += 1
         for name, slot in self._slots.items():
             self._slots[name] = self._bind(slot.tensor, slot.fill, slot.copy_param, slot.persistent)
         self._x_t = self._input_t[: self.sizes[0]]

@@ -77,13 +77,14 @@ class ContinualBackprop:
         self.mean = np.zeros(width, dtype=np.float32)  # f
         self.utility = np.zeros(width, dtype=np.float32)  # u
         self.decay_power = np.ones(width, dtype=np.float32)  # η^age
-        self.accumulated = [0.0] * len(widths)  # fractional replacements carried over
+        # Fractional replacements carried over, per layer (float64: the compiled path adds to it).
+        self.accumulated = np.zeros(len(widths))
         self.replaced = [0] * len(widths)
-        self._correction = np.zeros(width, dtype=np.float32)
-        self._mean_hat = np.zeros(width, dtype=np.float32)
+        self.correction = np.zeros(width, dtype=np.float32)  # 1 - η^age, of the last step
+        self.mean_hat = np.zeros(width, dtype=np.float32)  # f̂, of the last step
+        self.mature = np.zeros(width, dtype=bool)  # age > maturity_threshold
         self._y = np.zeros(width, dtype=np.float32)
         self._tmp = np.zeros(width, dtype=np.float32)
-        self._mature = np.zeros(width, dtype=bool)
 
     def step(self) -> None:
         """Update the units' statistics with the last example's activations (from the forward
@@ -94,20 +95,20 @@ class ContinualBackprop:
         h = self.network.hidden_all
         self.age += 1
         self.decay_power *= eta
-        np.subtract(1.0, self.decay_power, out=self._correction)
+        np.subtract(1.0, self.decay_power, out=self.correction)
         self.mean *= eta
         np.multiply(h, 1.0 - eta, out=self._tmp)
         self.mean += self._tmp
-        np.divide(self.mean, self._correction, out=self._mean_hat)
+        np.divide(self.mean, self.correction, out=self.mean_hat)
         y = self._y
-        np.subtract(h, self._mean_hat, out=y)
+        np.subtract(h, self.mean_hat, out=y)
         np.abs(y, out=y)
         self._weigh(y)
         self.utility *= eta
         y *= 1.0 - eta
         self.utility += y
-        np.greater(self.age, self.maturity_threshold, out=self._mature)
-        eligible = np.add.reduceat(self._mature, self._starts)
+        np.greater(self.age, self.maturity_threshold, out=self.mature)
+        eligible = np.add.reduceat(self.mature, self._starts)
         for layer, count in enumerate(eligible.tolist()):
             if count == 0:
                 continue
@@ -116,6 +117,15 @@ class ContinualBackprop:
             if n:
                 self.accumulated[layer] -= n
                 self._replace(layer, min(n, count))
+
+    def replace_due(self) -> None:
+        """Replace the units `accumulated` says are due, as `step` does: for the compiled path,
+        which counts them but leaves the random draws to this."""
+        for layer, (start, end) in enumerate(self._bounds):
+            due = int(self.accumulated[layer])
+            if due:
+                self.accumulated[layer] -= due
+                self._replace(layer, min(due, int(self.mature[start:end].sum())))
 
     def _weigh(self, y: np.ndarray) -> None:
         """y *= mean |outgoing weight| (and /= mean |incoming weight|), per unit."""
@@ -138,8 +148,8 @@ class ContinualBackprop:
     def _replace(self, layer: int, n: int) -> None:
         start, end = self._bounds[layer]
         # Bias-corrected utility of the eligible units; the lowest go.
-        score = self.utility[start:end] / self._correction[start:end]
-        score[~self._mature[start:end]] = np.inf
+        score = self.utility[start:end] / self.correction[start:end]
+        score[~self.mature[start:end]] = np.inf
         units = np.argsort(score, kind="stable")[:n]
         net = self.network
         weights, biases = net.weights()
@@ -147,7 +157,7 @@ class ContinualBackprop:
         incoming = net.uniform((n, fan_in), kaiming_bound(fan_in, hidden=True)) if fan_in else None
         for k, unit in enumerate(units.tolist()):
             i = start + unit
-            biases[layer + 1] += weights[layer + 1][:, unit] * self._mean_hat[i]
+            biases[layer + 1] += weights[layer + 1][:, unit] * self.mean_hat[i]
             net.reset_unit(layer, unit, incoming[k] if incoming is not None else 0.0)
             self.age[i] = 0
             self.mean[i] = 0.0
@@ -163,12 +173,12 @@ class ContinualBackprop:
             "utility": self.utility,
             "decay_power": self.decay_power,
         }
-        return arrays, {"accumulated": list(self.accumulated), "replaced": list(self.replaced)}
+        return arrays, {"accumulated": self.accumulated.tolist(), "replaced": list(self.replaced)}
 
     def load_state_dict(self, arrays: dict[str, np.ndarray], counters: dict[str, list]) -> None:
         for name in ("age", "mean", "utility", "decay_power"):
             getattr(self, name)[...] = arrays[name]
-        self.accumulated = [float(a) for a in counters["accumulated"]]
+        self.accumulated[...] = counters["accumulated"]
         self.replaced = [int(r) for r in counters["replaced"]]
 
 

@@ -210,7 +210,7 @@ class PrequentialMonitor:
                 # is the only complete view of them. It is private to river, hence the version.
                 "river": river.__version__,
                 "drift_detected": self._detector.drift_detected,
-                "adwin": base64.b64encode(self._detector._helper.__getstate__()).decode("ascii"),
+                "adwin": base64.b64encode(_adwin_helper(self._detector).__getstate__()).decode(),
             },
         }
 
@@ -243,7 +243,14 @@ class PrequentialMonitor:
                 stacklevel=2,
             )
             return
-        self._detector._helper.__setstate__(base64.b64decode(saved["adwin"]))
-        self._detector._drift_detected = bool(saved["drift_detected"])  # resets on the next update
+        _adwin_helper(self._detector).__setstate__(base64.b64decode(saved["adwin"]))
+        # Its flag has no setter; it resets on the next update.
+        self._detector._drift_detected = bool(saved["drift_detected"])  # noqa: SLF001
         self._window_sum = float(d.get("window_sum", self._detector.total))
         self._window_n = int(d.get("window_n", self._detector.width))
+
+
+def _adwin_helper(detector: drift.ADWIN) -> Any:
+    """ADWIN's Rust state, which river exposes no other way: pickled (bincode) it is the only
+    complete view of the buckets."""
+    return detector._helper  # noqa: SLF001

@@ -185,7 +185,7 @@ def build_estimator(
 def _is(estimator: base.Estimator, kind: type) -> bool:
     """Whether `estimator`, or the last step of the pipeline it is, is a `kind`."""
     while isinstance(estimator, compose.Pipeline):
-        estimator = estimator._last_step
+        estimator = list(estimator.steps.values())[-1]
     return isinstance(estimator, kind)
 
 

@@ -77,6 +77,7 @@ class Standardizer:
         self.mean = np.zeros(0)
         self.var = np.zeros(0)
         self.run = np.zeros(0)  # values beyond the bound in a row, per feature
+        self.generation = 0  # bumped when the arrays are replaced (growth, loading)
         self._clear_pending()
 
     def _clear_pending(self) -> None:
@@ -105,6 +106,7 @@ class Standardizer:
         self.mean = np.concatenate([self.mean, pad])
         self.var = np.concatenate([self.var, pad])
         self.run = np.concatenate([self.run, pad])
+        self.generation += 1
         self._clear_pending()
 
     def learn_transform(
@@ -161,6 +163,7 @@ class Standardizer:
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
         for name in ("count", "mean", "var", "run"):
             setattr(self, name, np.array(arrays[name], dtype=np.float64))
+        self.generation += 1
         self._clear_pending()
 
 

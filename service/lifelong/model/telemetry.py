@@ -196,6 +196,24 @@ class LayerTelemetry:
             if self._n == self.window:
                 self._close_window()
 
+    @property
+    def sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """The window's float64 sums, for the compiled path to add to in place: S (upper
+        triangle) and the per-unit (2, width) sums of |h| and 1[h > 0]."""
+        return self._gram.numpy(), self._unit_sums.numpy()
+
+    @property
+    def remaining(self) -> int:
+        """Examples until the current window closes."""
+        return self.window - self._n
+
+    def count(self, n: int) -> None:
+        """Count `n` examples added to `sums` elsewhere (at most `remaining`); closes the window
+        when it is full."""
+        self._n += n
+        if self._n == self.window:
+            self._close_window()
+
     def stats(self) -> dict[str, float]:
         """Statistics of the last completed window (or of the examples so far; zeros if none)."""
         if self._last is None:

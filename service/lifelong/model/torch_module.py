@@ -382,7 +382,7 @@ class _TorchModuleLearner:
         """A deep copy of the module (no hooks, eval mode) and of the input statistics."""
         module = copy.deepcopy(self.module)
         for m in module.modules():
-            m._forward_hooks.clear()
+            m._forward_hooks.clear()  # noqa: SLF001 (torch has no public way to drop a copy's hooks)
         module.eval().requires_grad_(False)
         return self._predictor(module, copies=True)
 
@@ -500,7 +500,8 @@ class _TorchModuleLearner:
         loss.backward()
         grads = [p.grad for p in self._params if p.grad is not None]
         norm = (
-            float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+            # torch's fused per-tensor norms, as its own clip_grad_norm_ uses them
+            float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))  # noqa: SLF001
             if grads
             else 0.0
         )

@@ -99,14 +99,13 @@ def load() -> ctypes.CDLL:
     reasons = []
     for find in (_native, _portable):
         try:
-            library = ctypes.CDLL(str(find()))
+            path = find()
+            library = ctypes.CDLL(str(path))
         except (KernelUnavailable, OSError) as e:
             reasons.append(str(e))
             continue
         if reasons:
-            logger.info(
-                "using the portable kernel %s (no native build: %s)", library._name, reasons[0]
-            )
+            logger.info("using the portable kernel %s (no native build: %s)", path, reasons[0])
         return library
     raise KernelUnavailable("; ".join(reasons))
 

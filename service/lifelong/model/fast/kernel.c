@@ -12,7 +12,8 @@
  * Divergence: each example is checked before it changes anything (learner.py's `_check`): its
  * output must be finite and its gradient bounded (network.py's `Network.propagate`), the scaler
  * and target statistics are only counted once it passes. A failing example stops the loop with
- * `diverged` set (1: output not finite, 2: gradient beyond the limit), the examples before it
+ * `diverged` set (1: output not finite, 2: gradient beyond the limit; 3: a raw value not finite
+ * or beyond RAW_LIMIT, which the caller's own checks then name), the examples before it
  * learned.
  *
  * Step size: SGD's is bounded per example (learner.py's `_step_size` and `step_ratio`, from the
@@ -36,6 +37,7 @@ enum { CLASSIFY = 0, REGRESS = 1 };
 #define GRAM_ROWS 32 /* examples buffered per float64 second-moment update */
 #define TINY 1e-12   /* scaler.py: floor of a standard deviation */
 #define REGIME_RUN 8 /* scaler.py: values beyond the bound in a row that restart the statistics */
+#define RAW_LIMIT 1e100 /* learner.py: a raw value beyond it counts as it */
 
 typedef struct {
     int32_t n_layers;               /* hidden layers + 1 */
@@ -73,9 +75,11 @@ typedef struct {
      * GRAM_ROWS buffered activation rows per hidden layer, one row's gradient, and the next
      * example's input and hidden activations (computed in this example's update pass) */
     float *h, *delta, *out, *d_out, *x, *magnitude, *rows, *g, *x_next, *h_next;
-    /* results: squared norm of the last learned example's gradient; set if an example diverged */
+    /* results: squared norm of the last learned example's gradient; set if an example diverged;
+     * set if a continual-backprop replacement is due after the last one learned */
     double grad_norm2;
     int32_t diverged;
+    int32_t due;
 } Net;
 
 static inline float *hidden_of(const Net *n, float *all, int layer) {
@@ -415,6 +419,13 @@ count_inputs(const Net *n, const double *restrict xr) {
     }
 }
 
+/* Whether every value of row xr is finite and within RAW_LIMIT. */
+static int in_range(const double *xr, int len) {
+    int ok = 1;
+    for (int c = 0; c < len; c++) ok &= fabs(xr[c]) <= RAW_LIMIT;
+    return ok;
+}
+
 /* Row t of X into x, standardised if enabled. */
 static void input(const Net *n, const double *X, int64_t t, float *x) {
     const int n_in = n->sizes[0];
@@ -437,8 +448,12 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
     int finite[MAX_LAYERS]; /* per layer: every unit's input finite in this example's forward */
     int ready = 0;          /* this example's forward pass was made by the previous update pass */
     int64_t t = 0;
-    n->diverged = 0;
+    n->diverged = n->due = 0;
     while (t < count) {
+        if (!in_range(X + t * n_in, n_in)) {
+            n->diverged = 3;
+            break;
+        }
         float *x = n->x;
         if (!ready) {
             input(n, X, t, x);
@@ -564,8 +579,75 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
             memcpy(n->h, n->h_next, hidden * sizeof(float));
         }
         t++;
-        if (due) break;
+        if (due) {
+            n->due = 1;
+            break;
+        }
     }
     if (buffered) flush_gram(n, buffered);
     return t;
+}
+
+/* A predictor's weights for one row at a time: layer i's W (rows `stride` floats apart) and b,
+ * and the input statistics (NULL: inputs not standardised). */
+typedef struct {
+    int32_t n_layers;
+    int32_t sizes[MAX_LAYERS + 1];
+    const float *W[MAX_LAYERS];
+    int64_t stride[MAX_LAYERS];
+    const float *b[MAX_LAYERS];
+    const double *mean, *var;
+    double clip;
+} Rows;
+
+/* `dot` with 16 partial sums: a predictor's rows are short, and any fixed order will do. */
+static inline float dot16(const float *restrict w, const float *restrict a, int cols, float b) {
+    float acc[16] = {0.0f};
+    int c = 0;
+    for (; c + 16 <= cols; c += 16) {
+#pragma omp simd
+        for (int j = 0; j < 16; j++) acc[j] = fmaf(w[c + j], a[c + j], acc[j]);
+    }
+    const int rest = cols - c;
+#pragma omp simd
+    for (int j = 0; j < rest; j++) acc[j] = fmaf(w[c + j], a[c + j], acc[j]);
+    HALVE(8) HALVE(4) HALVE(2) HALVE(1)
+    return acc[0] + b;
+}
+
+/* One row's outputs (learner.py's Predictor): x z-scored as Standardizer.transform does (0
+ * without spread, clipped; a NaN is a missing feature: 0, its mean), then the forward pass with
+ * a ReLU that keeps NaN, as NumPy's. Scratch on the stack: any number of threads at once. With
+ * `check`, returns 1 and computes nothing if a value is not finite or beyond RAW_LIMIT (the
+ * caller's own checks say what is wrong), else 0. */
+int32_t lifelong_predict(const Rows *m, const double *x, double *out, int32_t check) {
+    const int L = m->n_layers;
+    if (check && !in_range(x, m->sizes[0])) return 1;
+    int width = 1;
+    for (int i = 0; i < L; i++) width = m->sizes[i] > width ? m->sizes[i] : width;
+    float a[width], h[width];
+    for (int c = 0; c < m->sizes[0]; c++) {
+        double z = x[c];
+        if (z != z) {
+            z = 0.0;
+        } else if (m->mean) {
+            const double sd = sqrt(m->var[c]);
+            z = sd > 0.0 ? (z - m->mean[c]) / sd : 0.0;
+            z = z < -m->clip ? -m->clip : z;
+            z = z > m->clip ? m->clip : z;
+        }
+        a[c] = (float)z;
+    }
+    for (int i = 0; i < L; i++) {
+        const int rows = m->sizes[i + 1], cols = m->sizes[i];
+        for (int r = 0; r < rows; r++) {
+            const float s = dot16(m->W[i] + r * m->stride[i], a, cols, m->b[i][r]);
+            if (i == L - 1)
+                out[r] = s;
+            else
+                h[r] = s <= 0.0f ? 0.0f : s;
+        }
+        if (i < L - 1) memcpy(a, h, rows * sizeof(float));
+    }
+    return 0;
 }
