@@ -105,6 +105,17 @@ class Learning:
         with self._lock:
             return dict(self._offsets)
 
+    def admit(self, sample: Sample) -> None:
+        """Raise `InvalidSample` if `sample` could not be learned by the model as it is now
+        (`lifelong.admission`): for a caller that wants an answer before the sample's turn. The
+        check at its turn still decides."""
+        with self._lock:
+            learner = self._learner
+            self.admission.check(
+                sample, feature_names=learner.feature_names, classes=learner.classes,
+                samples_learned=learner.samples_learned,
+            )  # fmt: skip
+
     def read(self, f: Callable[[Learner], T]) -> T:
         """`f(learner)` between learning steps (a snapshot, statistics)."""
         with self._lock:

@@ -9,7 +9,8 @@ stay learned (each is learned once, on arrival) and the message says how many th
 
 When the model learns from Kafka, a valid sample is forwarded to the sample topic instead
 (`lifelong.ingest.forward`) and the call answers once the broker has it: the learn loop learns
-it, exactly once; checks that need the model at the sample's turn dead-letter it there.
+it, exactly once. The model's admission rules are asked first, on the model as it is, so a
+sample they refuse now is answered as it would be without Kafka; at its turn they decide.
 UNAVAILABLE if the broker did not acknowledge it (send it again).
 """
 
@@ -45,7 +46,12 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
         except InvalidSample as e:
             self.host.metrics.rejected(SOURCE, e.reason).inc()
             raise
-        if self.forward is not None:
+        if self.forward is not None:  # refused now: refused at its turn too, but for a reset
+            try:
+                self.host.learning.admit(valid)
+            except InvalidSample as e:
+                self.host.metrics.rejected(SOURCE, e.reason).inc()
+                raise
             self.forward.send([sample])
             return
         # The dense size is checked by the host, against the model as it is at the sample's turn.
