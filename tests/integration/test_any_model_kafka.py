@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 
 import pytest
+from integration.test_service_kafka import as_message, read_topic
 from kafka import KafkaProducer
 from lifelong.checkpoint import CheckpointStore, decode
 from lifelong.config import Settings
@@ -21,7 +22,6 @@ from lifelong.model import load, state
 from lifelong.model.factory import make_learner
 from lifelong.model.river_model import load_river
 from numerics import assert_same_learned_state
-from test_service_kafka import Service, as_message, read_topic
 from testsupport import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -42,19 +42,6 @@ KINDS = {
     },
     "river": {"model": "river_pipelines:scaled_linear", "model_args": {"lr": 0.05}, "learner": {}},
 }
-
-
-@pytest.fixture
-def service(tmp_path: Path, kafka_bootstrap: str):
-    made: list[Service] = []
-
-    def make(topic: str, **settings: object) -> Service:
-        made.append(Service(tmp_path, kafka_bootstrap, topic, **settings))
-        return made[-1]
-
-    yield make
-    for s in made:
-        s.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
