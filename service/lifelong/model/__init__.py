@@ -21,13 +21,9 @@ from lifelong.model.base import (
 )
 from lifelong.model.challenger import Challenged, ChallengerConfig
 from lifelong.model.config import LearnerConfig
-from lifelong.model.learner import (
-    LearnerDiverged,
-    LifelongClassifier,
-    LifelongRegressor,
-    MLPPredictor,
-)
+from lifelong.model.learner import LearnerDiverged, LifelongClassifier, LifelongRegressor
 from lifelong.model.network import one_thread
+from lifelong.model.predictor import MLPPredictor
 from lifelong.model.river_model import RiverClassifier, RiverRegressor, river_learner
 from lifelong.model.state import load
 from lifelong.model.torch_module import (

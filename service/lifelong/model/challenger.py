@@ -57,7 +57,7 @@ import numpy as np
 import torch
 from lifelong.model import state
 from lifelong.model.base import ChallengerStats, Learner, LearnerStats, Predictor
-from lifelong.model.learner import numbers
+from lifelong.model.values import numbers
 
 __all__ = ["REASONS", "Challenged", "ChallengerConfig"]
 

@@ -517,7 +517,7 @@ class _Spec:
 
 
 def _numbers(values: Any, names: Sequence[Hashable] | None = None) -> np.ndarray:
-    from lifelong.model.learner import numbers
+    from lifelong.model.values import numbers
 
     return numbers(values, names)
 

@@ -1331,7 +1331,7 @@ def _check_fit(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.T
 
 
 def _numbers(values: Any, names: Sequence[Hashable] | None = None) -> np.ndarray:
-    from lifelong.model.learner import numbers
+    from lifelong.model.values import numbers
 
     return numbers(values, names)
 
