@@ -11,9 +11,9 @@ its block, so layer 0's rows are strided while capacity is spare. Spare elements
 zero and never read by the forward or backward pass.
 
 One example costs a handful of calls per layer. They are NumPy calls on views of the tensors'
-memory (about 1 µs each, against several µs for a torch call) except the outer products of the
-weight gradients, where torch's kernel is much faster on large layers. That kernel must run on
-one intra-op thread: the learner makes sure of it (see `one_thread`).
+memory (cheaper than torch calls on tensors this small) except the outer products of the weight
+gradients, where torch's kernel is much faster on large layers. That kernel must run on one
+intra-op thread: the learner makes sure of it (see `one_thread`).
 
 >>> import torch
 >>> net = Network(hidden=(4,), n_outputs=1, generator=torch.Generator().manual_seed(0))
@@ -48,9 +48,8 @@ def one_thread() -> Iterator[None]:
     """Run per-example work on one torch intra-op thread, then restore the previous count.
 
     Per-example tensors are small; splitting them over threads costs far more than it saves
-    (an outer product of a 256 x 784 layer: ~10 µs on one thread, ~150 µs on two). The check
-    is free when the process already uses one thread, which is what a service should do once
-    at start (`torch.set_num_threads(1)`); otherwise it costs a few µs per call.
+    (benchmarks/speed). The check is free when the process already uses one thread, which is
+    what a service should do once at start (`torch.set_num_threads(1)`).
 
     >>> with one_thread():
     ...     torch.get_num_threads()

@@ -241,9 +241,8 @@ class LayerTelemetry:
         if buffer is None:
             buffer = torch.empty_like(self._gram)
         # Copied, not swapped: the compiled fast path holds the address of `_gram`. Through
-        # NumPy, on this thread: torch splits a 256 x 256 copy over its threads, whose wake-up
-        # and spinning cost milliseconds of CPU per window on a busy machine (~20 us per example
-        # of the fast path, 784-256-256-10).
+        # NumPy, on this thread: torch splits a large copy over its threads, whose wake-up and
+        # spinning cost more CPU than the copy on a busy machine (benchmarks/speed).
         np.copyto(buffer.numpy(), self._gram.numpy())
         self._last_gram, self._spare_gram = buffer, None
         self._n = 0
