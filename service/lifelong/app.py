@@ -8,6 +8,7 @@ batch (the Kafka loop then checkpoints and commits its offsets); a final checkpo
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -58,13 +59,16 @@ def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
     """The learner and its offsets from the newest checkpoint, or a fresh learner."""
     from lifelong.model import LifelongClassifier, LifelongRegressor, load
 
+    factory = settings.learner_factory()  # imported before a checkpoint of its kind is read
     checkpoint = checkpoints.load_latest() if checkpoints else None
     if checkpoint is None:
-        model = LifelongClassifier if settings.task == "classification" else LifelongRegressor
         log.info("starting a fresh %s model", settings.task)
+        if factory is not None:
+            return factory(**settings.model_args), {}
+        model = LifelongClassifier if settings.task == "classification" else LifelongRegressor
         return model(settings.learner_config()), {}
     learner = load(checkpoint.learner_state)
-    kind = "classification" if isinstance(learner, LifelongClassifier) else "regression"
+    kind = learner.task
     if kind != settings.task:
         raise ConfigError(
             f"{checkpoint.path} holds a {kind} model but task is {settings.task}: "
@@ -78,6 +82,15 @@ def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
     return learner, checkpoint.offsets
 
 
+def snapshot_sinks(settings: Settings) -> list:
+    """Where snapshots go for replicas besides the file: the snapshot topic, with Kafka."""
+    if settings.model_topic is None:
+        return []
+    from lifelong.snapshot_topic import TopicSink
+
+    return [TopicSink(settings, settings.model_topic)]
+
+
 class App:
     """One `lifelong serve` process. `start()`, then `stop()` (or `run()`, which waits for a
     signal)."""
@@ -89,6 +102,7 @@ class App:
         # and the learn loop already share the cores (design.md, the learner).
         torch.set_num_threads(1)
         sys.setswitchinterval(settings.switch_interval_ms / 1000)
+        settings.check_learning()
         self.settings = settings
         snapshot_dir = settings.snapshot_file.parent if settings.snapshot_file else None
         if snapshot_dir is not None and not snapshot_dir.is_dir():
@@ -102,10 +116,16 @@ class App:
             if settings.checkpoint_dir
             else None
         )
+        if settings.kafka_standby:  # the active learner loads its state when elected
+            from lifelong.checkpoint_topic import TopicCheckpoints
+
+            self.checkpoints = TopicCheckpoints(settings, settings.checkpoints_topic)
         # With Kafka the learn loop checkpoints (after flushing dead letters, before committing);
         # otherwise the app does, periodically and at shutdown.
         self.checkpointing = self.checkpoints is not None and not settings.kafka_bootstrap
-        learner, offsets = load_learner(settings, self.checkpoints)
+        learner, offsets = load_learner(
+            settings, None if settings.kafka_standby else self.checkpoints
+        )
         self.host = ModelHost(
             learner,
             checkpoints=self.checkpoints,
@@ -115,6 +135,7 @@ class App:
             max_model_features=settings.max_model_features,
             metrics=self.metrics,
             snapshot_file=settings.snapshot_file,
+            snapshot_sinks=snapshot_sinks(settings),
         )
         self.grpc = GrpcServer(self.host, settings)
         self.board = status_board(settings, LearnerProbe(self.host, self.metrics.consumer_lag))
@@ -131,7 +152,15 @@ class App:
         if settings.kafka_bootstrap:
             from lifelong import ingest
 
-            self._spawn("kafka", ingest.run, self.host, settings, self.stopping)
+            waiting = lambda waits: self.grpc.set_learning(not waits)  # noqa: E731
+            if settings.kafka_standby:
+                from lifelong.ingest import standby
+
+                fresh = lambda: load_learner(settings, None)[0]  # noqa: E731
+                run = functools.partial(standby.run, fresh=fresh)
+            else:
+                run = ingest.run
+            self._spawn("kafka", run, self.host, settings, self.stopping, waiting)
         elif settings.demo:
             self._spawn("demo", demo.run, self.host, settings.demo_rate, self.stopping)
             log.info(
@@ -189,6 +218,8 @@ class App:
             thread.join()
         if self.checkpointing and self.host.checkpoint_due(1, float("inf")):
             self.host.checkpoint()
+        for sink in self.host.publisher.sinks:
+            getattr(sink, "close", lambda: None)()  # the topic's: what is in flight
         for server in self._http:
             server.shutdown()
         log.info("stopped after %d samples learned", self.host.samples_learned)

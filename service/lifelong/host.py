@@ -24,7 +24,7 @@ from lifelong.checkpointing import Checkpointer, CheckpointInfo
 from lifelong.learning import Learning
 from lifelong.metrics import ServiceMetrics
 from lifelong.model import Learner, LearnerStats, Predictor
-from lifelong.publishing import Publisher
+from lifelong.publishing import Publisher, Sink
 from lifelong.samples import InvalidSample, Rows, Sample
 
 __all__ = ["CheckpointInfo", "ModelHost"]
@@ -49,6 +49,8 @@ class ModelHost:
         Counts samples learned and rejected, checkpoints; exports the learner's statistics.
     snapshot_file
         Where every published snapshot is also written, for prediction replicas; None: none.
+    snapshot_sinks
+        Other places snapshots go for replicas (`publishing.Sink`: the snapshot topic).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class ModelHost:
         max_model_features: int = 10_000,
         metrics: ServiceMetrics | None = None,
         snapshot_file: Path | None = None,
+        snapshot_sinks: Sequence[Sink] = (),
     ) -> None:
         self.learning = Learning(learner, offsets, Limits(max_model_features=max_model_features))
         self.task = learner.task
@@ -70,6 +73,7 @@ class ModelHost:
             every_samples=refresh_every_samples,
             every_seconds=refresh_every_seconds,
             snapshot_path=snapshot_file,
+            sinks=snapshot_sinks,
         )
         self.checkpoints = checkpoints
         self.checkpointer = Checkpointer(self.learning, checkpoints) if checkpoints else None
@@ -115,6 +119,13 @@ class ModelHost:
             if on_rejected is not None:
                 on_rejected(position, error)
         return outcome.learned
+
+    def resume(self, learner: Learner, offsets: Mapping[str, int]) -> None:
+        """Go on from `learner` and its `offsets` (a standby taking over), serving it at once."""
+        self.learning.replace(learner, offsets)
+        if self.checkpointer is not None:
+            self.checkpointer.resumed()
+        self.publisher.republish()
 
     def refresh(self) -> bool:
         """`Publisher.refresh`: publish a snapshot whose samples waited too long."""

@@ -80,6 +80,14 @@ class Learning:
         with self._lock:
             return dict(self._offsets)
 
+    def replace(self, learner: Learner, offsets: Mapping[str, int]) -> None:
+        """Go on from `learner` and its `offsets` (a standby taking over from a checkpoint)."""
+        if learner.task != self.task:
+            raise ValueError(f"a {learner.task} learner cannot replace a {self.task} one")
+        with self._lock:
+            self._learner, self._offsets = learner, dict(offsets)
+            self._offsets_moved += 1
+
     def read(self, f: Callable[[Learner], T]) -> T:
         """`f(learner)` between learning steps (a snapshot, statistics)."""
         with self._lock:

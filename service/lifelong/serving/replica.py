@@ -1,6 +1,7 @@
 """A prediction replica (`lifelong serve-predictions`): PredictionService answered from the
 snapshot file a learner writes (`lifelong serve --snapshot-file`), in a process of its own, so
-serving does not share the learner's GIL.
+serving does not share the learner's GIL; or, on any machine, from the snapshot topic a Kafka
+learner publishes to (`--snapshot-topic`, `TopicFollower`).
 
 `SnapshotReader` looks at the file every `snapshot_poll_seconds` (one stat; the same inode and
 modification time: nothing to read) and swaps a newer snapshot in by reference, as `ModelHost`
@@ -17,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from lifelong import snapshot_file
@@ -76,6 +78,125 @@ class SnapshotReader:
         return True
 
 
+class TopicFollower:
+    """A `PredictionSource`: the latest snapshot of the snapshot topic (`lifelong.snapshot_topic`),
+    read from its beginning at start and followed after. During the catch-up (up to the end the
+    topic had at start) only the last complete snapshot is loaded. One that is corrupt or
+    foreign is refused, logged and counted (`lifelong_snapshots_refused_total{reason}`), and the
+    previous stays. `poll()` runs in one thread (the consumer's)."""
+
+    def __init__(self, settings: Settings, metrics: PredictionMetrics) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        from lifelong.snapshot_topic import REFUSALS, Assembler, consumer_config
+        from prometheus_client import Counter
+
+        self.task = settings.task
+        self.topic = settings.snapshot_topic
+        self.metrics = metrics
+        self.predictor = MLPPredictor.empty(settings.task)
+        self.published: float | None = None  # Unix time the served snapshot was published
+        self.assembler = Assembler(model=settings.kafka_group, task=settings.task)
+        self.consumer = Consumer(consumer_config(settings))
+        self.partition = TopicPartition(self.topic, 0, OFFSET_BEGINNING)
+        self.consumer.assign([self.partition])
+        self._end_at_start: int | None = None  # the topic's end offset at start, once known
+        self._error: str | None = None  # the last error reading it, logged once
+        self._position = 0  # after the last record read
+        self._live = False  # caught up: each snapshot is loaded as it comes
+        self._candidate = None  # the newest complete snapshot not loaded yet
+        refused = Counter(
+            "lifelong_snapshots_refused",
+            "Snapshots from the snapshot topic refused (corrupt or foreign); the previous stays.",
+            ["reason"],
+            registry=metrics.registry,
+        )
+        self.refused = {reason: refused.labels(reason) for reason in REFUSALS}
+        metrics.registry.register(_StalenessCollector(self))
+
+    def _end(self) -> int | None:
+        from confluent_kafka import KafkaException
+
+        try:
+            return self.consumer.get_watermark_offsets(self.partition, timeout=5.0)[1]
+        except KafkaException as e:  # the broker not there yet, the topic not made yet
+            if str(e) != self._error:  # said once, tried again every second
+                self._error = str(e)
+                log.warning("cannot read the end of the snapshot topic %s: %s", self.topic, e)
+            time.sleep(1.0)
+            return None
+
+    def poll(self, timeout: float = 0.25) -> bool:
+        """Read what came; whether a new snapshot is served."""
+        from lifelong.snapshot_topic import Refused
+
+        if self._end_at_start is None:
+            self._end_at_start = self._end()
+            if self._end_at_start is None:
+                return False
+        records = self.consumer.consume(num_messages=100, timeout=timeout)
+        for record in records:
+            if record.error() is not None:
+                log.warning("snapshot topic %s: %s", self.topic, record.error())
+                continue
+            self._position = record.offset() + 1
+            try:
+                assembled = self.assembler.add(record.key(), record.value(), record.headers())
+            except Refused as e:
+                self._refuse(e.reason, str(e))
+                continue
+            if assembled is not None:
+                self._candidate = assembled
+        # Caught up: past the end the topic had at start, or nothing more to read (the end may
+        # be a transaction marker, which is never handed over).
+        self._live = self._live or not records or self._position >= self._end_at_start
+        if self._candidate is None or not self._live:
+            return False
+        assembled, self._candidate = self._candidate, None
+        return self._load(assembled)
+
+    def _load(self, assembled) -> bool:
+        try:
+            predictor = snapshot_file.load(assembled.payload)
+            if predictor.task != self.task:
+                raise ValueError(f"it holds a {predictor.task} model, but task is {self.task}")
+        except ValueError as e:
+            self._refuse("invalid", f"snapshot {assembled.manifest.id}: {e}")
+            return False
+        self.predictor, self.published = predictor, assembled.manifest.published
+        log.debug("snapshot version %d read from %s", predictor.version, self.topic)
+        return True
+
+    def _refuse(self, reason: str, message: str) -> None:
+        self.refused[reason].inc()
+        log.error(
+            "snapshot from %s refused (%s), still serving version %d: %s",
+            self.topic, reason, self.predictor.version, message,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class _StalenessCollector:
+    """`lifelong_model_staleness_seconds`: now minus the served snapshot's publication time
+    (none before the first snapshot)."""
+
+    def __init__(self, follower: TopicFollower) -> None:
+        self.follower = follower
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        published = self.follower.published
+        family = GaugeMetricFamily(
+            "lifelong_model_staleness_seconds",
+            "Now minus the publication time of the snapshot served.",
+        )
+        if published is not None:
+            family.add_metric([], max(0.0, time.time() - published))
+        yield family
+
+
 def _identity(stat: os.stat_result) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
@@ -84,25 +205,34 @@ class Replica:
     """One `lifelong serve-predictions` process: `start()`, then `stop()` (or `run()`)."""
 
     def __init__(self, settings: Settings) -> None:
-        if settings.snapshot_file is None:
+        if settings.snapshot_topic and not settings.kafka_bootstrap:
+            raise ConfigError("snapshot_topic needs kafka_bootstrap: the broker to read it from")
+        if settings.snapshot_file is None and not settings.snapshot_topic:
             raise ConfigError(
                 "serve-predictions needs snapshot_file (--snapshot-file): the file a "
-                "`lifelong serve --snapshot-file` learner writes"
+                "`lifelong serve --snapshot-file` learner writes, or snapshot_topic "
+                "(--snapshot-topic) with kafka_bootstrap: the topic a Kafka learner publishes to"
             )
         sys.setswitchinterval(settings.switch_interval_ms / 1000)  # gRPC workers share the GIL
         self.settings = settings
         self.metrics = PredictionMetrics()
-        self.reader = SnapshotReader(settings.snapshot_file, settings.task, self.metrics)
+        if settings.snapshot_topic:
+            self.reader = TopicFollower(settings, self.metrics)
+            source = f"kafka topic {settings.snapshot_topic}"
+        else:
+            self.reader = SnapshotReader(settings.snapshot_file, settings.task, self.metrics)
+            source = str(settings.snapshot_file)
+        self.source = source
         self.metrics.watch_version(lambda: self.reader.predictor.version)
         self.grpc = GrpcServer(self.reader, settings, predictions_only=True)
-        self.board = status_board(settings, ReplicaProbe(self.reader, settings.snapshot_file))
+        self.board = status_board(settings, ReplicaProbe(self.reader, source))
         self.done = threading.Event()
         self._threads: list[threading.Thread] = []
         self._http: list = []
 
     def start(self) -> None:
         self._http = serve_http(self.settings, self.metrics, self.board)
-        ready = self.reader.poll()
+        ready = self.reader.poll() if isinstance(self.reader, SnapshotReader) else False
         self.grpc.start(serving=ready)
         self._threads.append(threading.Thread(target=self._poll, args=(ready,), name="snapshot"))
         if self.board is not None:
@@ -110,13 +240,20 @@ class Replica:
             self._threads.append(status)
         for thread in self._threads:
             thread.start()
-        log.info("serving predictions from %s", self.settings.snapshot_file)
+        log.info("serving predictions from %s", self.source)
 
     def _poll(self, ready: bool) -> None:
-        while not self.done.wait(self.settings.snapshot_poll_seconds):
-            if self.reader.poll() and not ready:
-                ready = True
-                self.grpc.set_serving()
+        # The topic's poll waits for records itself; the file's is a stat, paced here.
+        follows = isinstance(self.reader, TopicFollower)
+        pause = 0.0 if follows else self.settings.snapshot_poll_seconds
+        try:
+            while not self.done.wait(pause):
+                if self.reader.poll() and not ready:
+                    ready = True
+                    self.grpc.set_serving()
+        finally:
+            if follows:
+                self.reader.close()
 
     def run(self) -> int:
         """Start, serve until SIGTERM or SIGINT, stop; the exit status."""

@@ -152,7 +152,7 @@ class ReplicaProbe:
         Chart("Snapshot version", "samples learned by it", (("version", "version"),)),
     )
 
-    def __init__(self, source: PredictionSource, snapshot_file: Path) -> None:
+    def __init__(self, source: PredictionSource, snapshot_file: Path | str) -> None:
         self.source = source
         self.snapshot_file = snapshot_file
         self.markers: dict[str, str] = {}
