@@ -214,6 +214,7 @@ class Replica:
                 "(--snapshot-topic) with kafka_bootstrap: the topic a Kafka learner publishes to"
             )
         sys.setswitchinterval(settings.switch_interval_ms / 1000)  # gRPC workers share the GIL
+        settings.learner_factory()  # `model`'s module registers its snapshots' kinds
         self.settings = settings
         self.metrics = PredictionMetrics()
         if settings.snapshot_topic:

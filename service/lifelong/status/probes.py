@@ -74,10 +74,11 @@ class LearnerProbe:
         self.markers = {"drifts_detected": "drift", "updates_refused": "update_refused"}
         self.markers |= {f"recoveries.{a}": a for a in host.stats().recoveries}
         self.lag = lag if lag is not None else {}
-        self.config = host.config().to_dict()
+        config = host.config()  # None: a learner without a LearnerConfig
+        self.config = config.to_dict() if config is not None else {}
         self._rate = Rate()
         self.samples_per_second = 0.0  # over the last tick
-        layers = range(len(self.config["hidden"]))
+        layers = range(len(host.stats().layers))  # as many as the learner reports
         regression = host.task == "regression"
         self.charts = (
             Chart(
