@@ -56,8 +56,11 @@ class Service:
     def start(self, **overrides: object) -> None:
         flags = []
         for name, value in {**self.settings, **overrides}.items():
-            if value is not None:
-                flags += ["--" + name.replace("_", "-"), str(value)]
+            flag = "--" + name.replace("_", "-")
+            if isinstance(value, bool):  # --flag / --no-flag
+                flags.append(flag if value else "--no-" + flag[2:])
+            elif value is not None:
+                flags += [flag, str(value)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get(
             "PYTHONPATH", "")])}  # fmt: skip
         # A fresh channel: the last one's reconnection backoff (after a kill, up to minutes)
