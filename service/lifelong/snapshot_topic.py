@@ -243,6 +243,8 @@ class TopicSink:
         self.topic = topic
         self.model = settings.kafka_group
         self.chunk_bytes = settings.snapshot_chunk_bytes
+        # A standby publishes nothing (its model is not the model's): paused until elected.
+        self.paused = bool(getattr(settings, "kafka_standby", False))
         self._producer = Producer(producer_config(settings))
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -262,8 +264,10 @@ class TopicSink:
 
     def write(self, predictor: Any, data: bytes) -> bool:
         """Send `data` (`predictor`'s bytes); False if the previous publication is still in
-        flight (call again later)."""
+        flight (call again later). Taken without a word while `paused`."""
         self._producer.poll(0)
+        if self.paused:
+            return True
         if self._in_flight:
             return False
         records = encode(

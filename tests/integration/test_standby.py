@@ -1,9 +1,10 @@
 """Standbys and fencing on the real broker: `lifelong serve --kafka-standby` processes of one
 model, the test learner `recording:RecordingLearner` recording every sample's id.
 
-- An active learner SIGKILLed (several times, alternately) while records are produced: a standby
-  takes over, and the model ends with every sample learned exactly once (no loss, no
-  duplicate); each takeover's time is printed (benchmarks/kafka/README.md).
+- An active learner SIGKILLed (several times, alternately) while records are produced and 3
+  prediction replicas follow the snapshot topic, asked by a client throughout: a standby takes
+  over, the replicas never fail a call, and the model ends with every sample learned exactly
+  once (no loss, no duplicate); each takeover's time is printed (benchmarks/kafka/README.md).
 - A zombie: the active learner SIGSTOPped until a standby took over, then SIGCONTed: it commits
   nothing more (fenced, or told by the group first), steps down, and the final state is the new
   active's.
@@ -13,13 +14,17 @@ The bounds asserted follow from the configured session timeout; nothing else dep
 
 from __future__ import annotations
 
+import itertools
+import os
 import random
 import signal
+import threading
 import time
 
 import pytest
 from confluent_kafka import Producer
 from lifelong.checkpoint_topic import TopicCheckpoints
+from lifelong.client import LifelongError
 from lifelong.config import Settings
 from lifelong.ingest.codecs import encode_json
 from lifelong.model import load
@@ -28,7 +33,38 @@ from testsupport import wait_for
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 PARTITIONS = 3
+REPLICAS = 3
+# SIGKILLs of the active learner (issue 15 asks for 10; each restart of a process costs tens of
+# seconds on the shared 2-core machine, so fewer by default).
+KILLS = int(os.environ.get("LIFELONG_TAKEOVER_KILLS", "4"))
 SESSION = 6.0  # the broker's smallest (group.min.session.timeout.ms)
+
+
+class Predictions:
+    """A client asking the replicas in turn, in a thread, until `stop()`: (answered, errors)."""
+
+    def __init__(self, replicas) -> None:
+        self.replicas, self.answered, self.errors = replicas, 0, []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for r in itertools.cycle(self.replicas):
+            if self.done.wait(0.02):
+                return
+            try:
+                r.client.predict({"id": 0.0, "x": 0.5})
+                self.answered += 1
+            except LifelongError as e:
+                self.errors.append(str(e))
+            except ValueError:  # its channel closed: the test ended
+                return
+
+    def stop(self) -> tuple[int, list[str]]:
+        self.done.set()
+        self.thread.join()
+        return self.answered, self.errors
 
 
 class Stream:
@@ -96,14 +132,23 @@ def assert_exactly_once(ids: list[int], n: int) -> None:
 def test_a_standby_takes_over_after_sigkill_and_every_sample_is_learned_once(
     kafka_bootstrap, kafka_topic, service
 ):
-    n = 4000
+    n = 1000 + 600 * KILLS
     topic = kafka_topic(partitions=PARTITIONS)
     stream = Stream(kafka_bootstrap, topic, n)
     pair = learners(service, topic)
-    for svc in pair:
+    replicas = [
+        service(topic, command="serve-predictions", name=f"replica{i}",
+                snapshot_topic=f"{topic}.model", model="recording:RecordingLearner")
+        for i in range(REPLICAS)
+    ]  # fmt: skip
+    for svc in pair + replicas:
         svc.start()
+    stream.feed(100)  # something to learn and publish; the rest while killing
+    wait_for(lambda: all(r.metric("lifelong_model_version") for r in replicas),
+             "the replicas to serve")  # fmt: skip
+    client = Predictions(replicas)
     takeovers = []
-    for _ in range(4):
+    for _ in range(KILLS):
         leader, standby = wait_for(lambda: roles(pair), "one active learner, one standby")
         before = leader.samples_learned()
         wait_for(lambda s=leader, b=before: stream.feed(20) or s.samples_learned() > b + 300,
@@ -118,13 +163,19 @@ def test_a_standby_takes_over_after_sigkill_and_every_sample_is_learned_once(
     stream.feed(n)
     (leader,) = [s for s in pair if active(s)]
     leader.wait_learned(n)
-    for svc in pair:
+    for r in replicas:
+        wait_for(lambda r=r: r.metric("lifelong_model_version") == n, "replicas at the end")
+    answered, errors = client.stop()
+    # The replicas never stopped answering while the learners were killed and took over.
+    assert answered > 0 and errors == [], errors[:5]
+    for svc in pair + replicas:
         assert svc.stop() == 0  # the active one commits a last checkpoint
     ids, offsets = final_ids(kafka_bootstrap, topic, leader.settings["kafka_group"])
     assert_exactly_once(ids, n)
     assert offsets == {f"{topic}:{p}": len(range(p, n, PARTITIONS)) for p in range(PARTITIONS)}
     print(f"\ntakeovers after SIGKILL (kill -> the standby learning): "
-          f"{[round(t, 1) for t in takeovers]} s; session timeout {SESSION} s")  # fmt: skip
+          f"{[round(t, 1) for t in takeovers]} s; session timeout {SESSION} s; "
+          f"{answered} predictions by {REPLICAS} replicas meanwhile, no error")  # fmt: skip
     # A standby is elected once the dead member's session expires; loading and starting to
     # learn is quick: well within twice the session (the target is 10 s).
     assert max(takeovers) < 2 * SESSION + 10, takeovers

@@ -187,6 +187,7 @@ def lead(
         raise _fenced_or(e, producer) from None
     store = host.checkpointer.store
     store.producer = producer
+    _publishing(host, True)  # the model's snapshots are this learner's now
     checkpoint = store.load_latest()
     if checkpoint is None:
         host.resume(fresh(), {})
@@ -217,12 +218,20 @@ def lead(
             source.checkpoint()  # stopping while active: the last state, committed
     finally:
         host.metrics.learner_active.set(0)
+        _publishing(host, False)
         store.producer = None
         consumer.close()
         dead_letters.close()
         late = _flush(producer)
     if late is not None:  # fenced while stepping down for another reason: counted all the same
         raise late
+
+
+def _publishing(host: ModelHost, on: bool) -> None:
+    """Let the snapshot topic's sink publish (active) or not (standby)."""
+    for sink in host.publisher.sinks:
+        if hasattr(sink, "paused"):
+            sink.paused = not on
 
 
 def _flush(producer: Producer) -> Exception | None:
