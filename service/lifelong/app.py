@@ -8,6 +8,7 @@ batch (the Kafka loop then checkpoints and commits its offsets); a final checkpo
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -106,6 +107,15 @@ def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
     return learner, checkpoint.offsets
 
 
+def snapshot_sinks(settings: Settings) -> list:
+    """Where snapshots go for replicas besides the file: the snapshot topic, with Kafka."""
+    if settings.model_topic is None:
+        return []
+    from lifelong.snapshot_topic import TopicSink
+
+    return [TopicSink(settings, settings.model_topic)]
+
+
 class App:
     """One `lifelong serve` process. `start()`, then `stop()` (or `run()`, which waits for a
     signal)."""
@@ -117,6 +127,7 @@ class App:
         # and the learn loop already share the cores (design.md, the learner).
         torch.set_num_threads(1)
         process.prepare(settings)
+        settings.check_learning()
         self.settings = settings
         snapshot_dir = settings.snapshot_file.parent if settings.snapshot_file else None
         if snapshot_dir is not None and not snapshot_dir.is_dir():
@@ -130,10 +141,16 @@ class App:
             if settings.checkpoint_dir
             else None
         )
+        if settings.kafka_standby:  # the active learner loads its state when elected
+            from lifelong.checkpoint_topic import TopicCheckpoints
+
+            self.checkpoints = TopicCheckpoints(settings, settings.checkpoints_topic)
         # With Kafka the learn loop checkpoints (after flushing dead letters, before committing);
         # otherwise the app does, periodically and at shutdown.
         self.checkpointing = self.checkpoints is not None and not settings.kafka_bootstrap
-        learner, offsets = load_learner(settings, self.checkpoints)
+        learner, offsets = load_learner(
+            settings, None if settings.kafka_standby else self.checkpoints
+        )
         self.host = ModelHost(
             learner,
             checkpoints=self.checkpoints,
@@ -145,6 +162,7 @@ class App:
             snapshot_file=settings.snapshot_file,
             fresh=lambda: fresh_learner(settings),
             limits=Limits.from_settings(settings),
+            snapshot_sinks=snapshot_sinks(settings),
         )
         # With Kafka, gRPC samples go through the topic: learned once, in its offsets.
         self.forward = None
@@ -170,7 +188,15 @@ class App:
         if settings.kafka_bootstrap:
             from lifelong import ingest
 
-            self._spawn("kafka", ingest.run, self.host, settings, self.stopping)
+            waiting = lambda waits: self.grpc.set_learning(not waits)  # noqa: E731
+            if settings.kafka_standby:
+                from lifelong.ingest import standby
+
+                fresh = lambda: load_learner(settings, None)[0]  # noqa: E731
+                run = functools.partial(standby.run, fresh=fresh)
+            else:
+                run = ingest.run
+            self._spawn("kafka", run, self.host, settings, self.stopping, waiting)
         elif settings.demo:
             self._spawn("demo", demo.run, self.host, settings.demo_rate, self.stopping)
             log.info(
@@ -222,6 +248,8 @@ class App:
             thread.join()
         if self.checkpointing and self.host.checkpoint_due(1, float("inf")):
             self.host.checkpoint()
+        for sink in self.host.publisher.sinks:
+            getattr(sink, "close", lambda: None)()  # the topic's: what is in flight
         for server in self._http:
             server.shutdown()
         log.info("stopped after %d samples learned", self.host.samples_learned)

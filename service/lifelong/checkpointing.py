@@ -50,6 +50,10 @@ class Checkpointer:
         self._changes = learning.changes  # at the last checkpoint
         self._at = time.monotonic()
 
+    def resumed(self) -> None:
+        """The learner was replaced by a checkpoint's: that is the last checkpoint now."""
+        self._changes, self._at = self.learning.changes, time.monotonic()
+
     def due(self, every_changes: int, every_seconds: float) -> bool:
         """Whether the state changed since the last checkpoint and `every_changes` changes or
         `every_seconds` seconds passed since it."""

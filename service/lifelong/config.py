@@ -21,6 +21,7 @@ import inspect
 import json
 import math
 import os
+import socket
 import tomllib
 import types
 import typing
@@ -305,6 +306,25 @@ class Settings:
             "file to serve from. None: no file.",
         ),
     )
+    snapshot_topic: str | None = field(
+        default=None,
+        metadata=doc(
+            "`serve` with Kafka: also publish each snapshot written for replicas (at most every "
+            "`refresh_every_seconds`) to this compacted topic, created if missing; None: "
+            "`<kafka_topic>.model`; empty: none. `serve-predictions`: follow this topic (with "
+            "`kafka_bootstrap`; `kafka_group` and `task` must be the learner's) instead of a "
+            'file (docs/kafka.md, "Snapshots through Kafka").',
+        ),
+    )
+    snapshot_chunk_bytes: int = field(
+        default=512 * 1024,
+        metadata=doc(
+            "Snapshots larger than this go to the snapshot topic in chunks of this size, with "
+            "a manifest and a SHA-256 digest; keep it below the broker's message limit "
+            "(`message.max.bytes`, 1 MiB by default).",
+            minimum=1024,
+        ),
+    )
     snapshot_poll_seconds: float = field(
         default=0.01,
         metadata=doc(
@@ -404,6 +424,51 @@ class Settings:
     kafka_topic: str = field(default="lifelong.samples", metadata=doc("Topic of labelled samples."))
     kafka_group: str = field(
         default="lifelong", metadata=doc("Consumer group (offsets are committed for lag only).")
+    )
+    kafka_group_instance_id: str | None = field(
+        default=None,
+        metadata=doc(
+            "Static group membership (`group.instance.id`): a restarted learner with the same id "
+            "gets its partitions back at once instead of after the session timeout. None: "
+            "`<kafka_group>-<host name>` (a pod's name: stable in a StatefulSet); empty: "
+            "dynamic membership. Two running processes must never share one: the broker fences "
+            "the older (it stops with an error)."
+        ),
+    )
+    kafka_session_timeout_seconds: float = field(
+        default=10.0,
+        metadata=doc(
+            "Consumer group session timeout (`session.timeout.ms`): how long the group waits "
+            "for a silent member (killed, its machine lost) before its partitions go to another "
+            "member or a restart under another instance id. Heartbeats come from librdkafka's "
+            "own thread, so learning never delays them. The broker bounds it "
+            "(`group.min.session.timeout.ms`, 6 s by default).",
+            minimum=1,
+        ),
+    )
+    kafka_standby: bool = field(
+        default=False,
+        metadata=doc(
+            "Several `serve` processes for one model (same `kafka_group`): one active, the "
+            "others standbys, elected through the group `<kafka_group>.leader` on the topic "
+            "`<kafka_topic>.leader`; checkpoints go to `checkpoint_topic` in Kafka transactions "
+            "with the group's offsets, and a learner that was replaced (a zombie) is fenced "
+            '(docs/kafka.md, "Standbys and fencing"). `checkpoint_dir` is not used.',
+        ),
+    )
+    checkpoint_topic: str | None = field(
+        default=None,
+        metadata=doc(
+            "With `kafka_standby`: the compacted topic of checkpoints (state and offsets). "
+            "None: `<kafka_topic>.checkpoints`."
+        ),
+    )
+    kafka_transactional_id: str | None = field(
+        default=None,
+        metadata=doc(
+            "With `kafka_standby`: the active learner's `transactional.id`, the same for every "
+            "process of the model (that is what fences a zombie). None: `lifelong-<kafka_group>`."
+        ),
     )
     dead_letter_topic: str | None = field(
         default=None, metadata=doc("Topic invalid records go to. None: `<kafka_topic>.dlq`.")
@@ -516,13 +581,10 @@ class Settings:
                 continue
             if not (value >= minimum and math.isfinite(value)):
                 raise ConfigError(f"{f.name}: {value!r} is below the minimum {minimum}")
-        if self.kafka_bootstrap and self.checkpoint_dir is None:
-            raise ConfigError(
-                "kafka_bootstrap is set but checkpoint_dir is not: set a checkpoint directory so "
-                "a restart resumes where the model stopped, learning each record once"
-            )
         if self.model_args and self.model is None:
             raise ConfigError("model_args are the arguments of a model: set model too")
+        if not self.snapshot_topic:  # else a replica's settings may be meant (App checks)
+            self.check_learning()
         if self.kafka_bootstrap and self.demo:
             raise ConfigError("demo and kafka_bootstrap exclude each other: pick one stream")
         if self.demo and self.task != "classification":
@@ -575,6 +637,16 @@ class Settings:
         if self.kafka_tls_key_password is not None and self.kafka_tls_key_file is None:
             raise ConfigError("kafka_tls_key_password goes with kafka_tls_key_file: set it")
 
+    def check_learning(self) -> None:
+        """What learning from Kafka needs (`serve`)."""
+        if self.kafka_standby and not self.kafka_bootstrap:
+            raise ConfigError("kafka_standby needs kafka_bootstrap: standbys wait on Kafka")
+        if self.kafka_bootstrap and self.checkpoint_dir is None and not self.kafka_standby:
+            raise ConfigError(
+                "kafka_bootstrap is set but checkpoint_dir is not: set a checkpoint directory so "
+                "a restart resumes where the model stopped, learning each record once"
+            )
+
     @property
     def auth_enabled(self) -> bool:
         """Whether tokens are configured (calls need them)."""
@@ -599,6 +671,39 @@ class Settings:
                 raise ConfigError(f"state_key_file: {e}") from None
         key = (os.environ if environ is None else environ).get(STATE_KEY_ENV)
         return key.encode("utf-8") if key else None
+
+    @property
+    def group_instance_id(self) -> str | None:
+        """`kafka_group_instance_id`, default applied (None: dynamic membership)."""
+        if self.kafka_group_instance_id is None:
+            return f"{self.kafka_group}-{socket.gethostname()}"
+        return self.kafka_group_instance_id or None
+
+    @property
+    def leader_group(self) -> str:
+        return f"{self.kafka_group}.leader"
+
+    @property
+    def leader_topic(self) -> str:
+        return f"{self.kafka_topic}.leader"
+
+    @property
+    def checkpoints_topic(self) -> str:
+        return self.checkpoint_topic or f"{self.kafka_topic}.checkpoints"
+
+    @property
+    def transactional_id(self) -> str:
+        return self.kafka_transactional_id or f"lifelong-{self.kafka_group}"
+
+    @property
+    def model_topic(self) -> str | None:
+        """Where `serve` publishes snapshots (None: nowhere): `snapshot_topic`, default
+        applied, when learning from Kafka."""
+        if not self.kafka_bootstrap:
+            return None
+        if self.snapshot_topic is None:
+            return f"{self.kafka_topic}.model"
+        return self.snapshot_topic or None
 
     def learner_config(self):
         """A `LearnerConfig` with this file's `learner` overrides."""

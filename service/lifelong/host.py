@@ -24,7 +24,7 @@ from lifelong.checkpointing import Checkpointer, CheckpointInfo
 from lifelong.learning import Learning
 from lifelong.metrics import ServiceMetrics
 from lifelong.model import Learner, LearnerStats, Predictor, load
-from lifelong.publishing import Publisher
+from lifelong.publishing import Publisher, Sink
 from lifelong.samples import InvalidSample, Rows, Sample
 
 __all__ = ["CheckpointInfo", "ModelHost"]
@@ -52,6 +52,8 @@ class ModelHost:
         Where every published snapshot is also written, for prediction replicas; None: none.
     fresh
         Makes a fresh learner of the service's settings, for `reset`; None: no reset.
+    snapshot_sinks
+        Other places snapshots go for replicas (`publishing.Sink`: the snapshot topic).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class ModelHost:
         snapshot_file: Path | None = None,
         fresh: Callable[[], Learner] | None = None,
         limits: Limits | None = None,
+        snapshot_sinks: Sequence[Sink] = (),
     ) -> None:
         limits = limits or Limits(max_model_features=max_model_features)
         self.learning = Learning(learner, offsets, limits)
@@ -76,6 +79,7 @@ class ModelHost:
             every_samples=refresh_every_samples,
             every_seconds=refresh_every_seconds,
             snapshot_path=snapshot_file,
+            sinks=snapshot_sinks,
         )
         self.checkpoints = checkpoints
         self.checkpointer = Checkpointer(self.learning, checkpoints) if checkpoints else None
@@ -123,6 +127,13 @@ class ModelHost:
             if on_rejected is not None:
                 on_rejected(position, error)
         return outcome.learned
+
+    def take_over(self, learner: Learner, offsets: Mapping[str, int]) -> None:
+        """Go on from `learner` and its `offsets` (a standby taking over), serving it at once."""
+        self.learning.replace(learner, offsets)
+        if self.checkpointer is not None:
+            self.checkpointer.resumed()
+        self.publisher.publish()
 
     def refresh(self) -> bool:
         """`Publisher.refresh`: publish a snapshot whose samples waited too long."""

@@ -115,6 +115,27 @@ class ServiceMetrics(PredictionMetrics):
             ["partition"],
             registry=r,
         )
+        self.partitions_assigned = Gauge(
+            "lifelong_kafka_partitions_assigned",
+            "Partitions of the sample topic this learner holds.",
+            registry=r,
+        )
+        self.learning_waiting = Gauge(
+            "lifelong_learning_waiting",
+            "1 while the Kafka learner holds no partition (a rebalance, a dead member's session "
+            "not yet expired), else 0.",
+            registry=r,
+        )
+        self.learner_active = Gauge(
+            "lifelong_learner_active",
+            "1 while this process is the model's active learner (with standbys: elected), else 0.",
+            registry=r,
+        )
+        self.fenced = Counter(
+            "lifelong_fenced",
+            "Times this learner found itself fenced (another became active) and stepped down.",
+            registry=r,
+        )
         self.last_checkpoint_timestamp = Gauge(
             "lifelong_last_checkpoint_timestamp_seconds",
             "Unix time of the last checkpoint.",

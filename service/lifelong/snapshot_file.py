@@ -39,6 +39,8 @@ def load(data: bytes) -> Predictor:
     return predictor
 
 
-def write(path: Path, predictor: Predictor) -> None:
-    """Replace the file at `path` with `predictor`, atomically (not durably: see above)."""
-    write_atomically(path, predictor.to_bytes(), prefix=TEMP_PREFIX, durable=False)
+def write(path: Path, predictor: Predictor, data: bytes | None = None) -> None:
+    """Replace the file at `path` with `predictor` (whose bytes `data` are, if taken already),
+    atomically (not durably: see above)."""
+    data = predictor.to_bytes() if data is None else data
+    write_atomically(path, data, prefix=TEMP_PREFIX, durable=False)

@@ -250,3 +250,32 @@ def test_the_secure_override_puts_kafka_behind_sasl_ssl(compose):
         for path in (settings.kafka_sasl_password_file, settings.kafka_tls_ca_file):
             mount = volumes[str(path.parent)]
             assert mount["read_only"] and Path(mount["source"]) == COMPOSE_FILE.parent / "secrets"
+
+
+def test_the_scale_override_runs_two_learners_and_two_predictors_on_kafka(compose):
+    """compose.scale.yaml over compose.yaml (docs/deploy.md, "Scale-out"): valid for Compose;
+    two learners of one model with standbys on, under distinct host names (their static group
+    ids); two replicas following the learners' snapshot topic, on distinct host ports."""
+    scale = COMPOSE_FILE.parent / "compose.scale.yaml"
+    result = run(
+        compose, "-f", COMPOSE_FILE, "-f", scale, "config", "--format", "json", env=clean_env()
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    learners = [
+        load_settings(environ=services[n]["environment"]) for n in ("lifelong", "lifelong-b")
+    ]
+    for settings in learners:
+        settings.check_learning()
+        assert settings.kafka_standby and settings.kafka_bootstrap == "kafka:19092"
+    assert learners[0].kafka_group == learners[1].kafka_group
+    assert learners[0].transactional_id == learners[1].transactional_id
+    assert services["lifelong"]["hostname"] != services["lifelong-b"]["hostname"]
+    for name in ("lifelong-predict", "lifelong-predict-2"):
+        replica = load_settings(environ=services[name]["environment"])
+        assert replica.snapshot_topic == learners[0].model_topic
+        assert replica.kafka_group == learners[0].kafka_group
+        assert replica.kafka_bootstrap == learners[0].kafka_bootstrap
+        check_listening(replica, replica.grpc_address)
+    published = [p["published"] for s in services.values() for p in s.get("ports", ())]
+    assert len(published) == len(set(published))

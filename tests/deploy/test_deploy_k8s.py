@@ -296,3 +296,67 @@ def test_the_secure_component_turns_tls_and_tokens_on_and_probes_the_health_port
         health_port = int(settings.grpc_health_address.rsplit(":", 1)[1])
         probes = re.findall(r"Probe:\n(?:.*\n)*?\s+grpc:\n\s+port: (\d+)", text)
         assert len(probes) == 3 and {int(p) for p in probes} == {health_port}, name
+
+
+# -- the scale-out component (docs/deploy.md, "Scale-out") -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_scale_out(kubectl, tmp_path_factory) -> str:
+    """The base with `components: [scale-out]` enabled, as docs/deploy.md says."""
+    return with_component(kubectl, tmp_path_factory, "scale-out")
+
+
+def rendered(manifests: str, kind: str, name: str) -> str:
+    """One object of the rendered manifests, by kind and name."""
+    for doc in manifests.split("\n---\n"):
+        if re.search(rf"^kind: {kind}$", doc, re.M) and re.search(rf"^  name: {name}$", doc, re.M):
+            return doc
+    raise AssertionError(f"no {kind} {name}")
+
+
+def test_the_scale_out_component_is_valid_kubernetes(with_scale_out, kubeconform, schemas):
+    result = validate(kubeconform, with_scale_out, schemas)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid: 10, Invalid: 0, Errors: 0, Skipped: 0" in result.stdout
+
+
+def test_the_scale_out_component_runs_two_learners_and_autoscaled_predictions(with_scale_out):
+    """Two learners with standbys on and a budget that keeps one; a predictions Deployment whose
+    settings load and follow the learners' snapshot topic, scaled on CPU (its requests set)."""
+    kustomization = (K8S / "kustomization.yaml").read_text()
+    literals = dict(re.findall(r"^\s*- (LIFELONG_\w+)=(\S*)$", kustomization, re.M))
+
+    def settings_of(text: str):
+        pairs = re.findall(r"- name: (LIFELONG_\w+)\n\s+value: (.*)", text)
+        env = {k: v.strip("'\"") for k, v in pairs}
+        assert env.pop("LIFELONG_CONFIG") == "/etc/lifelong/lifelong.toml"
+        return load_settings(environ={**literals, **env}, config_file=K8S / "lifelong.toml")
+
+    statefulset = rendered(with_scale_out, "StatefulSet", "lifelong")
+    assert re.search(r"^  replicas: 2$", statefulset, re.M)
+    containers = rendered_containers(with_scale_out)
+    learner = settings_of(containers["lifelong"])
+    learner.check_learning()
+    assert learner.kafka_standby and learner.kafka_group_instance_id is None  # <group>-<pod>
+    assert settings_of(containers["lifelong-predict"]).snapshot_topic == learner.model_topic
+
+    pdb = rendered(with_scale_out, "PodDisruptionBudget", "lifelong")
+    assert "minAvailable: 1" in pdb and "app.kubernetes.io/component: server" in pdb
+
+    deployment = rendered(with_scale_out, "Deployment", "lifelong-predictions")
+    replica = settings_of(deployment)
+    assert replica.snapshot_topic == learner.model_topic
+    assert replica.kafka_bootstrap == learner.kafka_bootstrap
+    assert replica.kafka_group == learner.kafka_group and replica.task == learner.task
+    check_listening(replica, replica.grpc_address)
+    assert 'args: ["serve-predictions"]' in deployment or "- serve-predictions" in deployment
+    assert re.search(r"requests:\n\s+cpu: 500m", deployment)
+    port = replica.grpc_address.rsplit(":", 1)[1]
+    assert re.findall(r"grpc:\n\s+port: (\d+)", deployment) == [port] * 3
+
+    hpa = rendered(with_scale_out, "HorizontalPodAutoscaler", "lifelong-predictions")
+    assert "kind: Deployment" in hpa and "name: lifelong-predictions" in hpa
+    assert "name: cpu" in hpa and "minReplicas: 2" in hpa
+    service = rendered(with_scale_out, "Service", "lifelong-predictions")
+    assert "app.kubernetes.io/component: predictions" in service

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 from fuzz.hostile import HostileStream
-from integration.test_service_kafka import Service
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from lifelong.samples import REASONS
+from services import Service
 from testsupport import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -1,4 +1,4 @@
-"""Fixtures of the integration tests: `lifelong serve` subprocesses on the session's broker."""
+"""Fixtures of the tests on the real broker with `lifelong` subprocesses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
-from integration.test_service_kafka import Service
+from services import Service
 
 
 @pytest.fixture

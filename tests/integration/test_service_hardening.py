@@ -12,11 +12,12 @@ import random
 
 import grpc
 import pytest
-from integration.test_service_kafka import PROTOBUF, Service, read_topic
+from integration.test_service_kafka import PROTOBUF, read_topic
 from kafka import KafkaProducer
 from lifelong.client import LifelongError
 from lifelong.ingest.codecs import encode_json, encode_protobuf
 from lifelong.v1 import lifelong_pb2 as pb
+from services import Service
 from testsupport import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

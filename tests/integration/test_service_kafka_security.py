@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from integration.test_service_kafka import Service
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from services import Service
 from testsupport import CertificateAuthority, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

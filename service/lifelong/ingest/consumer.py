@@ -14,9 +14,11 @@ each checkpoint. Offsets are committed to Kafka only after a checkpoint, for lag
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +53,15 @@ def partition_key(topic: str, partition: int) -> str:
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
     """librdkafka's configuration of the learn loop's consumer."""
-    return {
+    session_ms = round(settings.kafka_session_timeout_seconds * 1000)
+    config = {
         "bootstrap.servers": settings.kafka_bootstrap,
         "group.id": settings.kafka_group,
         "client.id": "lifelong",
+        # A member silent this long loses its partitions; heartbeats (librdkafka's thread) a
+        # third of it apart, as its defaults (45 s, 3 s) are at most.
+        "session.timeout.ms": session_ms,
+        "heartbeat.interval.ms": min(3000, session_ms // 3),
         # Offsets are the checkpoint's; Kafka's are committed after it, for lag only.
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -65,6 +72,10 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "error_cb": _on_error,
         **librdkafka_security(settings),
     }
+    instance = settings.group_instance_id
+    if instance is not None:  # static membership: a restart gets its partitions back at once
+        config["group.instance.id"] = instance
+    return config
 
 
 # librdkafka retries these forever, yet no retry fixes a wrong password or an untrusted certificate.
@@ -111,8 +122,10 @@ class KafkaSource:
         settings: Settings,
         consumer: Consumer,
         dead_letters: DeadLetters,
+        on_waiting: Callable[[bool], None] | None = None,
     ) -> None:
         self.host = host
+        self.on_waiting = on_waiting
         self.settings = settings
         self.consumer = consumer
         self.dead_letters = dead_letters
@@ -142,11 +155,24 @@ class KafkaSource:
         consumer.assign(assigned)
         if self._paused:
             consumer.pause(assigned)
+        self.assigned(len(assigned))
 
     def on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         for tp in revoked:  # another consumer reports their lag now
-            self.host.metrics.kafka_consumer_lag.remove(str(tp.partition))
+            with contextlib.suppress(KeyError):  # KeyError: never reported
+                self.host.metrics.kafka_consumer_lag.remove(str(tp.partition))
         consumer.unassign()
+        self.assigned(0)
+
+    def assigned(self, partitions: int) -> None:
+        """Say how many partitions learning holds; with none it waits (a rebalance, a group
+        still holding a dead member's partitions)."""
+        self.host.metrics.partitions_assigned.set(partitions)
+        self.host.metrics.learning_waiting.set(partitions == 0)
+        if partitions == 0:
+            log.info("no partition assigned: learning waits")
+        if self.on_waiting is not None:
+            self.on_waiting(partitions == 0)
 
     # -- the loop
 
@@ -314,9 +340,15 @@ class KafkaSource:
         self.commit(info.offsets)
 
 
-def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
+def run(
+    host: ModelHost,
+    settings: Settings,
+    stop: threading.Event,
+    on_waiting: Callable[[bool], None] | None = None,
+) -> None:
     """Learn `settings.kafka_topic` until `stop` is set, then checkpoint and commit (whatever
     was learned since the last checkpoint, from the topic or over gRPC).
+    `on_waiting(True)` while no partition is assigned, `on_waiting(False)` once some are.
 
     An exception (a broker or dead-letter failure) ends the loop without a checkpoint: the last
     checkpoint stays the truth and a restart resumes from it.
@@ -330,7 +362,8 @@ def run(host: ModelHost, settings: Settings, stop: threading.Event) -> None:
         librdkafka_security(settings),
         max_record_bytes=min(10**9, max(1_000_000, 2 * settings.max_request_bytes)),
     )
-    source = KafkaSource(host, settings, consumer, dead_letters)
+    source = KafkaSource(host, settings, consumer, dead_letters, on_waiting)
+    source.assigned(0)  # until the group assigns partitions
     try:
         consumer.subscribe(
             [settings.kafka_topic], on_assign=source.on_assign, on_revoke=source.on_revoke

@@ -3,6 +3,7 @@
 `model` is None (the built-in MLP, `learner` holds `LearnerConfig` keys) or an import path:
 
 - a river estimator class (`"river.linear_model:LogisticRegression"`), called with `model_args`;
+- a class implementing `lifelong.model.Learner`, called with `model_args`: that learner;
 - a factory, called as `factory(task, **model_args)`: an `nn.Module` makes a torch module
   learner (`learner` holds `TorchModuleConfig` keys), a river estimator or pipeline a river
   learner (`learner` holds nothing).
@@ -28,7 +29,9 @@ import torch
 from lifelong.model.importpath import resolve
 from river import base
 
-KINDS = ("mlp", "torch", "river")
+KINDS = ("mlp", "torch", "river", "learner")
+# What makes a class a `lifelong.model.Learner` (a protocol with attributes: no issubclass).
+LEARNER_METHODS = ("learn_one", "learn_many", "snapshot", "stats", "to_bytes")
 
 
 def model_kind(model: str | None, task: str, model_args: Mapping[str, Any] | None = None) -> str:
@@ -38,6 +41,8 @@ def model_kind(model: str | None, task: str, model_args: Mapping[str, Any] | Non
     obj = resolve(model)
     if inspect.isclass(obj) and issubclass(obj, base.Estimator):
         return "river"
+    if inspect.isclass(obj) and all(callable(getattr(obj, m, None)) for m in LEARNER_METHODS):
+        return "learner"  # any class with the Learner methods, called with model_args
     if not callable(obj):
         raise ValueError(f"model {model!r} is neither a river estimator class nor a factory")
     with torch.random.fork_rng(devices=[]):  # the probe leaves torch's generator as it was
@@ -70,6 +75,11 @@ def make_learner(
             raise ValueError("model_args go with a model; the built-in one takes learner")
         cls = LifelongClassifier if task == "classification" else LifelongRegressor
         return cls(LearnerConfig(**learner))
+    if kind == "learner":
+        made = resolve(model)(**dict(model_args or {}))
+        if made.task != task:
+            raise ValueError(f"model {model!r} learns {made.task}, the task is {task}")
+        return made
     if kind == "torch":
         from lifelong.model.torch_module import torch_module_learner
 

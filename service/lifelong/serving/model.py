@@ -23,8 +23,9 @@ TASKS = {"classification": pb.TASK_CLASSIFICATION, "regression": pb.TASK_REGRESS
 class ModelServicer(pb_grpc.ModelServiceServicer):
     def __init__(self, host: ModelHost) -> None:
         self.host = host
-        # The learner's configuration never changes while serving.
-        self.config_json = json.dumps(host.config().to_dict())
+        # The learner's configuration never changes while serving ({}: a learner without one).
+        config = host.config()
+        self.config_json = json.dumps(config.to_dict() if config is not None else {})
 
     def GetModelInfo(self, request, context) -> pb.GetModelInfoResponse:
         predictor = self.host.predictor

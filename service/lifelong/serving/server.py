@@ -2,9 +2,11 @@
 alone), standard health checking and reflection.
 
 Health (`grpc.health.v1.Health`) answers SERVING for "" and every service once started (a replica:
-once it has read a snapshot), and NOT_SERVING from the start of shutdown. Reflection lets `grpcurl`
-list and call the services without the .proto files (`grpc_reflection`). Both are open to anyone
-who can connect; every other call goes through the roles' interceptor (`lifelong.serving.auth`).
+once it has read a snapshot), and NOT_SERVING from the start of shutdown; LearningService alone
+says NOT_SERVING while a Kafka learner holds no partition (`set_learning`). Reflection lets
+`grpcurl` list and call the services without the .proto files (`grpc_reflection`). Both are open
+to anyone who can connect; every other call goes through the roles' interceptor
+(`lifelong.serving.auth`).
 The port speaks TLS when a certificate is configured, and refuses to open on an address other than
 loopback without TLS or tokens unless told to (`lifelong.serving.tls`).
 
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 SERVICES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
 PREDICTION_SERVICE = pb.DESCRIPTOR.services_by_name["PredictionService"].full_name
+LEARNING_SERVICE = pb.DESCRIPTOR.services_by_name["LearningService"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
@@ -177,6 +180,13 @@ class GrpcServer:
     def set_serving(self) -> None:
         """Health says SERVING (not once shutdown began: the health servicer ignores it then)."""
         self._set_health(SERVING)
+
+    def set_learning(self, learning: bool) -> None:
+        """The health of LearningService alone: NOT_SERVING while the Kafka learner waits for
+        partitions (predictions, "" and the other services are unaffected)."""
+        if LEARNING_SERVICE in self.services:
+            status = SERVING if learning else health_pb2.HealthCheckResponse.NOT_SERVING
+            self.health.set(LEARNING_SERVICE, status)
 
     def _set_health(self, status: int) -> None:
         for service in ("", *self.services):

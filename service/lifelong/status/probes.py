@@ -74,7 +74,8 @@ class LearnerProbe:
         self.markers = {"drifts_detected": "drift", "updates_refused": "update_refused"}
         self.markers |= {f"recoveries.{a}": a for a in host.stats().recoveries}
         self.lag = lag if lag is not None else {}
-        self.config = host.config().to_dict()
+        config = host.config()  # None: a learner without a LearnerConfig
+        self.config = config.to_dict() if config is not None else {}
         self._rate = Rate()
         self.samples_per_second = 0.0  # over the last tick
         layers = range(len(host.stats().layers))  # any learner's, not only the MLP's config
@@ -152,7 +153,7 @@ class ReplicaProbe:
         Chart("Snapshot version", "samples learned by it", (("version", "version"),)),
     )
 
-    def __init__(self, source: PredictionSource, snapshot_file: Path) -> None:
+    def __init__(self, source: PredictionSource, snapshot_file: Path | str) -> None:
         self.source = source
         self.snapshot_file = snapshot_file
         self.markers: dict[str, str] = {}
