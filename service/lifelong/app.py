@@ -107,6 +107,29 @@ def load_learner(settings: Settings, checkpoints: CheckpointStore | None):
     return learner, checkpoint.offsets
 
 
+def checkpoint_store(settings: Settings):
+    """Where checkpoints go: the checkpoint topic with standbys, else `checkpoint_dir` (or
+    nowhere)."""
+    if settings.kafka_standby:
+        from lifelong.checkpoint_topic import TopicCheckpoints
+
+        return TopicCheckpoints(settings, settings.checkpoints_topic)
+    if settings.checkpoint_dir:
+        return CheckpointStore(settings.checkpoint_dir, settings.checkpoint_keep)
+    return None
+
+
+def kafka_loop(settings: Settings) -> Callable:
+    """The Kafka learn loop; with standbys, one that waits to be elected first."""
+    if not settings.kafka_standby:
+        from lifelong import ingest
+
+        return ingest.run
+    from lifelong.ingest import standby
+
+    return functools.partial(standby.run, fresh=lambda: load_learner(settings, None)[0])
+
+
 def snapshot_sinks(settings: Settings) -> list:
     """Where snapshots go for replicas besides the file: the snapshot topic, with Kafka."""
     if settings.model_topic is None:
@@ -136,18 +159,11 @@ class App:
                 "shared with the prediction replicas) or leave snapshot_file unset"
             )
         self.metrics = ServiceMetrics()
-        self.checkpoints = (
-            CheckpointStore(settings.checkpoint_dir, settings.checkpoint_keep)
-            if settings.checkpoint_dir
-            else None
-        )
-        if settings.kafka_standby:  # the active learner loads its state when elected
-            from lifelong.checkpoint_topic import TopicCheckpoints
-
-            self.checkpoints = TopicCheckpoints(settings, settings.checkpoints_topic)
+        self.checkpoints = checkpoint_store(settings)
         # With Kafka the learn loop checkpoints (after flushing dead letters, before committing);
         # otherwise the app does, periodically and at shutdown.
         self.checkpointing = self.checkpoints is not None and not settings.kafka_bootstrap
+        # With standbys the elected learner loads the newest checkpoint (lifelong.ingest.standby).
         learner, offsets = load_learner(
             settings, None if settings.kafka_standby else self.checkpoints
         )
@@ -186,17 +202,8 @@ class App:
         self._http = serve_http(settings, self.metrics, self.board)
         self.grpc.start()
         if settings.kafka_bootstrap:
-            from lifelong import ingest
-
             waiting = lambda waits: self.grpc.set_learning(not waits)  # noqa: E731
-            if settings.kafka_standby:
-                from lifelong.ingest import standby
-
-                fresh = lambda: load_learner(settings, None)[0]  # noqa: E731
-                run = functools.partial(standby.run, fresh=fresh)
-            else:
-                run = ingest.run
-            self._spawn("kafka", run, self.host, settings, self.stopping, waiting)
+            self._spawn("kafka", kafka_loop(settings), self.host, settings, self.stopping, waiting)
         elif settings.demo:
             self._spawn("demo", demo.run, self.host, settings.demo_rate, self.stopping)
             log.info(

@@ -211,6 +211,7 @@ def lead(
     source = TransactionalSource(
         host, settings, consumer, dead_letters, on_waiting, producer=producer
     )
+    fenced: Exception | None = None
     try:
         topic = settings.kafka_topic
         metadata = consumer.list_topics(topic, timeout=30).topics[topic]
@@ -223,15 +224,19 @@ def lead(
             leadership.poll(0)
         if leadership.leading and host.checkpoint_due(1, 0.0):
             source.checkpoint()  # stopping while active: the last state, committed
+    except Fenced as e:
+        fenced = e
     finally:
         host.metrics.learner_active.set(0)
         _publishing(host, False)
         store.producer = None
         consumer.close()
         dead_letters.close()
-        late = _flush(producer)
-    if late is not None:  # fenced while stepping down for another reason: counted all the same
-        raise late
+    if fenced is None:  # a producer known fenced is not flushed: it would only fail again
+        # Fenced while stepping down for another reason: counted all the same.
+        fenced = _flush(producer)
+    if fenced is not None:
+        raise fenced
 
 
 def _publishing(host: ModelHost, on: bool) -> None:
