@@ -53,7 +53,8 @@ class TopicCheckpoints:
                     break
                 except BufferError:
                     self.producer.poll(0.1)
-        return Path(f"kafka:{self.topic}")
+        # Named as a file checkpoint is; its sequence is the records' version, samples learned.
+        return Path(f"kafka:{self.topic}") / f"checkpoint-{samples_learned:012d}.ckpt"
 
     def load_latest(self, timeout: float = 30.0) -> Checkpoint | None:
         """The newest committed checkpoint that reads back intact, or None (an empty topic)."""

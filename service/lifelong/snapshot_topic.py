@@ -248,9 +248,10 @@ class TopicSink:
         self.topic = topic
         self.model = settings.kafka_group
         self.chunk_bytes = settings.snapshot_chunk_bytes
-        # A standby publishes nothing (its model is not the model's): paused until elected.
-        self.paused = bool(getattr(settings, "kafka_standby", False))
-        self._producer = Producer(producer_config(settings))
+        # A standby publishes nothing (its model is not the model's): no producer until
+        # elected, then the active learner's transaction (`send_through`).
+        standby = bool(getattr(settings, "kafka_standby", False))
+        self._producer: Any = None if standby else Producer(producer_config(settings))
         self._lock = threading.Lock()
         self._in_flight = 0
         self._failed = 0
@@ -267,12 +268,22 @@ class TopicSink:
             if self._in_flight == 0:
                 self._failed = 0
 
+    def send_through(self, producer: Any) -> None:
+        """Publish through `producer` from now on (a `Producer`, or the active learner's
+        `standby.Transaction`); None: publish nothing (a standby's sink)."""
+        if self._producer is not None:
+            self._producer.flush(5.0)  # its delivery reports settle the publication in flight
+        with self._lock:
+            self._producer = producer
+            self._in_flight = self._failed = 0
+
     def write(self, predictor: Any, data: bytes) -> bool:
         """Send `data` (`predictor`'s bytes); False if the previous publication is still in
-        flight (call again later). Taken without a word while `paused`."""
-        self._producer.poll(0)
-        if self.paused:
+        flight (call again later). Taken without a word while there is no producer."""
+        producer = self._producer  # one producer for the whole publication
+        if producer is None:
             return True
+        producer.poll(0)
         if self._in_flight:
             return False
         records = encode(
@@ -287,18 +298,19 @@ class TopicSink:
         for key, value, headers in records:
             while True:
                 try:
-                    self._producer.produce(
+                    producer.produce(
                         self.topic, value, key, headers=headers, on_delivery=self._delivered
                     )
                     break
                 except BufferError:  # librdkafka's queue is full: let it drain
-                    self._producer.poll(0.1)
-        self._producer.poll(0)
+                    producer.poll(0.1)
+        producer.poll(0)
         return True
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for what was sent; the number of records still unacknowledged."""
-        return self._producer.flush(timeout)
+        producer = self._producer
+        return 0 if producer is None else producer.flush(timeout)
 
     def close(self) -> None:
         self.flush(10.0)

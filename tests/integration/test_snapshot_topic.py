@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from types import SimpleNamespace
 
 import grpc
 import numpy as np
 import pytest
 from confluent_kafka import Producer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from lifelong.config import Settings
 from lifelong.ingest.produce import produce, samples_from_stream
 from lifelong.model import MLPPredictor
 from lifelong.snapshot_topic import MANIFEST_HEADER, TopicSink, encode
@@ -118,14 +118,17 @@ def big_predictor(hidden: int) -> MLPPredictor:
 
 
 def test_a_100_mb_snapshot_goes_in_chunks_and_a_replica_loads_it(
-    kafka_bootstrap, kafka_topic, service
+    kafka_bootstrap, kafka_topic, service, tmp_path
 ):
     topic = kafka_topic(partitions=1)
     snapshots = f"{topic}.model"
     group = "big-model"
     follower = replica(service, topic, snapshots, "replica", kafka_group=group)
-    settings = SimpleNamespace(
-        kafka_bootstrap=kafka_bootstrap, kafka_group=group, snapshot_chunk_bytes=512 * 1024
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_group=group,
+        snapshot_chunk_bytes=512 * 1024,
+        checkpoint_dir=tmp_path,  # the learner's settings; nothing is learned here
     )
     sink = TopicSink(settings, snapshots)  # creates the compacted topic
     follower.start()

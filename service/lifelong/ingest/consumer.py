@@ -340,6 +340,13 @@ class KafkaSource:
         self.commit(info.offsets)
 
 
+def dead_letter_max_bytes(settings: Settings) -> int:
+    """The largest dead letter: room for every record the service decodes (up to
+    `max_request_bytes`) with its headers, and for oversized ones up to as much again
+    (librdkafka's range ends at 1e9); docs/kafka.md."""
+    return min(10**9, max(1_000_000, 2 * settings.max_request_bytes))
+
+
 def run(
     host: ModelHost,
     settings: Settings,
@@ -354,13 +361,11 @@ def run(
     checkpoint stays the truth and a restart resumes from it.
     """
     consumer = Consumer(consumer_config(settings))
-    # Room for every record the service decodes (up to max_request_bytes) with its headers, and
-    # for oversized ones up to as much again (librdkafka's range ends at 1e9); docs/kafka.md.
     dead_letters = DeadLetters(
         settings.kafka_bootstrap,
         settings.dead_letter,
         librdkafka_security(settings),
-        max_record_bytes=min(10**9, max(1_000_000, 2 * settings.max_request_bytes)),
+        max_record_bytes=dead_letter_max_bytes(settings),
     )
     source = KafkaSource(host, settings, consumer, dead_letters, on_waiting)
     source.assigned(0)  # until the group assigns partitions

@@ -57,9 +57,12 @@ class DeadLetters:
         topic: str,
         security: Mapping[str, str],
         max_record_bytes: int = 1_000_000,
+        producer: Producer | None = None,
     ) -> None:
+        """`producer`: one to send through instead of its own (the active learner's
+        transaction, `lifelong.ingest.standby`)."""
         self.topic = topic
-        self._producer = Producer(
+        self._producer = producer or Producer(
             {
                 "bootstrap.servers": bootstrap_servers,
                 "client.id": "lifelong-dead-letters",

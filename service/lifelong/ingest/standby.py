@@ -17,18 +17,26 @@ active, the others waiting, coordinated through Kafka alone.
   checkpoint and consumes every partition from its offsets (assigned, not subscribed: the
   election decides who learns, and no second group session has to expire on a takeover).
 
+- **Everything it writes** goes through that producer (`Transaction`): checkpoints, serving
+  snapshots and dead letters. A transaction is open whenever one of them is pending; it commits
+  with a checkpoint's offsets, and between checkpoints as soon as what it holds is delivered, so
+  a replica (reading committed records only) sees a snapshot soon after it is sent. A zombie's
+  sends are refused by the broker (its epoch is old) and its open transaction never commits:
+  nothing it wrote after the takeover is read by a replica, a standby or a `read_committed`
+  consumer of dead letters. Dead letters stay at least once (a crash between a commit and the
+  checkpoint that passes their records sends them again).
+
 Takeover time after an active learner's death: its leader-group session timeout, plus the
 standby's rebalance, `init_transactions` and checkpoint load (benchmarks/kafka/README.md).
-Dead letters and snapshots are not (yet) in the transaction: a zombie can still send those until
-it steps down (dead letters are at least once anyway; a replica replaces a stale snapshot with
-the active's next one, within `refresh_every_seconds`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from confluent_kafka import (
@@ -40,14 +48,17 @@ from confluent_kafka import (
 )
 from lifelong.config import Settings
 from lifelong.host import ModelHost
-from lifelong.ingest.consumer import KafkaSource, consumer_config
+from lifelong.ingest.consumer import KafkaSource, consumer_config, dead_letter_max_bytes
 from lifelong.ingest.deadletter import DeadLetters
 from lifelong.ingest.security import librdkafka_security
-from lifelong.snapshot_topic import ensure_topic
+from lifelong.snapshot_topic import TopicSink, ensure_topic
 
 log = logging.getLogger(__name__)
 
 TRANSACTION_TIMEOUT_SECONDS = 30.0
+# Between checkpoints a transaction commits once what it holds is delivered and it is this old
+# (fewer commits on a stream of dead letters), or, delivered or not, a third of the timeout.
+COMMIT_AFTER_SECONDS = 0.25
 FENCING = {
     KafkaError._FENCED,  # noqa: SLF001 (confluent-kafka's public name of librdkafka's error)
     KafkaError.PRODUCER_FENCED,
@@ -91,10 +102,111 @@ def transactional_config(settings: Settings) -> dict[str, Any]:
         "client.id": "lifelong-active",
         "transactional.id": settings.transactional_id,
         "transaction.timeout.ms": round(TRANSACTION_TIMEOUT_SECONDS * 1000),
-        "message.max.bytes": settings.snapshot_chunk_bytes + 64 * 1024,
+        # A snapshot or checkpoint chunk with its headers, or a dead letter.
+        "message.max.bytes": max(
+            settings.snapshot_chunk_bytes + 64 * 1024, dead_letter_max_bytes(settings)
+        ),
         "logger": log,
         **librdkafka_security(settings),
     }
+
+
+class Transaction:
+    """The active learner's transactional producer, shaped like a `Producer` for those that send
+    through it (dead letters, the snapshot sink, the checkpoint topic): `produce` opens a
+    transaction when none is; `commit` ends it, with a checkpoint's offsets. Safe from any
+    thread. Once fenced it sends nothing more and `commit` raises `Fenced`."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.fenced: Fenced | None = None
+        self._lock = threading.RLock()
+        self._opened: float | None = None  # monotonic time the open transaction began
+
+    def produce(
+        self, topic: str, value: Any = None, key: Any = None, headers: Any = None,
+        on_delivery: Callable[[KafkaError | None, Any], None] | None = None,
+    ) -> None:  # fmt: skip
+        def delivered(error: KafkaError | None, message: Any) -> None:
+            if error is not None and (error.code() in FENCING or error.fatal()):
+                self.fenced = self.fenced or Fenced(str(error))  # the broker refused its epoch
+            if on_delivery is not None:
+                on_delivery(error, message)
+
+        with self._lock, self._noting_fencing():
+            if self.fenced is not None:
+                return  # a zombie writes nothing more; its loop steps down at its next commit
+            if self._opened is None:
+                self.producer.begin_transaction()
+                self._opened = time.monotonic()
+            self.producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
+
+    def poll(self, timeout: float = 0) -> int:
+        with self._noting_fencing():
+            return self.producer.poll(timeout)
+        return 0
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait for deliveries, up to `timeout` seconds (None: all), but not once fenced:
+        what a fenced producer holds is never delivered."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = len(self.producer)
+        while self.fenced is None and left:
+            with self._noting_fencing():
+                left = self.producer.flush(0.1)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        return left
+
+    @contextlib.contextmanager
+    def _noting_fencing(self) -> Iterator[None]:
+        """A fencing error, raised to whichever thread met it first, is noted, not raised: the
+        learn loop steps down at its next commit."""
+        try:
+            yield
+        except KafkaException as e:
+            if not _fencing(e):
+                raise
+            self.fenced = self.fenced or Fenced(str(e.args[0]))
+
+    def commit(self, offsets: list[TopicPartition] | None = None, group: Any = None) -> None:
+        """Commit the open transaction, with `offsets` for `group`'s metadata if given (a
+        transaction is opened for them if none is)."""
+        with self._lock:
+            if self.fenced is not None:
+                raise self.fenced
+            if self._opened is None and not offsets:
+                return
+            try:
+                if self._opened is None:
+                    self.producer.begin_transaction()
+                    self._opened = time.monotonic()
+                if offsets:
+                    self.producer.send_offsets_to_transaction(
+                        offsets, group, TRANSACTION_TIMEOUT_SECONDS
+                    )
+                self.producer.commit_transaction(TRANSACTION_TIMEOUT_SECONDS)
+            except KafkaException as e:
+                error = _fenced_or(e, self.producer)
+                if isinstance(error, Fenced):
+                    self.fenced = error
+                elif e.args[0].txn_requires_abort():
+                    self._opened = None  # aborted by `_fenced_or`
+                raise error from None
+            self._opened = None
+
+    def commit_delivered(self) -> None:
+        """Between checkpoints: commit what was sent once it is delivered (or has waited a third
+        of the transaction timeout), so that readers of committed records see it."""
+        with self._lock:
+            opened = self._opened
+            if opened is None:
+                return
+            age = time.monotonic() - opened
+            if age >= TRANSACTION_TIMEOUT_SECONDS / 3 or (
+                age >= COMMIT_AFTER_SECONDS and len(self.producer) == 0
+            ):
+                self.commit()
 
 
 class Leadership:
@@ -134,38 +246,43 @@ class Leadership:
 class TransactionalSource(KafkaSource):
     """The learn loop of the active learner: each checkpoint is one transaction."""
 
-    def __init__(self, *args, producer: Producer, **kwargs) -> None:
+    def __init__(self, *args, transaction: Transaction, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.producer = producer
+        self.transaction = transaction
+
+    def step(self) -> None:
+        try:
+            super().step()
+            self.transaction.commit_delivered()
+        except KafkaException as e:  # a send refused, say: fenced, or the error itself
+            raise _fenced_or(e, self.transaction.producer) from None
 
     def checkpoint(self) -> None:
         self.dead_letters.flush()
-        try:
-            self.producer.begin_transaction()
-            info = self.host.checkpoint()  # its records, through `producer`, in the transaction
-            offsets = []
-            for key, offset in info.offsets.items():  # "topic:partition"
-                topic, partition = key.rsplit(":", 1)
-                offsets.append(TopicPartition(topic, int(partition), offset))
-            self.producer.send_offsets_to_transaction(
-                offsets, self.consumer.consumer_group_metadata(), TRANSACTION_TIMEOUT_SECONDS
-            )
-            self.producer.commit_transaction(TRANSACTION_TIMEOUT_SECONDS)
-        except KafkaException as e:
-            raise _fenced_or(e, self.producer) from None
+        info = self.host.checkpoint()  # its records, through the transaction
+        offsets = []
+        for key, offset in info.offsets.items():  # "topic:partition"
+            topic, partition = key.rsplit(":", 1)
+            offsets.append(TopicPartition(topic, int(partition), offset))
+        self.transaction.commit(offsets, self.consumer.consumer_group_metadata())
         self.update_lag()
+
+
+def _fencing(e: KafkaException) -> bool:
+    error = e.args[0]
+    return isinstance(error, KafkaError) and (error.code() in FENCING or error.fatal())
 
 
 def _fenced_or(e: KafkaException, producer: Producer) -> Exception:
     """`Fenced` if `e` says so; otherwise abort the transaction (if it can be) and return `e`."""
     error = e.args[0]
-    if error.code() in FENCING or error.fatal():
+    if _fencing(e):
         return Fenced(str(error))
-    if error.txn_requires_abort():
+    if isinstance(error, KafkaError) and error.txn_requires_abort():
         try:
             producer.abort_transaction(TRANSACTION_TIMEOUT_SECONDS)
         except KafkaException as abort:
-            if abort.args[0].code() in FENCING or abort.args[0].fatal():
+            if _fencing(abort):
                 return Fenced(str(abort.args[0]))
     return e
 
@@ -187,9 +304,10 @@ def lead(
         producer.init_transactions(TRANSACTION_TIMEOUT_SECONDS)  # fences every earlier holder
     except KafkaException as e:
         raise _fenced_or(e, producer) from None
+    transaction = Transaction(producer)
     store = host.checkpointer.store
-    store.producer = producer
-    _publishing(host, True)  # the model's snapshots are this learner's now
+    store.producer = transaction
+    _publish_through(host, transaction)  # the model's snapshots are this learner's now
     checkpoint = store.load_latest()
     if checkpoint is None:
         host.take_over(fresh(), {})
@@ -206,10 +324,11 @@ def lead(
         settings.kafka_bootstrap,
         settings.dead_letter,
         librdkafka_security(settings),
-        max_record_bytes=min(10**9, max(1_000_000, 2 * settings.max_request_bytes)),
+        max_record_bytes=dead_letter_max_bytes(settings),
+        producer=transaction,
     )
     source = TransactionalSource(
-        host, settings, consumer, dead_letters, on_waiting, producer=producer
+        host, settings, consumer, dead_letters, on_waiting, transaction=transaction
     )
     fenced: Exception | None = None
     try:
@@ -227,23 +346,22 @@ def lead(
     except Fenced as e:
         fenced = e
     finally:
-        host.metrics.learner_active.set(0)
-        _publishing(host, False)
+        _publish_through(host, None)
         store.producer = None
         consumer.close()
         dead_letters.close()
-    if fenced is None:  # a producer known fenced is not flushed: it would only fail again
-        # Fenced while stepping down for another reason: counted all the same.
-        fenced = _flush(producer)
+    # Fenced while stepping down for another reason: counted all the same. A producer known
+    # fenced is not flushed: it would only fail again.
+    fenced = fenced or transaction.fenced or _flush(producer)
     if fenced is not None:
         raise fenced
 
 
-def _publishing(host: ModelHost, on: bool) -> None:
-    """Let the snapshot topic's sink publish (active) or not (standby)."""
+def _publish_through(host: ModelHost, transaction: Transaction | None) -> None:
+    """The snapshot topic's sink publishes through `transaction` (active) or not at all."""
     for sink in host.publisher.sinks:
-        if hasattr(sink, "paused"):
-            sink.paused = not on
+        if isinstance(sink, TopicSink):
+            sink.send_through(transaction)
 
 
 def _flush(producer: Producer) -> Exception | None:
@@ -272,7 +390,6 @@ def run(
     leadership = Leadership(settings)
     try:
         while not stop.is_set():
-            host.metrics.learner_active.set(0)
             host.metrics.partitions_assigned.set(0)
             host.metrics.learning_waiting.set(1)
             if on_waiting is not None:
@@ -291,7 +408,10 @@ def run(
                     "more and steps down to standby",
                     settings.kafka_group, e,
                 )  # fmt: skip
+            finally:
+                host.metrics.learner_active.set(0)  # after the reason is counted and logged
     finally:
+        host.metrics.learner_active.set(0)
         leadership.close()
 
 
