@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 
+import grpc
 import pytest
 from confluent_kafka import Producer
 from lifelong.checkpoint_topic import TopicCheckpoints
@@ -163,6 +164,11 @@ def test_a_standby_takes_over_after_sigkill_and_every_sample_is_learned_once(
     stream.feed(n)
     (leader,) = [s for s in pair if active(s)]
     leader.wait_learned(n)
+    # An operator's checkpoint would bypass the transaction: refused, saying what instead.
+    with pytest.raises(LifelongError) as refused:
+        leader.client.checkpoint()
+    assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "kafka_standby" in refused.value.details
     for r in replicas:
         wait_for(lambda r=r: r.metric("lifelong_model_version") == n, "replicas at the end")
     answered, errors = client.stop()

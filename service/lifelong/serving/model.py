@@ -7,7 +7,7 @@ import json
 import logging
 
 import grpc
-from lifelong.checkpoint import Checkpoint
+from lifelong.checkpoint import Checkpoint, CheckpointStore
 from lifelong.checkpointing import CheckpointInfo
 from lifelong.client.convert import label_to_proto
 from lifelong.host import ModelHost
@@ -71,10 +71,18 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self.host = host
 
     def _need_checkpoints(self, context) -> None:
-        if self.host.checkpoints is None:
+        store = self.host.checkpoints
+        if store is None:
             context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "no checkpoint directory configured; start the server with checkpoint_dir set",
+            )
+        if not isinstance(store, CheckpointStore):
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "with kafka_standby, checkpoints are written to the checkpoint topic by the "
+                "active learner's transactions only; Checkpoint, ListCheckpoints, RollBack and "
+                "ResetModel need a learner with checkpoint_dir and kafka_standby off",
             )
 
     def Checkpoint(self, request, context) -> pb.CheckpointResponse:
@@ -125,6 +133,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         return self._replaced(info)
 
     def ResetModel(self, request, context) -> pb.ModelReplaced:
+        if self.host.checkpoints is not None:
+            self._need_checkpoints(context)  # the reset is saved at once
         if not self.host.can_reset:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this server cannot reset its model")
         info = self.host.reset()
