@@ -28,6 +28,7 @@ EXPECTED_ALERTS = {
     "LifelongDown",
     "LifelongLearnerRecovered",
     "LifelongChallengersKeepFailing",
+    "LifelongNotLearning",
 }
 
 
