@@ -256,7 +256,7 @@ def test_redo_resets_the_tau_dormant_units_of_its_interval():
     cbp = ContinualBackprop(net, 0.0, maturity_threshold=0)
     every, tau = 30, 0.2
     redo = ReDo(net, every=every, threshold=tau, cbp=cbp)
-    (W0, b0), (W1, b1), (W2, _) = net.layers("param")
+    (W0, b0), (_, b1), (W2, _) = net.layers("param")
     b0[1] = -100.0  # unit 1 of layer 0: dead, score 0
     W0[4] *= 0.01  # unit 4: faint, score ~0.01 of the layer's mean
     b0[4] = 0.0
@@ -281,7 +281,7 @@ def test_redo_resets_the_tau_dormant_units_of_its_interval():
     assert redo.replaced == [len(units) for units in expected]
     for layer, units in enumerate(expected):
         (W, b), (W_out, _) = net.layers("param")[layer], net.layers("param")[layer + 1]
-        (W_was, b_was), (W_out_was, _) = before["param"][layer], before["param"][layer + 1]
+        W_was, b_was = before["param"][layer]
         bound = np.sqrt(6 / W.shape[1])  # Kaiming-uniform, ReLU gain
         kept = [u for u in range(W.shape[0]) if u not in units]
         assert (np.abs(W[units]) <= bound).all() and not np.equal(W[units], W_was[units]).any()
@@ -292,6 +292,7 @@ def test_redo_resets_the_tau_dormant_units_of_its_interval():
         # the rest as they were, but the outgoing weights of the previous layer's reset units
         old_inputs = [c for c in range(W.shape[1]) if layer == 0 or c not in expected[layer - 1]]
         np.testing.assert_array_equal(W[np.ix_(kept, old_inputs)], W_was[np.ix_(kept, old_inputs)])
+        np.testing.assert_array_equal(b[kept], b_was[kept])
         for name in ("exp_avg", "exp_avg_sq"):
             (S, s), (S_out, _) = net.layers(name)[layer], net.layers(name)[layer + 1]
             assert not S[units].any() and not s[units].any() and not S_out[:, units].any()

@@ -233,6 +233,7 @@ def gaussian(stepkey: int, weyl: np.ndarray, out: np.ndarray) -> np.ndarray:
     exponent and an atanh series of the mantissa. θ = q·π/2 + x from the low 24 bits: quadrant
     q (2 bits) and x uniform in (-π/4, π/4) (22 bits), cos and sin of x by Taylor polynomials
     (float32-accurate there). Both are uniform, so the result is N(0, 1) to float32 accuracy.
+    Every step writes into a few buffers: temporaries per operation cost as much again.
 
     >>> weyl = np.arange(1, 100_001, dtype=np.uint64) * np.uint64(GOLDEN)
     >>> z = gaussian(step_key(1, 0), weyl, np.empty(len(weyl), np.float32))
@@ -240,59 +241,77 @@ def gaussian(stepkey: int, weyl: np.ndarray, out: np.ndarray) -> np.ndarray:
     (True, 1.0)
 
     """
-    z = weyl + np.uint64(stepkey)
-    z ^= z >> np.uint64(30)
-    z *= np.uint64(_MIX1)
-    z ^= z >> np.uint64(27)
-    z *= np.uint64(_MIX2)
-    z ^= z >> np.uint64(31)
-    u1 = ((z >> np.uint64(40)) + np.uint64(1)).astype(np.float32)
-    u1 *= _F(2.0**-24)
-    m, e = np.frexp(u1)  # u1 = m·2^e, m ∈ [1/2, 1): as kernel.c's [1, 2) with e - 1
-    m *= _F(2.0)
+    n = len(out)
+    z, t = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    a, b, c, d, f = (np.empty(n, np.float32) for _ in range(5))
+    e, flag = np.empty(n, np.int32), np.empty(n, bool)
+    np.add(weyl, np.uint64(stepkey), out=z)
+    for shift, factor in ((30, _MIX1), (27, _MIX2)):
+        np.right_shift(z, np.uint64(shift), out=t)
+        z ^= t
+        z *= np.uint64(factor)
+    np.right_shift(z, np.uint64(31), out=t)
+    z ^= t
+    # u1 = m·2^e, m ∈ [1, 2) (frexp's [1/2, 1) doubled), halved above √2: in a
+    np.right_shift(z, np.uint64(40), out=t)
+    t += np.uint64(1)
+    np.multiply(t, _F(2.0**-24), out=b, casting="unsafe")  # t ≤ 2^24: exact
+    np.frexp(b, out=(a, e))
+    a *= _F(2.0)
     e -= 1
-    big = m > _SQRT2
-    m[big] *= _F(0.5)
-    e += big
-    s = (m - _F(1.0)) / (m + _F(1.0))
-    s2 = s * s
-    poly = np.full_like(s, _LOG_TERMS[0])
-    for c in _LOG_TERMS[1:]:
-        poly *= s2
-        poly += c
-    poly *= s2
-    ln_m = s * poly
-    ln_m += s
-    ln_m *= _F(2.0)
-    ln_u = e.astype(np.float32) * _LN2
-    ln_u += ln_m
-    ln_u *= _F(-2.0)
-    r = np.sqrt(ln_u)
-    v = (z & np.uint64(0xFFFFFF)).astype(np.uint32)
-    q = v >> np.uint32(22)
-    x = (v & np.uint32(0x3FFFFF)).astype(np.float32)
-    x += _F(0.5)
-    x *= _F(2.0**-22)
-    x -= _F(0.5)
-    x *= _HALF_PI
-    x2 = x * x
-    cos = _series(x2, _COS_TERMS)
-    cos += _F(1.0)
-    sin = _series(x2, _SIN_TERMS)
-    sin *= x
-    sin += x
-    wave = np.where(q & np.uint32(1), sin, cos)  # q = 1: -sin, 2: -cos, 3: sin
-    np.multiply(r, wave, out=out)
-    negative = (q == 1) | (q == 2)
-    np.negative(out, out=out, where=negative)
+    np.greater(a, _SQRT2, out=flag)
+    np.multiply(a, _F(0.5), out=a, where=flag)
+    e += flag
+    # ln m = 2(s + s·s²(1/3 + s²(1/5 + ...))), s = (m - 1)/(m + 1): in c
+    np.subtract(a, _F(1.0), out=b)
+    a += _F(1.0)
+    b /= a
+    np.multiply(b, b, out=a)
+    c.fill(_LOG_TERMS[0])
+    for term in _LOG_TERMS[1:]:
+        c *= a
+        c += term
+    c *= a
+    c *= b
+    c += b
+    c *= _F(2.0)
+    # r = √(-2 (e ln 2 + ln m)): in d
+    np.multiply(e, _LN2, out=d, casting="unsafe")
+    d += c
+    d *= _F(-2.0)
+    np.sqrt(d, out=d)
+    # q in z, x = ((f + 1/2)·2⁻²² - 1/2)·π/2 in a
+    np.bitwise_and(z, np.uint64(0xFFFFFF), out=t)
+    np.right_shift(t, np.uint64(22), out=z)
+    t &= np.uint64(0x3FFFFF)
+    np.add(t, _F(0.5), out=a, casting="unsafe")
+    a *= _F(2.0**-22)
+    a -= _F(0.5)
+    a *= _HALF_PI
+    np.multiply(a, a, out=b)  # x²
+    _series(b, _COS_TERMS, out=c)
+    c += _F(1.0)
+    _series(b, _SIN_TERMS, out=f)
+    f *= a
+    f += a
+    # cos(q·π/2 + x): cos x, -sin x, -cos x, sin x
+    np.bitwise_and(z, np.uint64(1), out=t)
+    np.not_equal(t, 0, out=flag)
+    np.copyto(c, f, where=flag)
+    np.multiply(d, c, out=out)
+    np.right_shift(z, np.uint64(1), out=t)
+    t ^= z
+    t &= np.uint64(1)
+    np.not_equal(t, 0, out=flag)
+    np.negative(out, out=out, where=flag)
     return out
 
 
-def _series(x2: np.ndarray, terms: tuple[np.float32, ...]) -> np.ndarray:
-    """((t₀ x² + t₁) x² + ...) x², Horner's order, as kernel.c."""
-    acc = x2 * terms[0]
-    for c in terms[1:]:
-        acc += c
+def _series(x2: np.ndarray, terms: tuple[np.float32, ...], out: np.ndarray) -> np.ndarray:
+    """((t₀ x² + t₁) x² + ...) x² into `out`, Horner's order, as kernel.c."""
+    acc = np.multiply(x2, terms[0], out=out)
+    for term in terms[1:]:
+        acc += term
         acc *= x2
     return acc
 
