@@ -67,7 +67,8 @@ class LearnerConfig:
     redo_every, redo_threshold
         ReDo (Sokar et al. 2023): every `redo_every` examples, hidden units whose mean |h| over
         those examples, divided by their layer's average of it, is <= `redo_threshold` (τ) get
-        fresh incoming weights, zero outgoing weights and bias, and fresh optimizer state.
+        fresh incoming weights, zero outgoing weights and bias, and fresh optimizer state. τ 0.1
+        is the telemetry's, so the units reset are those `tau_dormant_fraction` counts.
     l2_init_strength
         λ of the penalty λ‖θ - θ₀‖² toward the initial weights.
     standardize
