@@ -2,7 +2,8 @@
 
 `LifelongClassifier` and `LifelongRegressor` learn one example at a time, in order, once, and
 keep nothing of it but what it changed: parameters, optimizer state, scaler statistics,
-continual backprop's per-unit statistics, telemetry sums and the random generator.
+continual backprop's per-unit statistics, ReDo's sums, shrink and perturb's step count,
+telemetry sums and the random generator.
 
 Each example is first predicted, for the prequential score and the drift detector, then learned
 (test-then-train). New feature names widen the input layer and new classes the output layer,
