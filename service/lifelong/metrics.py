@@ -285,7 +285,7 @@ class PlasticityCollector(Collector):
             ),
             "lifelong_units_replaced": (
                 CounterMetricFamily,
-                "Units replaced by continual backprop since the start.",
+                "Units replaced by continual backprop or reset by ReDo since the start.",
                 "units_replaced",
             ),
         }

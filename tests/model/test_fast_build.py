@@ -20,7 +20,7 @@ from lifelong.model.config import LearnerConfig
 from lifelong.model.fast import build
 from lifelong.model.fast.build import CACHE_ENV, KernelUnavailable, load
 from lifelong.model.learner import LifelongClassifier, LifelongRegressor
-from model.test_fast_path import CASES, assert_same, fast, reference, stream
+from model.test_fast_path import CASES, assert_same, assert_same_noise, fast, reference, stream
 
 
 @pytest.fixture
@@ -146,6 +146,7 @@ def test_portable_kernel_without_a_compiler(kernels, tmp_path, monkeypatch, mode
     labels = y if model_type is LifelongClassifier else target
     ref = reference(model_type, config, X, labels)
     assert_same(ref, fast(model_type, config, X, labels, chunks=[1, 10, 200]))
+    assert_same_noise()
     assert sorted(kernels.iterdir()) == sorted(built)  # nothing written at load
 
 

@@ -41,6 +41,41 @@ CASES = {
         1000,
     ),
     "plain backprop": (LearnerConfig(hidden=(16,), plasticity=()), 1000),
+    "shrink and perturb": (
+        LearnerConfig(
+            hidden=(16, 16),
+            plasticity=("cbp", "shrink_perturb"),
+            shrink=1e-4,
+            perturb_std=1e-3,
+            telemetry_window=97,
+        ),
+        1500,
+    ),
+    "redo": (
+        LearnerConfig(
+            hidden=(16, 16),
+            plasticity=("redo",),
+            redo_every=50,
+            redo_threshold=0.25,
+            telemetry_window=97,
+        ),
+        1000,
+    ),
+    "everything, adam": (
+        LearnerConfig(
+            hidden=(12, 8),
+            optimizer="adam",
+            lr=1e-3,
+            plasticity=("cbp", "l2_init", "redo", "shrink_perturb"),
+            cbp_replacement_rate=0.02,
+            cbp_maturity_threshold=10,
+            redo_every=40,
+            redo_threshold=0.5,
+            perturb_std=1e-3,
+            telemetry_window=50,
+        ),
+        1000,
+    ),
     "three layers, raw inputs": (LearnerConfig(hidden=(8, 8, 8), standardize=False), 1000),
     "linear": (LearnerConfig(hidden=()), 1000),
 }
@@ -96,6 +131,8 @@ def assert_same(ref, fast) -> None:
     if "cbp" in meta_ref:
         assert meta_fast["cbp"]["replaced"] == meta_ref["cbp"]["replaced"]
         np.testing.assert_allclose(meta_fast["cbp"]["accumulated"], meta_ref["cbp"]["accumulated"])
+    for method in ("redo", "shrink_perturb"):  # counters and the noise's key: exact
+        assert meta_fast.get(method) == meta_ref.get(method), method
     assert meta_fast["last_drift"] == meta_ref["last_drift"]
     if "target" in meta_ref:
         assert meta_fast["target"]["n"] == meta_ref["target"]["n"]
@@ -119,11 +156,16 @@ def test_classifier_same_as_reference(case: str) -> None:
     X, y, _ = stream(n)
     ref, fast_ = reference_and_fast(LifelongClassifier, config, X, y, chunks=[10, 1, 5, 200])
     assert_same(ref, fast_)
-    if case in ("sgd+cbp (default)", "cbp often, adaptable, l2_init"):
+    if case in ("sgd+cbp (default)", "cbp often, adaptable, l2_init", "everything, adam"):
         assert sum(ref._cbp.replaced) > 0  # the replacements themselves were compared
+    if "redo" in config.plasticity:
+        assert sum(ref._redo.replaced) > 0  # so were ReDo's resets
 
 
-@pytest.mark.parametrize("case", ["sgd+cbp (default)", "adam", "cbp often, adaptable, l2_init"])
+@pytest.mark.parametrize(
+    "case",
+    ["sgd+cbp (default)", "adam", "cbp often, adaptable, l2_init", "shrink and perturb", "redo"],
+)
 def test_regressor_same_as_reference(case: str) -> None:
     config, n = CASES[case]
     X, _, target = stream(n)
@@ -174,17 +216,43 @@ def test_a_bad_label_stops_the_batch_where_learn_dense_would() -> None:
     assert model.samples_learned == 12
 
 
-def test_unsupported_configuration_falls_back_to_the_reference_path() -> None:
-    config = LearnerConfig(hidden=(8,), plasticity=("cbp", "shrink_perturb"))
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_noise_is_the_same_bits(optimizer: str) -> None:
+    assert_same_noise(optimizer)
+
+
+def assert_same_noise(optimizer: str = "sgd") -> None:
+    """At lr 1e-30 no gradient step moves a weight by half an ulp (the weights are O(0.1), the
+    noise O(1e-2)), so what changes the weights is shrink and perturb alone, which both paths
+    compute with the same float32 operations in the same order: equal to the bit, whatever
+    vector width the kernel was built for."""
+    config = LearnerConfig(
+        hidden=(16, 16),
+        optimizer=optimizer,
+        lr=1e-30,
+        plasticity=("shrink_perturb",),
+        shrink=1e-3,
+        perturb_std=1e-2,
+    )
     X, y, _ = stream(300)
+    ref, fast_ = reference_and_fast(LifelongClassifier, config, X, y, chunks=[10, 1, 5])
+    np.testing.assert_array_equal(fast_._network.flat("param"), ref._network.flat("param"))
+    assert fast_.state_dict()[1]["shrink_perturb"]["steps"] == 300
+
+
+def test_unsupported_configuration_falls_back_to_the_reference_path() -> None:
+    config = LearnerConfig(hidden=(2,) * 16, plasticity=("cbp", "redo", "shrink_perturb"))
+    X, y, _ = stream(100)
     ref = reference(LifelongClassifier, config, X, y)
     model = LifelongClassifier(config)
     model.learn_many(X, y)
-    assert "shrink_perturb" in model.fast_path_unavailable
+    assert "hidden layers" in model.fast_path_unavailable
     assert model.to_bytes() == ref.to_bytes()  # the reference path itself: bit for bit
 
 
 def test_unsupported_configurations_are_named() -> None:
     assert unsupported(LearnerConfig()) is None
     assert unsupported(LearnerConfig(optimizer="adam", plasticity=("l2_init",))) is None
-    assert "shrink_perturb" in unsupported(replace(LearnerConfig(), plasticity=("shrink_perturb",)))
+    every_method = replace(LearnerConfig(), plasticity=("cbp", "l2_init", "redo", "shrink_perturb"))
+    assert unsupported(every_method) is None
+    assert "15 hidden layers" in unsupported(LearnerConfig(hidden=(2,) * 16))

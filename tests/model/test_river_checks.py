@@ -6,7 +6,9 @@ import pytest
 from lifelong.model import LearnerConfig, LifelongClassifier, LifelongRegressor
 from river import checks
 
-EVERY_METHOD = LearnerConfig(hidden=(16, 16), plasticity=("cbp", "shrink_perturb", "l2_init"))
+EVERY_METHOD = LearnerConfig(
+    hidden=(16, 16), plasticity=("cbp", "shrink_perturb", "l2_init", "redo"), redo_every=50
+)
 
 
 def cases():

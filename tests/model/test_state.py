@@ -9,8 +9,14 @@ import torch
 from lifelong.model import LearnerConfig, LifelongClassifier, LifelongRegressor, load
 from numerics import assert_same_learned_state
 
-EVERYTHING = ("cbp", "l2_init", "shrink_perturb")
-FAST = {"cbp_replacement_rate": 0.02, "cbp_maturity_threshold": 10, "telemetry_window": 64}
+EVERYTHING = ("cbp", "l2_init", "redo", "shrink_perturb")
+FAST = {
+    "cbp_replacement_rate": 0.02,
+    "cbp_maturity_threshold": 10,
+    "telemetry_window": 64,
+    "redo_every": 25,  # cuts fall inside a ReDo interval: its sums are in the state
+    "redo_threshold": 0.5,
+}
 
 
 def stream(n, seed, regression=False):
@@ -27,15 +33,12 @@ def stream(n, seed, regression=False):
             yield x, int(score > 0) + 2 * (i // 150)  # classes 0, 1, then 2, 3, ...
 
 
-def slots(model):
-    net = model._network
-    return {name: net.tensors(name) for name in net.slot_names}
-
-
 def assert_identical(a, b):
-    for name, layers in slots(a).items():
-        for (W, w), (W2, w2) in zip(layers, slots(b)[name], strict=True):
-            assert torch.equal(W, W2) and torch.equal(w, w2), name
+    # Every persistent slot; scratch ones (the last gradient, noise) are not state.
+    (tensors, layout), (tensors_b, layout_b) = a._network.state_dict(), b._network.state_dict()
+    assert layout == layout_b and tensors.keys() == tensors_b.keys()
+    for name, tensor in tensors.items():
+        assert torch.equal(tensor, tensors_b[name]), name
     assert a.feature_names == b.feature_names and a.samples_learned == b.samples_learned
     assert a.stats() == b.stats()
     assert a.to_bytes() == b.to_bytes()  # every other piece of state too
@@ -69,6 +72,7 @@ def test_classifier_continues_bit_for_bit(config, cut, fast_path):
     copy.fast_path = fast_path
     assert isinstance(copy, LifelongClassifier) and copy.classes == model.classes
     replaced = [layer.units_replaced for layer in copy.stats().layers]
+    redo = list(copy._redo.replaced) if "redo" in config.plasticity else []
     for x, y in data[cut:]:
         model.learn_one(x, y)
         copy.learn_one(x, y)
@@ -76,6 +80,8 @@ def test_classifier_continues_bit_for_bit(config, cut, fast_path):
     if "cbp" in config.plasticity:  # units replaced after the cut
         after = [layer.units_replaced for layer in copy.stats().layers]
         assert all(r < s for r, s in zip(replaced, after, strict=True))
+    if redo:  # ReDo reset units after the cut too
+        assert sum(copy._redo.replaced) > sum(redo)
     assert_identical(model, copy)
 
 
@@ -107,6 +113,22 @@ def test_dense_learning_continues_bit_for_bit():
         copy.learn_dense(x, bool(x.sum() > 0))
     assert copy.classes in ((True, False), (False, True))
     assert_identical(model, copy)
+
+
+def test_a_state_without_a_noise_stream_keeps_the_fresh_one():
+    """States saved while shrink and perturb drew torch noise have no stream (key, steps): the
+    loaded learner keeps the one it was built with and learns on."""
+    config = LearnerConfig(hidden=(8,), plasticity=("shrink_perturb",))
+    model = LifelongClassifier(config)
+    for x, y in stream(50, seed=2):
+        model.learn_one(x, y)
+    tensors, meta = model.state_dict()
+    del meta["shrink_perturb"]
+    old = LifelongClassifier.from_state(tensors, meta)
+    assert old.state_dict()[1]["shrink_perturb"]["steps"] == 0
+    for x, y in stream(50, seed=3):
+        old.learn_one(x, y)
+    assert old.samples_learned == 100 and old.state_dict()[1]["shrink_perturb"]["steps"] == 50
 
 
 def test_state_is_safetensors_with_json_metadata():

@@ -41,7 +41,7 @@ class LayerStats:
     tau_dormant_fraction: float  # ReDo: E|h_i| / mean_j E|h_j| <= tau
     effective_rank: float  # Roy & Vetterli on the window's (uncentred) activations
     mean_abs_weight: float  # mean |W| of the layer's incoming weights
-    units_replaced: int  # by continual backprop, since the start
+    units_replaced: int  # by continual backprop and ReDo, since the start
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-PLASTICITY_METHODS = ("cbp", "shrink_perturb", "l2_init")
+PLASTICITY_METHODS = ("cbp", "shrink_perturb", "l2_init", "redo")
 OPTIMIZERS = ("sgd", "adam")
 ACTIVATIONS = ("relu",)
 CBP_UTILITIES = ("contribution", "adaptable_contribution")
@@ -55,14 +55,20 @@ class LearnerConfig:
         carries the output past its target. Classification: M = `LOGIT_STEP`/κ logits. 0 turns
         the bound off. Adam's steps are bounded by its own normalisation and are left as is.
     plasticity
-        Any subset of "cbp" (continual backprop), "shrink_perturb", "l2_init"; empty is plain
-        backprop, the control.
+        Any subset of "cbp" (continual backprop), "shrink_perturb", "l2_init", "redo"; empty is
+        plain backprop, the control.
     cbp_replacement_rate, cbp_maturity_threshold, cbp_decay_rate, cbp_utility
         Continual backprop's rho, m and eta (Dohare et al. 2024), and its utility: "contribution"
         (|outgoing weights| x |h - mean h|) or "adaptable_contribution" (also divided by the mean
         |incoming weight|, the variant the reference code uses on permuted MNIST).
     shrink, perturb_std
-        Shrink and perturb, after every step: θ ← (1 - shrink) θ + N(0, perturb_std²).
+        Shrink and perturb, after every step: θ ← (1 - shrink) θ + N(0, perturb_std²); the
+        noise is counter-based (SplitMix64, Box-Muller), the same on the compiled path.
+    redo_every, redo_threshold
+        ReDo (Sokar et al. 2023): every `redo_every` examples, hidden units whose mean |h| over
+        those examples, divided by their layer's average of it, is <= `redo_threshold` (τ) get
+        fresh incoming weights, zero outgoing weights and bias, and fresh optimizer state. τ 0.1
+        is the telemetry's, so the units reset are those `tau_dormant_fraction` counts.
     l2_init_strength
         λ of the penalty λ‖θ - θ₀‖² toward the initial weights.
     standardize
@@ -107,6 +113,8 @@ class LearnerConfig:
     cbp_utility: str = "contribution"
     shrink: float = 1e-5
     perturb_std: float = 1e-5
+    redo_every: int = 1000
+    redo_threshold: float = 0.1
     l2_init_strength: float = 1e-4
     standardize: bool = True
     clip: float = 10.0
@@ -140,11 +148,12 @@ class LearnerConfig:
             _in_range(name, getattr(self, name), 0.0, 1.0, high_open=True)
         for name in ("adam_eps", "perturb_std", "l2_init_strength", "cbp_replacement_rate"):
             _in_range(name, getattr(self, name), 0.0, math.inf)
+        _in_range("redo_threshold", self.redo_threshold, 0.0, 1.0)
         for name in ("cbp_maturity_threshold", "telemetry_window", "seed", "scaler_horizon"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        for name in ("telemetry_window", "recovery_refusals", "recovery_window"):
+        for name in ("telemetry_window", "recovery_refusals", "recovery_window", "redo_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

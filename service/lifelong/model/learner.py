@@ -2,7 +2,8 @@
 
 `LifelongClassifier` and `LifelongRegressor` learn one example at a time, in order, once, and
 keep nothing of it but what it changed: parameters, optimizer state, scaler statistics,
-continual backprop's per-unit statistics, telemetry sums and the random generator.
+continual backprop's per-unit statistics, ReDo's sums, shrink and perturb's step count,
+telemetry sums and the random generator.
 
 Each example is first predicted, for the prequential score and the drift detector, then learned
 (test-then-train). New feature names widen the input layer and new classes the output layer,
@@ -41,7 +42,7 @@ from lifelong.model.config import LOGIT_STEP, LearnerConfig
 from lifelong.model.fast import FastPath, KernelUnavailable
 from lifelong.model.network import GRADIENT_LIMIT, Network, one_thread
 from lifelong.model.optim import SGD, make_optimizer
-from lifelong.model.plasticity import ContinualBackprop, L2Init, ShrinkPerturb
+from lifelong.model.plasticity import ContinualBackprop, L2Init, ReDo, ShrinkPerturb
 from lifelong.model.predictor import MLPPredictor, probabilities
 from lifelong.model.prequential import PrequentialMonitor
 from lifelong.model.scaler import Standardizer, TargetScaler
@@ -131,6 +132,9 @@ class _Lifelong:
             )
             if "cbp" in methods
             else None
+        )
+        self._redo = (
+            ReDo(net, cfg.redo_every, cfg.redo_threshold, self._cbp) if "redo" in methods else None
         )
         self._telemetry = [LayerTelemetry(w, window=cfg.telemetry_window) for w in cfg.hidden]
 
@@ -282,6 +286,8 @@ class _Lifelong:
                     self._target,
                     self._cbp,
                     self._l2,
+                    self._sp,
+                    self._redo,
                     self._telemetry,
                 )
             except KernelUnavailable as e:
@@ -478,6 +484,8 @@ class _Lifelong:
             self._sp.step()
         if self._cbp is not None:
             self._cbp.step()
+        if self._redo is not None:
+            self._redo.step()
         for telemetry, h in zip(self._telemetry, net.hidden_tensors, strict=True):
             telemetry.observe(h)
         self.samples_learned += 1
@@ -578,7 +586,10 @@ class _Lifelong:
     def stats(self) -> LearnerStats:
         net = self._network
         weights = net.mean_abs_weights()
-        replaced = self._cbp.replaced if self._cbp is not None else [0] * len(self._telemetry)
+        replaced = [0] * len(self._telemetry)
+        for method in (self._cbp, self._redo):
+            if method is not None:
+                replaced = [a + b for a, b in zip(replaced, method.replaced, strict=True)]
         layers = tuple(
             LayerStats(
                 width=t.width,
@@ -639,6 +650,12 @@ class _Lifelong:
             arrays, meta["cbp"] = self._cbp.state_dict()
             for k, v in arrays.items():
                 tensors[f"cbp.{k}"] = torch.from_numpy(v.copy())
+        if self._redo is not None:
+            arrays, meta["redo"] = self._redo.state_dict()
+            for k, v in arrays.items():
+                tensors[f"redo.{k}"] = torch.from_numpy(v.copy())
+        if self._sp is not None:
+            meta["shrink_perturb"] = self._sp.state_dict()
         for i, telemetry in enumerate(self._telemetry):
             for k, v in telemetry.state_dict().items():
                 tensors[f"telemetry.{i}.{k}"] = v
@@ -673,6 +690,12 @@ class _Lifelong:
         if self._cbp is not None:
             arrays = {k: v.numpy() for k, v in _prefixed(tensors, "cbp.").items()}
             self._cbp.load_state_dict(arrays, meta["cbp"])
+        if self._redo is not None:
+            arrays = {k: v.numpy() for k, v in _prefixed(tensors, "redo.").items()}
+            self._redo.load_state_dict(arrays, meta["redo"])
+        # A state saved before the noise was counter-based has no stream: it keeps the fresh one.
+        if self._sp is not None and "shrink_perturb" in meta:
+            self._sp.load_state_dict(meta["shrink_perturb"])
         for i, telemetry in enumerate(self._telemetry):
             telemetry.load_state_dict(_prefixed(tensors, f"telemetry.{i}."))
         self._monitor.load_state_dict(meta["prequential"])

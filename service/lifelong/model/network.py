@@ -337,13 +337,14 @@ class Network:
     def reset_unit(self, i: int, unit: int, incoming: np.ndarray) -> None:
         """Make hidden unit `unit` of layer `i` fresh: incoming weights `incoming`, bias 0,
         outgoing weights 0; every other slot's incoming row, bias and outgoing column back to
-        its fresh value (optimizer state reset)."""
+        its fresh value (optimizer state reset), but the last step's gradient, which the
+        gradient norm reads."""
         param = self._slots["param"]
         param.W[i][unit] = incoming
         param.b[i][unit] = 0.0
         param.W[i + 1][:, unit] = 0.0
         for name, slot in self._slots.items():
-            if name == "param":
+            if name in ("param", "grad"):
                 continue
             if slot.copy_param:
                 slot.W[i][unit] = param.W[i][unit]

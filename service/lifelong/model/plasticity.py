@@ -1,9 +1,10 @@
-"""Keeping a network plastic: continual backprop, shrink and perturb, L2 toward the initial
-weights.
+"""Keeping a network plastic: continual backprop, shrink and perturb, ReDo, L2 toward the
+initial weights.
 
 Each method acts on a `Network` once per learned example: `L2Init.add_gradient` before the
-optimizer step, `ShrinkPerturb.step` and `ContinualBackprop.step` after it (in that order), as in
-the reference code (GitHub shibhansh/loss-of-plasticity, `lop/algos/gnt.py`, `lop/algos/bp.py`).
+optimizer step, `ShrinkPerturb.step`, `ContinualBackprop.step` and `ReDo.step` after it (in that
+order), as in the reference code (GitHub shibhansh/loss-of-plasticity, `lop/algos/gnt.py`,
+`lop/algos/bp.py`).
 
 >>> import numpy as np, torch
 >>> from lifelong.model.network import Network
@@ -26,7 +27,11 @@ the reference code (GitHub shibhansh/loss-of-plasticity, `lop/algos/gnt.py`, `lo
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
+import torch
 from lifelong.model.network import Network, kaiming_bound
 
 
@@ -165,6 +170,14 @@ class ContinualBackprop:
             self.decay_power[i] = 1.0
         self.replaced[layer] += n
 
+    def restart(self, units: np.ndarray) -> None:
+        """Make the statistics of `units` (indices over all hidden layers) those of fresh units,
+        for units another method (ReDo) reset."""
+        self.age[units] = 0
+        self.mean[units] = 0.0
+        self.utility[units] = 0.0
+        self.decay_power[units] = 1.0
+
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict[str, list]]:
         """Per-unit arrays, and the JSON-able counters."""
         arrays = {
@@ -182,17 +195,145 @@ class ContinualBackprop:
         self.replaced = [int(r) for r in counters["replaced"]]
 
 
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment, 2^64 / golden ratio
+_MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+# float32 constants of `gaussian` (kernel.c spells the same values in hexadecimal).
+_F = np.float32
+_SQRT2, _LN2, _HALF_PI = _F(math.sqrt(2.0)), _F(math.log(2.0)), _F(math.pi / 2.0)
+_LOG_TERMS = tuple(_F(1.0 / k) for k in (9, 7, 5, 3))  # atanh series, highest first
+_COS_TERMS = tuple(_F((-1) ** (k // 2) / math.factorial(k)) for k in (8, 6, 4, 2))
+_SIN_TERMS = tuple(_F((-1) ** (k // 2) / math.factorial(k)) for k in (9, 7, 5, 3))
+
+
+def mix64(z: int) -> int:
+    """SplitMix64's finaliser of a 64-bit integer (Steele, Lea & Flood 2014).
+
+    >>> hex(mix64(GOLDEN))  # SplitMix64's first output from seed 0
+    '0xe220a8397b1dcdaf'
+
+    """
+    z = ((z ^ (z >> 30)) * _MIX1) & MASK64
+    z = ((z ^ (z >> 27)) * _MIX2) & MASK64
+    return z ^ (z >> 31)
+
+
+def step_key(key: int, step: int) -> int:
+    """The key of step `step`'s noise, from the stream's `key`."""
+    return mix64((key + step * GOLDEN) & MASK64)
+
+
+def gaussian(stepkey: int, weyl: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """N(0, 1) noise into `out` (float32), element j from the 64 bits mix64(stepkey + weyl[j])
+    (`weyl[j]` = (j + 1)·GOLDEN mod 2⁶⁴, uint64) by Box-Muller, r·cos θ: counter-based, so any
+    element of any step is computed alone, in any order; `kernel.c`'s `gaussian` makes the same
+    float32 operations in the same order, so both give the same bits.
+
+    u₁ = (top 24 bits + 1)·2⁻²⁴ ∈ (0, 1] and r = √(-2 ln u₁) (|noise| ≤ 5.8); ln from the
+    exponent and an atanh series of the mantissa. θ = q·π/2 + x from the low 24 bits: quadrant
+    q (2 bits) and x uniform in (-π/4, π/4) (22 bits), cos and sin of x by Taylor polynomials
+    (float32-accurate there). Both are uniform, so the result is N(0, 1) to float32 accuracy.
+    Every step writes into a few buffers: temporaries per operation cost as much again.
+
+    >>> weyl = np.arange(1, 100_001, dtype=np.uint64) * np.uint64(GOLDEN)
+    >>> z = gaussian(step_key(1, 0), weyl, np.empty(len(weyl), np.float32))
+    >>> abs(float(z.mean())) < 0.01, round(float(z.std()), 2)
+    (True, 1.0)
+
+    """
+    n = len(out)
+    z, t = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    a, b, c, d, f = (np.empty(n, np.float32) for _ in range(5))
+    e, flag = np.empty(n, np.int32), np.empty(n, bool)
+    np.add(weyl, np.uint64(stepkey), out=z)
+    for shift, factor in ((30, _MIX1), (27, _MIX2)):
+        np.right_shift(z, np.uint64(shift), out=t)
+        z ^= t
+        z *= np.uint64(factor)
+    np.right_shift(z, np.uint64(31), out=t)
+    z ^= t
+    # u1 = m·2^e, m ∈ [1, 2) (frexp's [1/2, 1) doubled), halved above √2: in a
+    np.right_shift(z, np.uint64(40), out=t)
+    t += np.uint64(1)
+    np.multiply(t, _F(2.0**-24), out=b, casting="unsafe")  # t ≤ 2^24: exact
+    np.frexp(b, out=(a, e))
+    a *= _F(2.0)
+    e -= 1
+    np.greater(a, _SQRT2, out=flag)
+    np.multiply(a, _F(0.5), out=a, where=flag)
+    e += flag
+    # ln m = 2(s + s·s²(1/3 + s²(1/5 + ...))), s = (m - 1)/(m + 1): in c
+    np.subtract(a, _F(1.0), out=b)
+    a += _F(1.0)
+    b /= a
+    np.multiply(b, b, out=a)
+    c.fill(_LOG_TERMS[0])
+    for term in _LOG_TERMS[1:]:
+        c *= a
+        c += term
+    c *= a
+    c *= b
+    c += b
+    c *= _F(2.0)
+    # r = √(-2 (e ln 2 + ln m)): in d
+    np.multiply(e, _LN2, out=d, casting="unsafe")
+    d += c
+    d *= _F(-2.0)
+    np.sqrt(d, out=d)
+    # q in z, x = ((f + 1/2)·2⁻²² - 1/2)·π/2 in a
+    np.bitwise_and(z, np.uint64(0xFFFFFF), out=t)
+    np.right_shift(t, np.uint64(22), out=z)
+    t &= np.uint64(0x3FFFFF)
+    np.add(t, _F(0.5), out=a, casting="unsafe")
+    a *= _F(2.0**-22)
+    a -= _F(0.5)
+    a *= _HALF_PI
+    np.multiply(a, a, out=b)  # x²
+    _series(b, _COS_TERMS, out=c)
+    c += _F(1.0)
+    _series(b, _SIN_TERMS, out=f)
+    f *= a
+    f += a
+    # cos(q·π/2 + x): cos x, -sin x, -cos x, sin x
+    np.bitwise_and(z, np.uint64(1), out=t)
+    np.not_equal(t, 0, out=flag)
+    np.copyto(c, f, where=flag)
+    np.multiply(d, c, out=out)
+    np.right_shift(z, np.uint64(1), out=t)
+    t ^= z
+    t &= np.uint64(1)
+    np.not_equal(t, 0, out=flag)
+    np.negative(out, out=out, where=flag)
+    return out
+
+
+def _series(x2: np.ndarray, terms: tuple[np.float32, ...], out: np.ndarray) -> np.ndarray:
+    """((t₀ x² + t₁) x² + ...) x² into `out`, Horner's order, as kernel.c."""
+    acc = np.multiply(x2, terms[0], out=out)
+    for term in terms[1:]:
+        acc += term
+        acc *= x2
+    return acc
+
+
 class ShrinkPerturb:
     """Shrink and perturb (Ash & Adams 2020), every step: θ ← (1 - shrink) θ + N(0, std²).
 
-    The noise is drawn from the network's generator into a preallocated buffer, one call for
-    all parameters, and masked to the network's logical parameters.
+    The noise is counter-based (`gaussian`): element j of step t is a function of (key, t, j),
+    so the compiled path computes the same numbers in its own pass over the weights, without
+    a generator to share. `key` is drawn from the network's generator when the method is made
+    (a restarted network gets another); `steps` counts the steps taken. Spare capacity gets no
+    noise (masked to the network's logical parameters).
     """
 
     def __init__(self, network: Network, shrink: float, std: float) -> None:
         self.network = network
         self.shrink = shrink
         self.std = std
+        self.key = int(torch.empty((), dtype=torch.int64).random_(generator=network.generator))
+        self.steps = np.zeros(1, dtype=np.int64)  # an array: the compiled path counts in it
+        self._weyl: np.ndarray | None = None
+        self._generation = -1
         if std:
             network.add_slot("noise", persistent=False)
             network.add_slot("live", fill=1.0, persistent=False)  # 0 on spare capacity
@@ -203,10 +344,109 @@ class ShrinkPerturb:
         if self.shrink:
             param *= 1.0 - self.shrink
         if self.std:
-            net.tensor("noise").normal_(0.0, self.std, generator=net.generator)
-            noise = net.flat("noise")
+            if self._generation != net.generation:  # the layout moved: indices anew
+                j = np.arange(1, len(param) + 1, dtype=np.uint64)
+                self._weyl, self._generation = j * np.uint64(GOLDEN), net.generation
+            noise = gaussian(step_key(self.key, int(self.steps[0])), self._weyl, net.flat("noise"))
+            noise *= _F(self.std)
             noise *= net.flat("live")
             param += noise
+        self.steps[0] += 1
+
+    def state_dict(self) -> dict[str, int]:
+        return {"key": self.key, "steps": int(self.steps[0])}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.key = int(state["key"])
+        self.steps[0] = int(state["steps"])
+
+
+class ReDo:
+    """Recycling dormant neurons (ReDo, Sokar et al. 2023): every `every` steps, reset the hidden
+    units that were τ-dormant over those steps.
+
+    Per hidden unit i, over the F = `every` examples since the last sweep: the mean activation
+    magnitude a_i = Σ|h_i| / F (h ≥ 0 after ReLU, so |h| = h), summed in float64 as telemetry's;
+    its score s_i = a_i / (mean_j a_j + 1e-9) over the units j of its layer (the telemetry's
+    τ-dormant definition, but over these F examples, not its window). Units with s_i ≤ τ =
+    `threshold` get fresh incoming weights (Kaiming-uniform, as at initialisation, from the
+    network's generator: one draw per layer, in unit order), bias 0, outgoing weights 0 and
+    their optimizer state reset (`Network.reset_unit`), and, with continual backprop, its
+    statistics of a fresh unit. Layers go in order, so where units of consecutive layers are
+    both reset, the later one's fresh incoming weights overwrite the zeros. Then the sums
+    restart. A layer whose units are all silent has every score 0: all are reset.
+
+    >>> import numpy as np, torch
+    >>> from lifelong.model.network import Network
+    >>> net = Network(hidden=(4,), n_outputs=1, generator=torch.Generator().manual_seed(0),
+    ...               n_inputs=2)
+    >>> redo = ReDo(net, every=3, threshold=0.1)
+    >>> net.layers("param")[0][0][1] = -1.0  # unit 1 never fires on positive inputs
+    >>> net.layers("param")[0][1][1] = 0.0
+    >>> for _ in range(3):
+    ...     net.input[:] = [1.0, 2.0]
+    ...     _ = net.forward()
+    ...     redo.step()
+    >>> redo.replaced, bool(net.layers("param")[1][0][0, 1] == 0)
+    ([1], True)
+
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        every: int,
+        threshold: float,
+        cbp: ContinualBackprop | None = None,
+    ) -> None:
+        self.network = network
+        self.every = every
+        self.threshold = threshold
+        self.cbp = cbp
+        widths = network.sizes[1:-1]
+        ends = np.cumsum(widths, dtype=int)
+        self._bounds = [(int(e) - w, int(e)) for e, w in zip(ends, widths, strict=True)]
+        self.sums = np.zeros(sum(widths))  # Σ h per unit since the last sweep (float64)
+        self.steps = np.zeros(1, dtype=np.int64)  # examples since it: an array the kernel counts
+        self.replaced = [0] * len(widths)
+
+    def step(self) -> None:
+        """Add the last example's activations (from the forward pass before the optimizer step);
+        sweep when `every` examples are in."""
+        self.sums += self.network.hidden_all
+        self.steps[0] += 1
+        if self.steps[0] >= self.every:
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Reset the τ-dormant units of every hidden layer, then restart the sums."""
+        net = self.network
+        weights, _ = net.weights()
+        mean_abs = self.sums / max(int(self.steps[0]), 1)
+        for layer, (start, end) in enumerate(self._bounds):
+            a = mean_abs[start:end]
+            units = np.flatnonzero(a / (a.mean() + 1e-9) <= self.threshold)
+            if not len(units):
+                continue
+            fan_in = weights[layer].shape[1]
+            bound = kaiming_bound(fan_in, hidden=True) if fan_in else 0.0
+            incoming = net.uniform((len(units), fan_in), bound) if fan_in else None
+            for k, unit in enumerate(units.tolist()):
+                net.reset_unit(layer, unit, incoming[k] if incoming is not None else 0.0)
+            if self.cbp is not None:
+                self.cbp.restart(units + start)
+            self.replaced[layer] += len(units)
+        self.sums[...] = 0.0
+        self.steps[0] = 0
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The sums, and the JSON-able counters."""
+        return {"sums": self.sums}, {"steps": int(self.steps[0]), "replaced": list(self.replaced)}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], counters: dict[str, Any]) -> None:
+        self.sums[...] = arrays["sums"]
+        self.steps[0] = int(counters["steps"])
+        self.replaced = [int(r) for r in counters["replaced"]]
 
 
 class L2Init:

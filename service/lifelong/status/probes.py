@@ -58,7 +58,7 @@ LAYER_CHARTS = (
     ("tau_dormant_fraction", "τ-dormant units (ReDo)", "fraction of the layer"),
     ("effective_rank", "Effective rank", "of the layer's activations, at most its width"),
     ("mean_abs_weight", "Mean |w|", "mean absolute incoming weight"),
-    ("units_replaced", "Units replaced", "by continual backprop, since the start"),
+    ("units_replaced", "Units replaced", "by continual backprop and ReDo, since the start"),
 )
 
 

@@ -5,9 +5,11 @@
  * (network.py, optim.py, plasticity.py, telemetry.py, scaler.py); only the summation order of dot
  * products differs.
  *
- * What needs the learner's torch random generator (continual backprop's unit replacement) or an
- * eigendecomposition (closing a telemetry window) stays in Python: `lifelong_learn` returns early
- * when a replacement is due, and the caller never runs it across a window boundary.
+ * What needs the learner's torch random generator (continual backprop's and ReDo's unit
+ * replacements) or an eigendecomposition (closing a telemetry window) stays in Python:
+ * `lifelong_learn` returns early when a replacement or a ReDo sweep is due, and the caller never
+ * runs it across a window boundary. Shrink and perturb's noise is counter-based (`gaussian`,
+ * plasticity.py's twin): computed here, in the update pass, element by element.
  *
  * Divergence: each example is checked before it changes anything (learner.py's `_check`): its
  * output must be finite and its gradient bounded (network.py's `Network.propagate`), the scaler
@@ -76,11 +78,98 @@ typedef struct {
      * example's input and hidden activations (computed in this example's update pass) */
     float *h, *delta, *out, *d_out, *x, *magnitude, *rows, *g, *x_next, *h_next;
     /* results: squared norm of the last learned example's gradient; set if an example diverged;
-     * set if a continual-backprop replacement is due after the last one learned */
+     * what is due after the last one learned: DUE_CBP (a continual-backprop replacement) and/or
+     * DUE_REDO (a ReDo sweep) */
     double grad_norm2;
     int32_t diverged;
     int32_t due;
+    /* shrink and perturb (sp_steps non-NULL), after the optimizer, per element:
+     * p = p keep (if shrink) + gaussian(step key, flat index) std (if std) */
+    int64_t *sp_steps; /* steps taken: the step's key is step_key(sp_key, *sp_steps) */
+    uint64_t sp_key;
+    int32_t sp_shrink;
+    float sp_keep, sp_std;
+    uint64_t sp_stepkey; /* this example's, set per example */
+    /* ReDo (redo_sums non-NULL): per hidden unit, the sum of h since the last sweep, and the
+     * examples since it; a sweep is due every redo_every */
+    double *redo_sums;
+    int64_t *redo_steps;
+    int64_t redo_every;
 } Net;
+
+enum { DUE_CBP = 1, DUE_REDO = 2 };
+
+/* plasticity.py: mix64, SplitMix64's finaliser */
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t step_key(uint64_t key, uint64_t step) { return mix64(key + step * GOLDEN); }
+
+static inline float from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* plasticity.py: gaussian, the same float32 operations in the same order (so the same bits):
+ * element j of a step with key k is Box-Muller's r cos(theta) from the 64 bits mix64(k + (j + 1)
+ * GOLDEN); ln and cos by polynomials, so that the loop vectorises. Constants: float32 values of
+ * sqrt 2, ln 2, pi/2, 1/9, 1/7, 1/5, 1/3, cos's 1/8!, -1/6!, 1/4!, -1/2!, sin's 1/9!, ... -1/3!. */
+static inline float gaussian(uint64_t stepkey, uint64_t j) {
+    const uint64_t z = mix64(stepkey + (j + 1) * GOLDEN);
+    const float u1 = (float)(int32_t)((z >> 40) + 1) * 0x1p-24f; /* (0, 1], exact */
+    uint32_t bits;
+    memcpy(&bits, &u1, sizeof bits);
+    int32_t e = (int32_t)(bits >> 23) - 127;
+    /* u1 = m 2^e, m in [1, 2), then halved if above sqrt 2 (0x3FB504F3): on the bits, as gcc
+     * keeps a branch for a float comparison (it may trap) or a multiplication by 1 or 1/2 */
+    const uint32_t big = (bits & 0x7FFFFFu) > 0x3504F3u;
+    const float m = from_bits((bits & 0x7FFFFFu) | (0x3F800000u - (big << 23)));
+    e += (int32_t)big;
+    const float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+    const float poly = (((0x1.c71c72p-4f * s2 + 0x1.24924ap-3f) * s2 + 0x1.99999ap-3f) * s2 +
+                        0x1.555556p-2f) * s2;
+    const float ln_m = (s * poly + s) * 2.0f;
+    const float r = sqrtf(((float)e * 0x1.62e430p-1f + ln_m) * -2.0f);
+    const uint32_t v = (uint32_t)z & 0xFFFFFFu, q = v >> 22;
+    const float x = (((float)(int32_t)(v & 0x3FFFFFu) + 0.5f) * 0x1p-22f - 0.5f) * 0x1.921fb6p+0f;
+    const float x2 = x * x;
+    const float cos_x =
+        ((((0x1.a01a02p-16f * x2 + -0x1.6c16c2p-10f) * x2 + 0x1.555556p-5f) * x2 + -0.5f) * x2) +
+        1.0f;
+    const float sin_x =
+        ((((0x1.71de3ap-19f * x2 + -0x1.a01a02p-13f) * x2 + 0x1.111112p-7f) * x2 +
+          -0x1.555556p-3f) * x2) * x + x;
+    /* cos(q pi/2 + x): cos x, -sin x, -cos x, sin x; chosen and negated on the bits, so gcc
+     * computes both and keeps no branch */
+    uint32_t sin_bits, cos_bits, out_bits;
+    memcpy(&sin_bits, &sin_x, sizeof sin_bits);
+    memcpy(&cos_bits, &cos_x, sizeof cos_bits);
+    const uint32_t odd = 0u - (q & 1u);
+    const float out = r * from_bits((sin_bits & odd) | (cos_bits & ~odd));
+    memcpy(&out_bits, &out, sizeof out_bits);
+    return from_bits(out_bits ^ (((q ^ (q >> 1)) & 1u) << 31));
+}
+
+/* Shrink and perturb parameters [k, k + len) (plasticity.py: ShrinkPerturb.step). */
+static void perturb(const Net *n, int64_t k, int len) {
+    float *restrict p = n->param + k;
+    if (n->sp_shrink) {
+        const float keep = n->sp_keep;
+#pragma omp simd
+        for (int c = 0; c < len; c++) p[c] *= keep;
+    }
+    if (n->sp_std != 0.0f) {
+        const float std = n->sp_std;
+        const uint64_t key = n->sp_stepkey;
+#pragma omp simd
+        for (int c = 0; c < len; c++) p[c] += gaussian(key, (uint64_t)(k + c)) * std;
+    }
+}
 
 static inline float *hidden_of(const Net *n, float *all, int layer) {
     int start = 0;
@@ -222,8 +311,8 @@ static int backward(const Net *n, int i, const float *d, const float *a, float *
     /* |d a^T|^2 + |d|^2 = |d|^2 (|a|^2 + 1); L2-init's term is only known element by element */
     if (!n->initial) *norm2 += sum_sq(d, rows) * (sum_sq(a, cols) + 1.0);
     /* plain SGD: w -= (d a) lr, which leaves a row whose delta is zero as it is (the check has
-     * made d and a finite) */
-    const int plain = n->optimizer == SGD && !n->momentum && !n->initial;
+     * made d and a finite); shrink and perturb changes every row */
+    const int plain = n->optimizer == SGD && !n->momentum && !n->initial && !n->sp_steps;
     const float lr = n->lr;
     int finite = 1;
     for (int r = 0; r < rows; r++) {
@@ -249,6 +338,10 @@ static int backward(const Net *n, int i, const float *d, const float *a, float *
 #pragma omp simd
             for (int c = 0; c < cols; c++) w[c] -= (dr * a[c]) * lr;
             n->param[b0 + r] -= dr * lr;
+        }
+        if (n->sp_steps) {
+            perturb(n, w0 + r * stride, cols);
+            perturb(n, b0 + r, 1);
         }
         if (col_abs && !summed) {
 #pragma omp simd
@@ -438,9 +531,9 @@ static void input(const Net *n, const double *X, int64_t t, float *x) {
 /* Learn examples [0, count) of X (count x sizes[0], row-major; raw features, standardised here
  * if enabled) with targets y_class (output index) or y_value. Writes each example's prediction,
  * made before learning it, to outputs (count x sizes[-1]): class probabilities or the regression
- * estimate. Returns the number learned: count, or fewer when a continual-backprop replacement is
- * due after the last one learned (accumulated >= 1) or when the next one would diverge
- * (`diverged` set; that example changed nothing). */
+ * estimate. Returns the number learned: count, or fewer when a continual-backprop replacement
+ * (accumulated >= 1) or a ReDo sweep is due after the last one learned (`due` says which) or
+ * when the next one would diverge (`diverged` set; that example changed nothing). */
 int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_class,
                        const double *y_value, double *outputs) {
     const int L = n->n_layers, n_in = n->sizes[0], n_out = n->sizes[L];
@@ -528,7 +621,9 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
         n->lr = (float)lr;
         if (n->standardize) count_inputs(n, X + t * n_in);
         if (n->task == REGRESS) memcpy(n->target, &target, sizeof target);
-        const int due = n->cbp && cbp_count(n);
+        const int due = (n->cbp && cbp_count(n) ? DUE_CBP : 0) |
+                        (n->redo_sums && *n->redo_steps + 1 >= n->redo_every ? DUE_REDO : 0);
+        if (n->sp_steps) n->sp_stepkey = step_key(n->sp_key, (uint64_t)(*n->sp_steps)++);
         /* The next example's forward pass rides on this one's update, unless a replacement
          * (in Python) changes the weights in between. */
         ready = t + 1 < count && !due;
@@ -569,6 +664,12 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
             memcpy(n->rows + GRAM_ROWS * start + buffered * w, h, w * sizeof(float));
             start += w;
         }
+        if (n->redo_sums) { /* plasticity.py: ReDo.step, h >= 0 (ReLU) */
+            double *restrict sums = n->redo_sums;
+            const int hidden = (int)(hidden_of(n, n->h, L - 1) - n->h);
+            for (int k = 0; k < hidden; k++) sums[k] += (double)n->h[k];
+            ++*n->redo_steps;
+        }
         if (++buffered == GRAM_ROWS) {
             flush_gram(n, buffered);
             buffered = 0;
@@ -580,7 +681,7 @@ int64_t lifelong_learn(Net *n, int64_t count, const double *X, const int64_t *y_
         }
         t++;
         if (due) {
-            n->due = 1;
+            n->due = due;
             break;
         }
     }

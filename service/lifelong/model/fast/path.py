@@ -2,12 +2,15 @@
 row's prediction.
 
 Same semantics as the learner's reference path, example by example: standardise, predict (for
-the prequential monitor), learn with the optimizer, continual backprop, telemetry. The kernel
-works in place on the buffers of the network and of the parts that learn with it (optimizer
-state, scaler, continual backprop's per-unit arrays, telemetry sums), so the two paths can
-alternate freely. It returns to Python where the reference needs Python: a continual-backprop
-replacement (drawn from the learner's torch generator by `ContinualBackprop.replace_due`, so both
-paths draw the same numbers) and the close of a telemetry window (an eigendecomposition); the
+the prequential monitor), learn with the optimizer, shrink and perturb, continual backprop,
+ReDo's sums, telemetry. The kernel works in place on the buffers of the network and of the parts
+that learn with it (optimizer state, scaler, continual backprop's per-unit arrays, shrink and
+perturb's step count, ReDo's sums, telemetry sums), so the two paths can alternate freely.
+Shrink and perturb's noise is counter-based (`plasticity.gaussian`): the kernel computes the
+same bits. It returns to Python where the reference needs Python: a continual-backprop
+replacement or a ReDo sweep (drawn from the learner's torch generator by
+`ContinualBackprop.replace_due` and `ReDo.sweep`, so both paths draw the same numbers) and the
+close of a telemetry window (an eigendecomposition); the
 learner updates its prequential monitor (river's ADWIN) from each example's prediction as the
 kernel recorded it.
 
@@ -33,13 +36,14 @@ from lifelong.model.optim import SGD, Adam
 if TYPE_CHECKING:
     from lifelong.model.config import LearnerConfig
     from lifelong.model.network import Network
-    from lifelong.model.plasticity import ContinualBackprop, L2Init
+    from lifelong.model.plasticity import ContinualBackprop, L2Init, ReDo, ShrinkPerturb
     from lifelong.model.scaler import Standardizer, TargetScaler
     from lifelong.model.telemetry import LayerTelemetry
 
 MAX_LAYERS = 16  # kernel.c
 GRAM_ROWS = 32  # kernel.c
 REFUSALS = {1: "non_finite_output", 2: "gradient_limit"}  # kernel.c: `diverged`
+DUE_CBP, DUE_REDO = 1, 2  # kernel.c: `due`
 OUT_OF_RANGE = 3  # kernel.c: `diverged` for a raw value not finite or beyond RAW_LIMIT
 
 _f = ctypes.POINTER(ctypes.c_float)
@@ -86,6 +90,15 @@ class _Net(ctypes.Structure):
         ("grad_norm2", ctypes.c_double),
         ("diverged", _i32),
         ("due", _i32),
+        ("sp_steps", ctypes.POINTER(_i64)),
+        ("sp_key", ctypes.c_uint64),
+        ("sp_shrink", _i32),
+        ("sp_keep", ctypes.c_float),
+        ("sp_std", ctypes.c_float),
+        ("sp_stepkey", ctypes.c_uint64),
+        ("redo_sums", _d),
+        ("redo_steps", ctypes.POINTER(_i64)),
+        ("redo_every", _i64),
     ]
 
 
@@ -106,9 +119,6 @@ class _Rows(ctypes.Structure):
 
 def unsupported(config: LearnerConfig) -> str | None:
     """Why `config` needs the reference path, or None if the kernel covers it."""
-    if "shrink_perturb" in config.plasticity:
-        # Its noise is drawn from the torch generator for every parameter at every step.
-        return "shrink_perturb draws torch noise every step"
     if len(config.hidden) + 1 > MAX_LAYERS:
         return f"more than {MAX_LAYERS - 1} hidden layers"
     return None
@@ -133,6 +143,8 @@ class FastPath:
         target: TargetScaler | None,
         cbp: ContinualBackprop | None,
         l2: L2Init | None,
+        sp: ShrinkPerturb | None,
+        redo: ReDo | None,
         telemetry: Sequence[LayerTelemetry],
     ) -> None:
         reason = unsupported(config)
@@ -144,6 +156,7 @@ class FastPath:
         self._learn.argtypes = [ctypes.c_void_p, _i64, *[ctypes.c_void_p] * 4]
         self._config, self._network, self._optimizer = config, network, optimizer
         self._scaler, self._target, self._cbp, self._l2 = scaler, target, cbp, l2
+        self._sp, self._redo = sp, redo
         self._telemetry = telemetry
         self.refusal: str | None = None  # why the last `learn` stopped early, if it did
         self.grad_norm = 0.0  # of the last learned example's gradient
@@ -204,6 +217,14 @@ class FastPath:
             n.accumulated = _ptr(cbp.accumulated, _d)
             n.eta, n.one_minus_eta = cbp.decay_rate, 1.0 - cbp.decay_rate
             n.rho, n.maturity = cbp.replacement_rate, cbp.maturity_threshold
+        sp, redo = self._sp, self._redo
+        if sp is not None:
+            n.sp_steps, n.sp_key = _ptr(sp.steps, ctypes.POINTER(_i64)), sp.key
+            # float32 as the reference's `param *= 1.0 - shrink` and `noise *= std` round them
+            n.sp_shrink, n.sp_keep, n.sp_std = bool(sp.shrink), 1.0 - sp.shrink, sp.std
+        if redo is not None:
+            n.redo_sums, n.redo_every = _ptr(redo.sums, _d), redo.every
+            n.redo_steps = _ptr(redo.steps, ctypes.POINTER(_i64))
         for i, telemetry in enumerate(self._telemetry):
             gram, sums = telemetry.sums
             n.gram[i], n.unit_sums[i] = _ptr(gram, _d), _ptr(sums, _d)
@@ -229,7 +250,8 @@ class FastPath:
         `targets` are output indices (every class already known) or regression targets; each
         row's prediction, made before learning it, goes to `outputs` (float64, a row per row).
         Returns how many were learned: fewer than all where a telemetry window closes, a
-        continual-backprop replacement was made, or the next row would diverge (`refusal`)."""
+        continual-backprop replacement or a ReDo sweep was made, or the next row would diverge
+        (`refusal`)."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         targets = np.ascontiguousarray(targets, dtype=self._target_dtype)
         addresses = X.ctypes.data, targets.ctypes.data, outputs.ctypes.data
@@ -265,8 +287,10 @@ class FastPath:
             self.grad_norm = math.sqrt(net.grad_norm2)
         for telemetry in self._telemetry:
             telemetry.count(done)
-        if net.due:
+        if net.due & DUE_CBP:
             self._cbp.replace_due()
+        if net.due & DUE_REDO:
+            self._redo.sweep()
         self.refusal = REFUSALS.get(net.diverged)
         return done
 
