@@ -8,6 +8,7 @@ forward pass, read and write for the fused backward pass and update), measured h
 
     .venv/bin/python benchmarks/speed/run.py [--repeats 3] [--n 50000]
     .venv/bin/python benchmarks/speed/run.py --dict-path [--repeats 9]
+    .venv/bin/python benchmarks/speed/run.py --n 20000 --n-wide 0 --name torch_module
 
 Writes results/throughput.{json,csv}, results/throughput.png and results/machine.json.
 deep-river and Vowpal Wabbit run in `.cache/speed-venv` (README.md) and are skipped without it.
@@ -74,24 +75,33 @@ def lifelong(hidden: tuple[int, ...], mode: str) -> Run:
     return run
 
 
-def lifelong_torch_module(X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def lifelong_torch_module(mode: str) -> Run:
     """Lifelong's torch module learner around examples/torch_models.py:mlp (the default
     architecture as an nn.Sequential), SGD 0.01, no plasticity method, telemetry on: what the
-    service runs with `model = "torch_models:mlp"`. learn_many per poll, row by row inside."""
-    sys.path.insert(0, str(ROOT / "examples"))
-    from lifelong.model import torch_module_learner
+    service runs with `model = "torch_models:mlp"`. Its learn call predicts and scores first, as
+    the built-in's. "batch": learn_many per poll (row by row inside); else learn_dense per row."""
 
-    model = torch_module_learner(
-        "torch_models:mlp",
-        "classification",
-        {"features": [str(i) for i in range(X.shape[1])], "lr": 0.01},
-        {"n_inputs": X.shape[1], "n_outputs": 2},
-    )
-    labels = y.tolist()
-    start = time.perf_counter()
-    for i in range(0, len(X), BATCH):
-        model.learn_many(X[i : i + BATCH], labels[i : i + BATCH])
-    return time.perf_counter() - start, model.stats().prequential_score
+    def run(X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        sys.path.insert(0, str(ROOT / "examples"))
+        from lifelong.model import torch_module_learner
+
+        model = torch_module_learner(
+            "torch_models:mlp",
+            "classification",
+            {"features": [str(i) for i in range(X.shape[1])], "lr": 0.01},
+            {"n_inputs": X.shape[1], "n_outputs": 2},
+        )
+        labels = y.tolist()
+        start = time.perf_counter()
+        if mode == "batch":
+            for i in range(0, len(X), BATCH):
+                model.learn_many(X[i : i + BATCH], labels[i : i + BATCH])
+        else:
+            for x, label in zip(X, labels, strict=True):
+                model.learn_dense(x, label)
+        return time.perf_counter() - start, model.stats().prequential_score
+
+    return run
 
 
 def torch_sequential(X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -252,6 +262,11 @@ def main() -> None:
         "--n-wide", type=int, default=20_000, help="examples for 784-256-256-10 (steady state)"
     )
     parser.add_argument("--dict-path", action="store_true", help="river's per-call path only")
+    parser.add_argument(
+        "--name", default="throughput",
+        help="results/NAME.{json,csv,png} and results/machine_NAME.json (default: throughput, "
+        "machine.json); --n-wide 0 skips 784-256-256-10",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)  # per-example work: one thread (see network.one_thread)
     info = machine()
@@ -265,7 +280,10 @@ def main() -> None:
         "lifelong 20-64-64-2 fast, learn_dense": lifelong((64, 64), "one"),
         f"lifelong 20-64-64-2 fast, learn_many({BATCH})": lifelong((64, 64), "batch"),
         "torch nn.Sequential + optim.SGD": torch_sequential,
-        f"lifelong torch module (nn.Sequential), learn_many({BATCH})": lifelong_torch_module,
+        "lifelong torch module (nn.Sequential), learn_dense": lifelong_torch_module("one"),
+        f"lifelong torch module (nn.Sequential), learn_many({BATCH})": lifelong_torch_module(
+            "batch"
+        ),
         "torch hand-written step": torch_manual,
         DICT_PATH: river_model(lifelong_default),
         RIVER_LR: river_model(logistic_regression),
@@ -282,6 +300,10 @@ def main() -> None:
         print(f"20-64-64-2, {args.n} examples, {args.repeats} interleaved repetitions")
         results = measure(small, X, y, args.repeats)
 
+    if args.n_wide == 0:
+        info["load_average_at_end"] = os.getloadavg()
+        write(results, info, args.name)
+        return
     rng = np.random.default_rng(1)
     Xw = rng.random((args.n_wide, 784))
     yw = (Xw @ rng.normal(size=(784, 10))).argmax(axis=1)
@@ -300,7 +322,7 @@ def main() -> None:
         if "784" in name and not name.startswith("memory"):
             r["fraction_of_memory_bound_limit"] = r["examples_per_second"] / limit
     info["load_average_at_end"] = os.getloadavg()
-    write(results, info)
+    write(results, info, args.name)
 
 
 def dict_path(X: np.ndarray, y: np.ndarray, repeats: int, info: dict) -> None:
@@ -353,22 +375,23 @@ def plot_dict_path(results: dict) -> None:
     fig.savefig(RESULTS / "dict_path.png", dpi=120)
 
 
-def write(results: dict, info: dict) -> None:
+def write(results: dict, info: dict, name: str) -> None:
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "machine.json").write_text(json.dumps(info, indent=2) + "\n")
-    (RESULTS / "throughput.json").write_text(json.dumps(results, indent=2) + "\n")
+    machine_file = "machine.json" if name == "throughput" else f"machine_{name}.json"
+    (RESULTS / machine_file).write_text(json.dumps(info, indent=2) + "\n")
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     reference = results["torch nn.Sequential + optim.SGD"]["examples_per_second"]
-    with open(RESULTS / "throughput.csv", "w", newline="") as f:
+    with open(RESULTS / f"{name}.csv", "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["contender", "examples_per_second", "vs_torch_sequential", "accuracy"])
-        for name, r in results.items():
+        for contender, r in results.items():
             rate = r["examples_per_second"]
-            out.writerow([name, f"{rate:.0f}", f"{rate / reference:.2f}",
+            out.writerow([contender, f"{rate:.0f}", f"{rate / reference:.2f}",
                           f"{r['accuracy']:.3f}" if "accuracy" in r else ""])  # fmt: skip
-    plot(results)
+    plot(results, name)
 
 
-def plot(results: dict) -> None:
+def plot(results: dict, name: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -386,7 +409,7 @@ def plot(results: dict) -> None:
     for i, rate in enumerate(rates[::-1]):
         ax.text(rate, i, f" {rate:,.0f}", va="center", fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "throughput.png", dpi=120)
+    fig.savefig(RESULTS / f"{name}.png", dpi=120)
 
 
 if __name__ == "__main__":

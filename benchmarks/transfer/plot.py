@@ -46,16 +46,17 @@ def main() -> None:
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(RESULTS / "curves.png", dpi=110)
-    summary = json.loads((RESULTS / "results.json").read_text())["summary"]
+    results = json.loads((RESULTS / "results.json").read_text())
+    summary, lr = results["summary"], results["config"]["lr"]
     print(
-        "| variant | final test accuracy | examples to 90% of it | prequential accuracy "
+        "| variant | Adam lr | final test accuracy | examples to 90% of it | prequential accuracy "
         "| dead units (layer 0, 1) | effective rank (layer 0, 1) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for variant, s in summary.items():
         final, reach = s["final_accuracy"], s["examples_to_90pct"]
         print(
-            f"| {LABELS.get(variant, variant)} | {final['mean']:.3f} "
+            f"| {LABELS.get(variant, variant)} | {lr[variant]} | {final['mean']:.3f} "
             f"({min(final['per_seed']):.3f}-{max(final['per_seed']):.3f}) | "
             f"{reach['mean']:.0f} ({min(reach['per_seed'])}-{max(reach['per_seed'])}) | "
             f"{s['prequential_accuracy']['mean']:.3f} | "

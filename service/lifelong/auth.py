@@ -50,6 +50,8 @@ METHOD_ROLES: dict[str, str] = {
     "/lifelong.v1.AdminService/ResumeLearning": ADMIN,
     "/lifelong.v1.AdminService/RollBack": ADMIN,
     "/lifelong.v1.AdminService/ResetModel": ADMIN,
+    "/lifelong.v1.AdminService/FreezeSubmodules": ADMIN,
+    "/lifelong.v1.AdminService/UnfreezeSubmodules": ADMIN,
 }
 # Open to anyone who can connect: load balancers and probes check health without credentials,
 # and reflection only describes the API (it can be switched off: `grpc_reflection`).

@@ -7,6 +7,7 @@
     lifelong config [--markdown]                                  effective settings (or docs)
     lifelong token --roles predict,learn                          a new bearer token, its hash
     lifelong admin pause|resume|checkpoint|checkpoints|rollback N|reset   operate a running server
+    lifelong admin freeze|unfreeze NAME...                        a torch module's submodules
     lifelong produce --topic T --stream drifting --count 20000    feed a Kafka topic
 
 Heavy imports (torch, grpc) happen inside the subcommand that needs them, so `--help` is quick.
@@ -188,7 +189,7 @@ def _ask(args: argparse.Namespace, call: Callable) -> int:
     return 0
 
 
-# The operator's verbs: `lifelong admin VERB`, each one AdminService call.
+# The operator's verbs: `lifelong admin VERB [ARG...]`, each one AdminService call.
 ADMIN_VERBS: dict[str, Callable] = {
     "checkpoint": lambda client, args: client.checkpoint(),
     "checkpoints": lambda client, args: client.list_checkpoints(),
@@ -196,6 +197,8 @@ ADMIN_VERBS: dict[str, Callable] = {
     "resume": lambda client, args: client.resume_learning(),
     "rollback": lambda client, args: client.roll_back(args.sequence),
     "reset": lambda client, args: client.reset_model(),
+    "freeze": lambda client, args: client.freeze_submodules(args.arguments),
+    "unfreeze": lambda client, args: client.unfreeze_submodules(args.arguments),
 }
 
 
@@ -205,14 +208,27 @@ def admin_arguments(parser: argparse.ArgumentParser) -> None:
         "verb",
         choices=ADMIN_VERBS,
         help="checkpoint (now), checkpoints (list), pause or resume learning, rollback SEQUENCE "
-        "(to a listed checkpoint), reset (to a fresh model)",
+        "(to a listed checkpoint), reset (to a fresh model), freeze NAME... or unfreeze NAME... "
+        "(a torch module's submodules, e.g. backbone)",
     )
-    parser.add_argument("sequence", type=int, nargs="?", help="the checkpoint, for rollback")
+    parser.add_argument(
+        "arguments", nargs="*", metavar="ARG", help="rollback: the checkpoint's sequence; "
+        "freeze, unfreeze: submodule names",
+    )  # fmt: skip
 
 
 def admin(args: argparse.Namespace) -> int:
-    if args.verb == "rollback" and args.sequence is None:
-        raise ConfigError("rollback needs the checkpoint's sequence (lifelong admin checkpoints)")
+    if args.verb == "rollback":
+        if len(args.arguments) != 1 or not args.arguments[0].isdigit():
+            raise ConfigError(
+                "rollback needs the checkpoint's sequence (lifelong admin checkpoints)"
+            )
+        args.sequence = int(args.arguments[0])
+    elif args.verb in ("freeze", "unfreeze"):
+        if not args.arguments:
+            raise ConfigError(f"{args.verb} needs the submodules' names, e.g. backbone")
+    elif args.arguments:
+        raise ConfigError(f"{args.verb} takes no arguments, got {' '.join(args.arguments)}")
     return _ask(args, lambda client: ADMIN_VERBS[args.verb](client, args))
 
 
@@ -256,7 +272,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "stats": Subcommand("a running server's plasticity statistics", client_arguments, stats),
     "config": Subcommand("print the effective settings as TOML", config_arguments, config),
     "admin": Subcommand(
-        "operate a running server: checkpoints, pause/resume, rollback, reset",
+        "operate a running server: checkpoints, pause/resume, rollback, reset, freeze/unfreeze",
         admin_arguments,
         admin,
     ),

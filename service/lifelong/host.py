@@ -23,11 +23,18 @@ from lifelong.checkpoint import Checkpoint, CheckpointStore
 from lifelong.checkpointing import Checkpointer, CheckpointInfo
 from lifelong.learning import Learning
 from lifelong.metrics import ServiceMetrics
-from lifelong.model import Learner, LearnerStats, Predictor, load
+from lifelong.model import (
+    Learner,
+    LearnerStats,
+    Predictor,
+    TorchModuleClassifier,
+    TorchModuleRegressor,
+    load,
+)
 from lifelong.publishing import Publisher, Sink
 from lifelong.samples import InvalidSample, Rows, Sample
 
-__all__ = ["CheckpointInfo", "ModelHost"]
+__all__ = ["CheckpointInfo", "ModelHost", "NotFreezable"]
 
 
 class ModelHost:
@@ -206,6 +213,18 @@ class ModelHost:
         self._replace(self._fresh(), None, "reset")
         return self.checkpoint() if self.checkpointer is not None else None
 
+    def freeze(
+        self, names: Sequence[str], frozen: bool = True
+    ) -> tuple[tuple[str, ...], CheckpointInfo | None]:
+        """Stop (`frozen`) or start again learning a torch module's named submodules (or
+        parameters), between learning steps; saved at once (when checkpoints are on) so a
+        restart keeps it. What is frozen now, and the checkpoint. `NotFreezable` for a learner
+        of another kind, ValueError for a name the module does not have (nothing changes)."""
+        self.learning.change(lambda learner: _freeze(learner, names, frozen))
+        self.metrics.admin_actions["freeze" if frozen else "unfreeze"].inc()
+        now = self.learning.read(_frozen)
+        return now, self.checkpoint() if self.checkpointer is not None else None
+
     def _replace(self, learner: Learner, offsets: Mapping[str, int] | None, action: str) -> None:
         self.learning.replace(learner, offsets)
         self.publisher.publish()
@@ -214,3 +233,25 @@ class ModelHost:
 
 def _stats(learner: Learner) -> LearnerStats:
     return learner.stats()
+
+
+class NotFreezable(TypeError):
+    """The learner has no submodules to freeze (only a torch module's do)."""
+
+
+def _freeze(learner: Learner, names: Sequence[str], frozen: bool) -> None:
+    if not isinstance(learner, TorchModuleClassifier | TorchModuleRegressor):
+        raise NotFreezable(
+            f"only a torch module's submodules can be frozen or unfrozen; this server's model "
+            f"is a {type(learner).__name__}"
+        )
+    if frozen:
+        learner.freeze(names)
+    else:
+        learner.unfreeze(names)
+
+
+def _frozen(learner: Learner) -> tuple[str, ...]:
+    return (
+        learner.frozen if isinstance(learner, TorchModuleClassifier | TorchModuleRegressor) else ()
+    )

@@ -116,6 +116,14 @@ class Learning:
                 samples_learned=learner.samples_learned,
             )  # fmt: skip
 
+    def change(self, f: Callable[[Learner], T]) -> T:
+        """`f(learner)` between learning steps, for an operator's change of its state (counted
+        in `changes`, so it is saved)."""
+        with self._lock:
+            result = f(self._learner)
+            self._changes += 1
+            return result
+
     def read(self, f: Callable[[Learner], T]) -> T:
         """`f(learner)` between learning steps (a snapshot, statistics)."""
         with self._lock:

@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 
 SOURCES = ("kafka", "grpc", "demo")
 RPCS = ("predict", "predict_batch", "predict_stream")
-ADMIN_ACTIONS = ("checkpoint", "pause", "resume", "roll_back", "reset")
+ADMIN_ACTIONS = ("checkpoint", "pause", "resume", "roll_back", "reset", "freeze", "unfreeze")
 
 # Predictions take tens of microseconds to a few milliseconds; learning a sample about as long.
 PREDICT_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0)

@@ -1,20 +1,27 @@
 """AdminService through the real client and server: pause and resume, checkpoints listed, roll
-back, reset; each logged with who asked and counted. (Roll back on a real broker:
+back, reset, freeze and unfreeze a torch module's submodules; each logged with who asked and
+counted. (Roll back on a real broker:
 tests/integration/test_admin_kafka.py.)"""
 
 from __future__ import annotations
 
 import logging
 import random
+import sys
+from pathlib import Path
 
 import grpc
 import pytest
+import torch
 from lifelong.checkpoint import CheckpointStore
 from lifelong.client import LifelongClient, LifelongError
 from lifelong.host import ModelHost
-from lifelong.model import load
+from lifelong.model import load, torch_module_learner
 from lifelong.samples import Sample
+from lifelong.v1 import lifelong_pb2 as pb
 from testsupport import line_sample, small_learner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 
 def samples(n: int, seed: int = 0) -> list[Sample]:
@@ -133,3 +140,92 @@ def test_the_cli_speaks_for_the_operator(admin, capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["admin", "rollback", "--target", client.target])
     assert "rollback needs the checkpoint's sequence" in str(done.value.code)
+
+
+def torch_learner():
+    """The examples' MLP as a torch module learner: submodules "0" (first Linear), "2", "4"."""
+    config = {"features": ("x0", "x1"), "optimizer": "adam", "lr": 0.01}
+    return torch_module_learner(
+        "torch_models:mlp", "classification", config, {"n_inputs": 2, "n_outputs": 2,
+                                                        "hidden": (8, 8)}
+    )  # fmt: skip
+
+
+def weights(host: ModelHost, name: str):
+    return host.learning.read(lambda learner: learner.module.get_submodule(name).weight.clone())
+
+
+def test_freeze_and_unfreeze_a_torch_modules_submodules_at_run_time(serve, tmp_path, caplog):
+    store = CheckpointStore(tmp_path / "ckpt", keep=5)
+    host = ModelHost(torch_learner(), checkpoints=store, refresh_every_samples=1)
+    with LifelongClient(serve(host).target) as client:
+        host.learn(samples(20), source="kafka", offsets={"t:0": 20})
+        with caplog.at_level(logging.WARNING, logger="lifelong.serving.model"):
+            answer = client.freeze_submodules(["0", "2"])
+        assert answer.frozen == ("0", "2") and answer.samples_learned == 20
+        assert "freeze 0, 2 by from ipv4:127.0.0.1" in caplog.text
+        # saved at once: a restart resumes from this checkpoint, frozen as it was
+        newest = store.load_latest()
+        assert answer.checkpoint.sequence == newest.sequence and newest.offsets == {"t:0": 20}
+        restarted = load(newest.learner_state)
+        assert restarted.frozen == ("0", "2")
+        assert (
+            not restarted.module[0].weight.requires_grad
+            and restarted.module[4].weight.requires_grad
+        )
+        first, last = weights(host, "0"), weights(host, "4")
+        host.learn(samples(30, seed=1), source="grpc")
+        assert torch.equal(weights(host, "0"), first)  # frozen: not learned
+        assert not torch.equal(weights(host, "4"), last)  # the head learns
+        answer = client.unfreeze_submodules(["0"])
+        assert answer.frozen == ("2",) and answer.samples_learned == 50
+        assert load(store.load_latest().learner_state).frozen == ("2",)
+        host.learn(samples(30, seed=2), source="grpc")
+        assert not torch.equal(weights(host, "0"), first)  # learns again
+    assert (action_count(host, "freeze"), action_count(host, "unfreeze")) == (1, 1)
+
+
+def test_freezing_an_unknown_name_changes_nothing(serve, tmp_path):
+    host = ModelHost(torch_learner(), checkpoints=CheckpointStore(tmp_path / "ckpt"))
+    served = serve(host)
+    with LifelongClient(served.target) as client:
+        with pytest.raises(LifelongError) as refused:
+            client.freeze_submodules(["0", "backbone"])
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "the module has no submodule or parameter named 'backbone'" in str(refused.value)
+        assert host.learning.read(lambda learner: learner.frozen) == ()  # "0" was not frozen
+        assert host.checkpoints.load_latest() is None and action_count(host, "freeze") == 0
+        with pytest.raises(grpc.RpcError) as empty:  # the stub: past the client's own check
+            served.admin.FreezeSubmodules(pb.FreezeSubmodulesRequest())
+        assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert empty.value.details() == "name the submodules to freeze"
+        with pytest.raises(ValueError, match="non-empty list"):
+            client.freeze_submodules("0")
+
+
+def test_only_a_torch_module_has_submodules_to_freeze(admin):
+    _, client = admin
+    with pytest.raises(LifelongError) as refused:
+        client.unfreeze_submodules(["0"])
+    assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        "only a torch module's submodules can be frozen or unfrozen; this server's model is a "
+        "LifelongClassifier" in str(refused.value)
+    )
+
+
+def test_the_cli_freezes_and_unfreezes(serve, tmp_path, capsys):
+    from lifelong import cli
+
+    host = ModelHost(torch_learner())
+    target = serve(host).target
+    with pytest.raises(SystemExit) as done:
+        cli.main(["admin", "freeze", "0", "2", "--target", target])
+    assert done.value.code == 0 and host.learning.read(lambda learner: learner.frozen) == ("0", "2")
+    assert '"frozen": [' in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        cli.main(["admin", "unfreeze", "--target", target])
+    assert "unfreeze needs the submodules' names" in str(done.value.code)
+    with pytest.raises(SystemExit) as done:
+        cli.main(["admin", "pause", "0", "--target", target])
+    assert "pause takes no arguments" in str(done.value.code)

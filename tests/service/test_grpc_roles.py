@@ -276,3 +276,22 @@ def test_the_prediction_replica_has_the_same_tls_and_roles(tls, tmp_path):
             assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         replica.stop(0)
+
+
+@pytest.mark.parametrize("method", ["FreezeSubmodules", "UnfreezeSubmodules"])
+def test_freezing_submodules_needs_admin(served, method):
+    request = getattr(pb, f"{method}Request")(names=["0"])
+    call = getattr(served.admin, method)
+    for role in ("predict", "learn"):
+        code, details = code_of(
+            lambda s, md: call(request, metadata=md), served, bearer(TOKENS[role])
+        )
+        assert code == PERMISSION_DENIED
+        assert (
+            details
+            == f"lifelong.v1.AdminService/{method} needs the role 'admin'; this token has: {role}"
+        )
+    # admin passes the check and reaches the servicer, which says this model has no submodules
+    code, details = code_of(lambda s, md: call(request, metadata=md), served, bearer("a-token"))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "only a torch module's submodules" in details

@@ -434,17 +434,19 @@ class _TorchModuleLearner:
             self._init = [p.detach().clone() for p in self._params]
 
     def freeze(self, names: Sequence[str]) -> None:
-        """Stop learning the parameters of these submodules (or parameters)."""
-        for name in names:
-            for p in self._named_parameters(name):
+        """Stop learning the parameters of these submodules (or parameters). All or nothing:
+        a name the module does not have raises ValueError before anything changes."""
+        for name, params in [(name, self._named_parameters(name)) for name in names]:
+            for p in params:
                 p.requires_grad_(False)
             if name not in self._frozen:
                 self._frozen.append(name)
 
     def unfreeze(self, names: Sequence[str]) -> None:
-        """Learn these again (a name that was frozen, or a part of one: its own parameters)."""
-        for name in names:
-            for p in self._named_parameters(name):
+        """Learn these again (a name that was frozen, or a part of one: its own parameters).
+        All or nothing, as `freeze`."""
+        for name, params in [(name, self._named_parameters(name)) for name in names]:
+            for p in params:
                 p.requires_grad_(True)
             self._frozen = [f for f in self._frozen if f != name]
 

@@ -1,16 +1,18 @@
 """`lifelong.v1.ModelService` (what the model is and how its plasticity is doing) and
-`lifelong.v1.AdminService` (checkpoints, pause and resume, roll back, reset)."""
+`lifelong.v1.AdminService` (checkpoints, pause and resume, roll back, reset, freeze and
+unfreeze a torch module's submodules)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 
 import grpc
 from lifelong.checkpoint import Checkpoint, CheckpointStore
 from lifelong.checkpointing import CheckpointInfo
 from lifelong.client.convert import label_to_proto
-from lifelong.host import ModelHost
+from lifelong.host import ModelHost, NotFreezable
 from lifelong.serving.auth import caller
 from lifelong.v1 import lifelong_pb2 as pb
 from lifelong.v1 import lifelong_pb2_grpc as pb_grpc
@@ -140,6 +142,30 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         info = self.host.reset()
         log.warning("model reset to a fresh one by %s", caller(context))
         return self._replaced(info)
+
+    def FreezeSubmodules(self, request, context) -> pb.FrozenSubmodules:
+        return self._freeze(request.names, True, context)
+
+    def UnfreezeSubmodules(self, request, context) -> pb.FrozenSubmodules:
+        return self._freeze(request.names, False, context)
+
+    def _freeze(self, names: Sequence[str], frozen: bool, context) -> pb.FrozenSubmodules:
+        verb = "freeze" if frozen else "unfreeze"
+        if not names:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"name the submodules to {verb}")
+        try:
+            now, info = self.host.freeze(list(names), frozen)
+        except NotFreezable as e:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        except ValueError as e:  # a name the module does not have; nothing changed
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        log.warning(
+            "%s %s by %s; frozen now: %s", verb, ", ".join(names), caller(context), list(now)
+        )
+        answer = pb.FrozenSubmodules(frozen=now, samples_learned=self.host.samples_learned)
+        if info is not None:
+            answer.checkpoint.CopyFrom(checkpoint_info(info))
+        return answer
 
     def _replaced(self, info: CheckpointInfo | None) -> pb.ModelReplaced:
         answer = pb.ModelReplaced(samples_learned=self.host.samples_learned)

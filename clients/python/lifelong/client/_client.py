@@ -16,6 +16,7 @@ from lifelong.client.convert import (
     checkpoint_entry_from_proto,
     checkpoint_from_proto,
     features_to_proto,
+    frozen_submodules_from_proto,
     learn_stream_result_from_proto,
     learning_state_from_proto,
     matrix_from_proto,
@@ -32,6 +33,7 @@ from lifelong.client.results import (
     CheckpointEntry,
     CheckpointResult,
     FeatureValues,
+    FrozenSubmodules,
     LabelValue,
     LearningState,
     LearnStreamResult,
@@ -371,6 +373,30 @@ class LifelongClient:
             "ResetModel", self._admin.ResetModel, pb.ResetModelRequest(), timeout, retry=False
         )
         return model_replaced_from_proto(response)
+
+    def freeze_submodules(
+        self, names: Sequence[str], *, timeout: float | None = None
+    ) -> FrozenSubmodules:
+        """Stop the server's torch module learning these submodules (or parameters), e.g.
+        ``["backbone"]``; all or none. ``InvalidArgumentError`` for a name the module does not
+        have, ``NotReadyError`` (FAILED_PRECONDITION) if the model is not a torch module."""
+        return self._freeze("FreezeSubmodules", self._admin.FreezeSubmodules,
+                            pb.FreezeSubmodulesRequest, names, timeout)  # fmt: skip
+
+    def unfreeze_submodules(
+        self, names: Sequence[str], *, timeout: float | None = None
+    ) -> FrozenSubmodules:
+        """Let the server's torch module learn these submodules (or parameters) again."""
+        return self._freeze("UnfreezeSubmodules", self._admin.UnfreezeSubmodules,
+                            pb.UnfreezeSubmodulesRequest, names, timeout)  # fmt: skip
+
+    def _freeze(
+        self, method: str, rpc: Any, request: Any, names: Sequence[str], timeout: float | None
+    ) -> FrozenSubmodules:
+        if isinstance(names, str) or not names:  # a str would be its characters
+            raise ValueError(f"names must be a non-empty list of submodule names, not {names!r}")
+        response = self._call(method, rpc, request(names=list(names)), timeout, retry=True)
+        return frozen_submodules_from_proto(response)
 
     # Plumbing
 

@@ -22,6 +22,7 @@ from lifelong.client.results import (
     CheckpointEntry,
     CheckpointResult,
     FeatureValues,
+    FrozenSubmodules,
     LabelValue,
     LayerStats,
     LearningState,
@@ -267,3 +268,12 @@ def model_replaced_from_proto(replaced: pb.ModelReplaced) -> ModelReplaced:
         else None
     )
     return ModelReplaced(samples_learned=replaced.samples_learned, checkpoint=checkpoint)
+
+
+def frozen_submodules_from_proto(answer: pb.FrozenSubmodules) -> FrozenSubmodules:
+    checkpoint = (
+        checkpoint_entry_from_proto(answer.checkpoint) if answer.HasField("checkpoint") else None
+    )
+    return FrozenSubmodules(
+        frozen=tuple(answer.frozen), samples_learned=answer.samples_learned, checkpoint=checkpoint
+    )

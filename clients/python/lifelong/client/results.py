@@ -158,3 +158,14 @@ class ModelReplaced:
 
     samples_learned: int
     checkpoint: CheckpointEntry | None
+
+
+@dataclass(frozen=True, slots=True)
+class FrozenSubmodules:
+    """What of a torch module does not learn after `freeze_submodules` or
+    `unfreeze_submodules` (names in the order they were frozen), and the checkpoint saved for it
+    (None when the server keeps no checkpoints)."""
+
+    frozen: tuple[str, ...]
+    samples_learned: int
+    checkpoint: CheckpointEntry | None

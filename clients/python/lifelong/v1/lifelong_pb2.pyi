@@ -308,3 +308,25 @@ class ModelReplaced(_message.Message):
     samples_learned: int
     checkpoint: CheckpointInfo
     def __init__(self, samples_learned: _Optional[int] = ..., checkpoint: _Optional[_Union[CheckpointInfo, _Mapping]] = ...) -> None: ...
+
+class FreezeSubmodulesRequest(_message.Message):
+    __slots__ = ("names",)
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UnfreezeSubmodulesRequest(_message.Message):
+    __slots__ = ("names",)
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FrozenSubmodules(_message.Message):
+    __slots__ = ("frozen", "samples_learned", "checkpoint")
+    FROZEN_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_LEARNED_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    frozen: _containers.RepeatedScalarFieldContainer[str]
+    samples_learned: int
+    checkpoint: CheckpointInfo
+    def __init__(self, frozen: _Optional[_Iterable[str]] = ..., samples_learned: _Optional[int] = ..., checkpoint: _Optional[_Union[CheckpointInfo, _Mapping]] = ...) -> None: ...

@@ -468,6 +468,16 @@ class AdminServiceStub:
                 request_serializer=lifelong_dot_v1_dot_lifelong__pb2.ResetModelRequest.SerializeToString,
                 response_deserializer=lifelong_dot_v1_dot_lifelong__pb2.ModelReplaced.FromString,
                 _registered_method=True)
+        self.FreezeSubmodules = channel.unary_unary(
+                '/lifelong.v1.AdminService/FreezeSubmodules',
+                request_serializer=lifelong_dot_v1_dot_lifelong__pb2.FreezeSubmodulesRequest.SerializeToString,
+                response_deserializer=lifelong_dot_v1_dot_lifelong__pb2.FrozenSubmodules.FromString,
+                _registered_method=True)
+        self.UnfreezeSubmodules = channel.unary_unary(
+                '/lifelong.v1.AdminService/UnfreezeSubmodules',
+                request_serializer=lifelong_dot_v1_dot_lifelong__pb2.UnfreezeSubmodulesRequest.SerializeToString,
+                response_deserializer=lifelong_dot_v1_dot_lifelong__pb2.FrozenSubmodules.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -521,6 +531,24 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FreezeSubmodules(self, request, context):
+        """Stops learning these submodules of a torch module (a pretrained backbone)
+        from the next learning step on; all names or none. INVALID_ARGUMENT for
+        no name or a name the module does not have, FAILED_PRECONDITION for a model
+        that is not a torch module.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnfreezeSubmodules(self, request, context):
+        """Learns these submodules again (a frozen name, or a part of one); errors as
+        FreezeSubmodules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -553,6 +581,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ResetModel,
                     request_deserializer=lifelong_dot_v1_dot_lifelong__pb2.ResetModelRequest.FromString,
                     response_serializer=lifelong_dot_v1_dot_lifelong__pb2.ModelReplaced.SerializeToString,
+            ),
+            'FreezeSubmodules': grpc.unary_unary_rpc_method_handler(
+                    servicer.FreezeSubmodules,
+                    request_deserializer=lifelong_dot_v1_dot_lifelong__pb2.FreezeSubmodulesRequest.FromString,
+                    response_serializer=lifelong_dot_v1_dot_lifelong__pb2.FrozenSubmodules.SerializeToString,
+            ),
+            'UnfreezeSubmodules': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnfreezeSubmodules,
+                    request_deserializer=lifelong_dot_v1_dot_lifelong__pb2.UnfreezeSubmodulesRequest.FromString,
+                    response_serializer=lifelong_dot_v1_dot_lifelong__pb2.FrozenSubmodules.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -719,6 +757,60 @@ class AdminService:
             '/lifelong.v1.AdminService/ResetModel',
             lifelong_dot_v1_dot_lifelong__pb2.ResetModelRequest.SerializeToString,
             lifelong_dot_v1_dot_lifelong__pb2.ModelReplaced.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FreezeSubmodules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lifelong.v1.AdminService/FreezeSubmodules',
+            lifelong_dot_v1_dot_lifelong__pb2.FreezeSubmodulesRequest.SerializeToString,
+            lifelong_dot_v1_dot_lifelong__pb2.FrozenSubmodules.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnfreezeSubmodules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lifelong.v1.AdminService/UnfreezeSubmodules',
+            lifelong_dot_v1_dot_lifelong__pb2.UnfreezeSubmodulesRequest.SerializeToString,
+            lifelong_dot_v1_dot_lifelong__pb2.FrozenSubmodules.FromString,
             options,
             channel_credentials,
             insecure,
