@@ -83,8 +83,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "with kafka_standby, checkpoints are written to the checkpoint topic by the "
-                "active learner's transactions only; Checkpoint, ListCheckpoints, RollBack and "
-                "ResetModel need a learner with checkpoint_dir and kafka_standby off",
+                "active learner's transactions only; Checkpoint, ListCheckpoints, RollBack, "
+                "ResetModel and (Un)freezeSubmodules need a learner with checkpoint_dir and "
+                "kafka_standby off",
             )
 
     def Checkpoint(self, request, context) -> pb.CheckpointResponse:
@@ -153,6 +154,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         verb = "freeze" if frozen else "unfreeze"
         if not names:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"name the submodules to {verb}")
+        if self.host.checkpoints is not None:
+            self._need_checkpoints(context)  # the change is saved at once
         try:
             now, info = self.host.freeze(list(names), frozen)
         except NotFreezable as e:
