@@ -227,7 +227,7 @@ def test_replica_page_shows_its_snapshot_and_predictions(tmp_path):
         assert set(history["series"]["version"]) == {120}
         model = status(port)["model"]
         assert (model["role"], model["state"], model["version"]) == ("replica", "serving", 120)
-        assert model["features"] == ["x0", "x1"] and model["snapshot_file"] == str(path)
+        assert model["features"] == ["x0", "x1"] and model["snapshot_source"] == str(path)
         assert get(f"http://127.0.0.1:{port}/metrics")[2].count(b"lifelong_model_version 120")
     finally:
         replica.stop(0)

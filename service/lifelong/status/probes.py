@@ -140,7 +140,8 @@ class LearnerProbe:
 
 class ReplicaProbe:
     """A prediction replica: rows predicted per second and mean server time per call, per RPC,
-    and the version of the snapshot it serves from `snapshot_file`."""
+    and the version of the snapshot it serves; `snapshot_source` says where snapshots come from
+    (a file's path, or the Kafka topic)."""
 
     role = "replica"
     charts = (
@@ -153,9 +154,9 @@ class ReplicaProbe:
         Chart("Snapshot version", "samples learned by it", (("version", "version"),)),
     )
 
-    def __init__(self, source: PredictionSource, snapshot_file: Path | str) -> None:
+    def __init__(self, source: PredictionSource, snapshot_source: Path | str) -> None:
         self.source = source
-        self.snapshot_file = snapshot_file
+        self.snapshot_source = snapshot_source
         self.markers: dict[str, str] = {}
         self._rates = {rpc: Rate() for rpc in RPCS}
         self._latency: dict[str, tuple[float, float]] = {}  # rpc -> (seconds, calls) so far
@@ -191,6 +192,6 @@ class ReplicaProbe:
                 "features": list(predictor.feature_names),
                 "classes": list(predictor.classes),
                 "version": predictor.version,
-                "snapshot_file": str(self.snapshot_file),
+                "snapshot_source": str(self.snapshot_source),
             }
         }

@@ -225,7 +225,7 @@ function showModel(doc) {
     $("config").textContent = JSON.stringify(m.config, null, 2);
     $("configuration").hidden = false;
   } else {
-    facts.push(["Snapshot file", m.snapshot_file]);
+    facts.push(["Snapshots from", m.snapshot_source]);
   }
   const dl = $("facts");
   dl.innerHTML = "";
