@@ -204,7 +204,7 @@ def decode_records(
                 )
             )  # fmt: skip
         except InvalidSample as e:
-            rejected.append((record, e))
+            rejected.append((record, e.detached()))
         else:
             kept.append(record)
     return out
@@ -364,7 +364,8 @@ def decode_poll(
                 record, default=default, task=task, max_features=max_features, max_bytes=max_bytes
             )
         except InvalidSample as e:
-            out.rejected.append((record, e))  # learns nothing: the run goes on across it
+            # Learns nothing: the run goes on across it.
+            out.rejected.append((record, e.detached()))
         else:
             close_run()
             out.items.append(sample)
