@@ -181,7 +181,7 @@ def decode_record(
     value = record.value()
     if value is not None and len(value) > max_bytes:
         raise InvalidSample(
-            "oversized", f"{len(value)} bytes, more than max_request_bytes={max_bytes}"
+            "oversized", f"{len(value)} bytes, more than max_record_bytes={max_bytes}"
         )
     headers = record.headers()  # None when it has none
     decode = decoder_for(headers, default) if headers else DECODERS[default]

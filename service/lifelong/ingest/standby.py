@@ -40,7 +40,7 @@ from confluent_kafka import (
 )
 from lifelong.config import Settings
 from lifelong.host import ModelHost
-from lifelong.ingest.consumer import KafkaSource, consumer_config
+from lifelong.ingest.consumer import KafkaSource, consumer_config, dead_letter_bytes
 from lifelong.ingest.deadletter import DeadLetters
 from lifelong.ingest.security import librdkafka_security
 from lifelong.snapshot_topic import ensure_topic
@@ -206,7 +206,7 @@ def lead(
         settings.kafka_bootstrap,
         settings.dead_letter,
         librdkafka_security(settings),
-        max_record_bytes=min(10**9, max(1_000_000, 2 * settings.max_request_bytes)),
+        max_record_bytes=dead_letter_bytes(settings),
     )
     source = TransactionalSource(
         host, settings, consumer, dead_letters, on_waiting, producer=producer
