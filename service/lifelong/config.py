@@ -209,8 +209,16 @@ class Settings:
     max_request_bytes: int = field(
         default=4 * 1024 * 1024,
         metadata=doc(
-            "Largest gRPC request (larger ones fail with RESOURCE_EXHAUSTED) and Kafka record "
-            "(larger ones go to the dead-letter topic as `oversized`).",
+            "Largest gRPC request (larger ones fail with RESOURCE_EXHAUSTED).",
+            minimum=1024,
+        ),
+    )
+    max_record_bytes: int = field(
+        default=1024 * 1024,
+        metadata=doc(
+            "Largest Kafka record value the service decodes; larger ones go to the dead-letter "
+            "topic as `oversized`, unparsed: parsing takes many times a record's size in memory "
+            "for a moment (deeply nested JSON the most). Kafka's own default limit is 1 MB.",
             minimum=1024,
         ),
     )

@@ -215,7 +215,7 @@ class Learning:
             try:
                 known = self.admission.admit_labels(labels, learner.classes)
             except InvalidSample as error:
-                rejected.append((at, error))
+                rejected.append((at, error.detached()))
                 return 1
             X, labels = X[:known], labels[:known]
         before = learner.samples_learned
@@ -257,7 +257,7 @@ class Learning:
                 else:
                     learner.learn_many(sample.dense[None, :], [sample.label])
             except InvalidSample as error:
-                rejected.append((k, error))
+                rejected.append((k, error.detached()))
                 continue
             except TypeError as error:  # the learner checks labels before any update
                 rejected.append((k, _wrong_label_type(error)))

@@ -1,6 +1,6 @@
 """What every Lifelong process does at start and at the end, the learning service (`App`) and
-the prediction replica alike: logs (text or JSON lines), the interpreter's switch interval, and
-serving until SIGTERM or SIGINT.
+the prediction replica alike: logs (text or JSON lines), the interpreter's switch interval,
+malloc's thresholds, and serving until SIGTERM or SIGINT.
 
 >>> import threading
 >>> done = threading.Event()
@@ -11,8 +11,11 @@ stopped
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import os
+import platform
 import signal
 import sys
 import threading
@@ -54,6 +57,29 @@ def prepare(settings: Settings) -> None:
     """The interpreter's side of serving: gRPC workers and learning share the GIL, and a
     short switch interval keeps a prediction from waiting behind a learning step."""
     sys.setswitchinterval(settings.switch_interval_ms / 1000)
+    fix_mmap_threshold()
+
+
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+MMAP_THRESHOLD_BYTES = 256 * 1024
+
+
+def fix_mmap_threshold() -> bool:
+    """Have glibc's malloc give each block of `MMAP_THRESHOLD_BYTES` or more a mapping of its own,
+    unmapped when freed, whatever blocks were freed before; True if it was set.
+
+    glibc raises the threshold to the largest mapped block freed (up to 32 MiB): after one record
+    of several MB, blocks that size come from the heap and stay in the process when freed, so the
+    service grew with each large record and its parsed document (issue 16, finding 7; the numbers
+    are in tests/fuzz/test_fuzz_service.py). Fixing the threshold also fixes the heap's trim
+    threshold (128 KiB). Left alone elsewhere than glibc, and when the environment sets it.
+    """
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "malloc.mmap_threshold" in tunables:
+        return False
+    return ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
 
 
 def run_until_signalled(

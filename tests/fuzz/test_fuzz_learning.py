@@ -57,7 +57,7 @@ def assert_finite_model(host: ModelHost, rng: random.Random) -> None:
 
 @pytest.mark.parametrize("seed", [0])
 def test_tens_of_thousands_of_hostile_records_through_decoder_and_learner(seed):
-    settings = Settings()  # the service's limits: max_features, max_request_bytes...
+    settings = Settings()  # the service's limits: max_features, max_record_bytes...
     # A model of at most 1000 features: records that would grow it beyond are refused (as
     # too_many_features), and learning stays fast enough for CI.
     host = ModelHost(small_learner(seed=seed), refresh_every_samples=100, max_model_features=1000)
@@ -85,7 +85,7 @@ def test_tens_of_thousands_of_hostile_records_through_decoder_and_learner(seed):
             default=settings.value_format,
             task="classification",
             max_features=settings.max_features,
-            max_bytes=settings.max_request_bytes,
+            max_bytes=settings.max_record_bytes,
             names=host.feature_names,
         )
         for record, error in decoded.rejected:

@@ -1,3 +1,4 @@
+import gc
 import json
 
 import numpy as np
@@ -255,6 +256,28 @@ def test_decode_poll_decodes_what_decode_records_does(task):
         assert [(r.offset(), e.reason, e.message) for r, e in poll.rejected] == [
             (r.offset(), e.reason, e.message) for r, e in reference.rejected
         ]
+
+
+@pytest.mark.parametrize("names", [("a", "b", "c"), ()])
+def test_a_decoded_poll_with_rejects_is_freed_as_soon_as_it_is_dropped(names):
+    """A rejected record's error keeps no traceback: it would hold the decoding frame, so the
+    whole poll, in a reference cycle that only the cyclic collector frees, long after
+    (issue 16, finding 7: the service's memory grew by such polls)."""
+    from lifelong.ingest.codecs import decode_poll
+
+    records = _poll_stream()
+    gc.collect()
+    gc.disable()
+    try:
+        poll = decode_poll(
+            records, names=names, default="json", task="classification", max_features=4,
+            max_bytes=300,
+        )  # fmt: skip
+        assert poll.rejected
+        del poll
+        assert gc.collect() == 0  # nothing was left for it
+    finally:
+        gc.enable()
 
 
 def test_a_poll_decoded_in_bulk_learns_what_sample_by_sample_learning_does():

@@ -124,7 +124,7 @@ def test_a_model_of_ones_own_learns_from_kafka_exactly_once(
         default="json",
         task="classification",
         max_features=defaults.max_features,
-        max_bytes=defaults.max_request_bytes,
+        max_bytes=defaults.max_record_bytes,
     )
     reference = make_learner(
         "classification", spec["model"], spec["model_args"], spec["learner"], KEY

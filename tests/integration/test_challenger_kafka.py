@@ -80,7 +80,7 @@ def test_a_challenger_survives_sigkills_during_its_challenge_and_after_a_swap(
         default="json",
         task="classification",
         max_features=defaults.max_features,
-        max_bytes=defaults.max_request_bytes,
+        max_bytes=defaults.max_record_bytes,
     ).samples
     reference, challenging, swapped = reference_run(samples)
     assert challenging and swapped, "the stream must make the reference challenge and swap"

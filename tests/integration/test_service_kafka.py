@@ -166,7 +166,7 @@ def test_sigkilled_service_resumes_from_its_checkpoint_exactly_once(
         default="json",
         task="classification",
         max_features=defaults.max_features,
-        max_bytes=defaults.max_request_bytes,
+        max_bytes=defaults.max_record_bytes,
     )
     for sample in decoded.samples:
         reference.learn_one(sample.features, sample.label)
@@ -182,7 +182,7 @@ PROTOBUF = [("content-type", b"application/x-protobuf")]
 
 def malformed_records() -> list[tuple[bytes | None, bytes | None, list, str]]:
     """(key, value, headers, reason) of records no model can learn; `max_features` is 4, the
-    model has 2 features (x0, x1), `max_request_bytes` is 1024."""
+    model has 2 features (x0, x1), `max_record_bytes` is 1024."""
     return [
         (b"k1", b'{"features": {"x0": 0.1, "x1": ', [], "undecodable"),
         (b"k2", b"\xff\xfe\x00garbage", [], "undecodable"),
@@ -229,7 +229,7 @@ def test_malformed_records_go_to_the_dead_letter_topic(kafka_bootstrap, kafka_to
     producer.flush()
     producer.close()
 
-    svc = service(topic, dead_letter_topic=dead_letters, max_features=4, max_request_bytes=1024)
+    svc = service(topic, dead_letter_topic=dead_letters, max_features=4, max_record_bytes=1024)
     svc.start()
     svc.wait_learned(len(valid))
     copies = read_topic(kafka_bootstrap, dead_letters, len(bad))

@@ -1,5 +1,6 @@
 """ModelHost: snapshots within their staleness bound, offsets with the learning, checkpoints."""
 
+import gc
 import random
 import time
 
@@ -56,6 +57,27 @@ def test_dense_samples_too_short_are_rejected_at_their_turn():
     labels = {"source": "kafka", "reason": "dense_size_mismatch"}
     assert registry.get_sample_value("lifelong_samples_rejected_total", labels) == 1
     assert registry.get_sample_value("lifelong_samples_learned_total", {"source": "kafka"}) == 3
+
+
+@pytest.mark.parametrize("rows", [1, 3])  # one by one, and in runs through learn_many
+def test_a_batch_with_rejected_samples_is_freed_as_soon_as_it_is_dropped(rows):
+    """The rejections passed on keep no traceback: it would hold the learning frame, so the
+    batch, in a reference cycle that only the cyclic collector frees (issue 16, finding 7)."""
+    host = ModelHost(small_learner(), refresh_every_samples=1000)
+    host.learn(samples(5), source="kafka")  # the lazy parts built before counting
+    bad = [Sample({"x0": 1.0}, None, 7)] * rows  # an integer label in a model of text labels
+    rejected = []
+    gc.collect()
+    gc.disable()
+    try:
+        learned = host.learn(
+            samples(3) + bad + samples(3, seed=1), source="kafka",
+            on_rejected=lambda k, e: rejected.append(e.reason),
+        )  # fmt: skip
+        assert (learned, rejected) == (6, ["wrong_label_type"] * rows)
+        assert gc.collect() == 0  # nothing was left for it
+    finally:
+        gc.enable()
 
 
 def test_a_label_equal_to_a_class_of_another_type_is_rejected_not_learned():

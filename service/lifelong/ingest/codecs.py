@@ -181,7 +181,7 @@ def decode_record(
     value = record.value()
     if value is not None and len(value) > max_bytes:
         raise InvalidSample(
-            "oversized", f"{len(value)} bytes, more than max_request_bytes={max_bytes}"
+            "oversized", f"{len(value)} bytes, more than max_record_bytes={max_bytes}"
         )
     headers = record.headers()  # None when it has none
     decode = decoder_for(headers, default) if headers else DECODERS[default]
@@ -204,7 +204,7 @@ def decode_records(
                 )
             )  # fmt: skip
         except InvalidSample as e:
-            rejected.append((record, e))
+            rejected.append((record, e.detached()))
         else:
             kept.append(record)
     return out
@@ -364,7 +364,8 @@ def decode_poll(
                 record, default=default, task=task, max_features=max_features, max_bytes=max_bytes
             )
         except InvalidSample as e:
-            out.rejected.append((record, e))  # learns nothing: the run goes on across it
+            # Learns nothing: the run goes on across it.
+            out.rejected.append((record, e.detached()))
         else:
             close_run()
             out.items.append(sample)

@@ -78,6 +78,19 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+def dead_letter_bytes(settings: Settings) -> int:
+    """The largest dead letter sent: room for every record decoded (up to `max_record_bytes`)
+    with its headers, and for oversized ones up to twice the larger of `max_record_bytes` and
+    `max_request_bytes` (librdkafka's range ends at 1e9); docs/kafka.md.
+
+    >>> dead_letter_bytes(Settings()) == 8 * 1024 * 1024
+    True
+
+    """
+    largest = max(settings.max_record_bytes, settings.max_request_bytes)
+    return min(10**9, max(1_000_000, 2 * largest))
+
+
 # librdkafka retries these forever, yet no retry fixes a wrong password or an untrusted certificate.
 # (confluent-kafka's public names of librdkafka's local errors start with an underscore.)
 NOT_RETRIED = frozenset((KafkaError._AUTHENTICATION, KafkaError._SSL))  # noqa: SLF001
@@ -237,7 +250,7 @@ class KafkaSource:
             default=self.settings.value_format,
             task=self.host.task,
             max_features=self.settings.max_features,
-            max_bytes=self.settings.max_request_bytes,
+            max_bytes=self.settings.max_record_bytes,
             names=self.host.feature_names,
         )
         return Polled(decoded, offsets)
@@ -340,13 +353,6 @@ class KafkaSource:
         self.commit(info.offsets)
 
 
-def dead_letter_max_bytes(settings: Settings) -> int:
-    """The largest dead letter: room for every record the service decodes (up to
-    `max_request_bytes`) with its headers, and for oversized ones up to as much again
-    (librdkafka's range ends at 1e9); docs/kafka.md."""
-    return min(10**9, max(1_000_000, 2 * settings.max_request_bytes))
-
-
 def run(
     host: ModelHost,
     settings: Settings,
@@ -365,7 +371,7 @@ def run(
         settings.kafka_bootstrap,
         settings.dead_letter,
         librdkafka_security(settings),
-        max_record_bytes=dead_letter_max_bytes(settings),
+        max_record_bytes=dead_letter_bytes(settings),
     )
     source = KafkaSource(host, settings, consumer, dead_letters, on_waiting)
     source.assigned(0)  # until the group assigns partitions

@@ -48,7 +48,7 @@ from confluent_kafka import (
 )
 from lifelong.config import Settings
 from lifelong.host import ModelHost
-from lifelong.ingest.consumer import KafkaSource, consumer_config, dead_letter_max_bytes
+from lifelong.ingest.consumer import KafkaSource, consumer_config, dead_letter_bytes
 from lifelong.ingest.deadletter import DeadLetters
 from lifelong.ingest.security import librdkafka_security
 from lifelong.snapshot_topic import TopicSink, ensure_topic
@@ -104,7 +104,7 @@ def transactional_config(settings: Settings) -> dict[str, Any]:
         "transaction.timeout.ms": round(TRANSACTION_TIMEOUT_SECONDS * 1000),
         # A snapshot or checkpoint chunk with its headers, or a dead letter.
         "message.max.bytes": max(
-            settings.snapshot_chunk_bytes + 64 * 1024, dead_letter_max_bytes(settings)
+            settings.snapshot_chunk_bytes + 64 * 1024, dead_letter_bytes(settings)
         ),
         "logger": log,
         **librdkafka_security(settings),
@@ -324,7 +324,7 @@ def lead(
         settings.kafka_bootstrap,
         settings.dead_letter,
         librdkafka_security(settings),
-        max_record_bytes=dead_letter_max_bytes(settings),
+        max_record_bytes=dead_letter_bytes(settings),
         producer=transaction,
     )
     source = TransactionalSource(

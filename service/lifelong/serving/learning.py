@@ -56,8 +56,8 @@ class LearningServicer(pb_grpc.LearningServiceServicer):
             return
         # The dense size is checked by the host, against the model as it is at the sample's turn.
         self.host.learn([valid], source=SOURCE, on_rejected=lambda _, e: rejected.append(e))
-        if rejected:
-            raise rejected[0]
+        if rejected:  # popped: kept in this frame, it would make a cycle with its traceback
+            raise rejected.pop()
 
     def _check_learning(self, context) -> None:
         if self.host.paused:
