@@ -109,6 +109,9 @@ def unsupported(config: LearnerConfig) -> str | None:
     if "shrink_perturb" in config.plasticity:
         # Its noise is drawn from the torch generator for every parameter at every step.
         return "shrink_perturb draws torch noise every step"
+    if guided := {"upgd", "guided"} & set(config.plasticity):
+        # Their update scaling (and UPGD's noise) is not in the kernel yet.
+        return f"{' and '.join(sorted(guided))} scale updates outside the kernel"
     if len(config.hidden) + 1 > MAX_LAYERS:
         return f"more than {MAX_LAYERS - 1} hidden layers"
     return None
