@@ -219,7 +219,10 @@ def save(
         "classes": json.dumps(list(classes)),
     }
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
-    safetensors.numpy.save_file(arrays, str(path), metadata=meta)
+    try:
+        safetensors.numpy.save_file(arrays, str(path), metadata=meta)
+    except safetensors.SafetensorError as e:  # a missing directory, a full disk
+        raise OSError(f"guidance file {path}: {e}") from None
 
 
 def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
