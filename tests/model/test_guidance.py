@@ -6,6 +6,7 @@ import pytest
 import torch
 from lifelong import cli
 from lifelong.model import LearnerConfig, LifelongClassifier, LifelongRegressor, guidance
+from lifelong.model.fast.path import unsupported
 from lifelong.model.guidance import UPGD, GuidanceError, Guided
 from lifelong.model.network import Network
 from lifelong.model.optim import SGD, Adam
@@ -242,3 +243,17 @@ def test_guide_command_end_to_end(tmp_path, capsys):
         a, b, c, label = line.split(",")
         model.learn_one({"a": float(a), "b": float(b), "c": float(c)}, label)
     assert model.samples_learned == 49
+
+
+@pytest.mark.parametrize("method", ["upgd", "guided"])
+def test_guided_methods_learn_on_the_reference_path(method, tmp_path):
+    """The kernel does not scale updates: such a learner says why and learns without it."""
+    tensors = {"W0": np.ones((4, 1)), "b0": np.ones(4), "W1": np.ones((1, 4)), "b1": np.ones(1)}
+    file = write(tmp_path / "g.safetensors", tensors, "regression", ("x",), ())
+    config = LearnerConfig(
+        hidden=(4,), plasticity=[method], guidance_file=file if method == "guided" else ""
+    )
+    assert method in unsupported(config)
+    model = LifelongRegressor(config)
+    model.learn_many(np.array([[1.0], [2.0]]), [1.0, 2.0])
+    assert model.samples_learned == 2 and method in model.fast_path_unavailable
