@@ -3,6 +3,7 @@ and growth, and `lifelong guide` (the scouts) end to end."""
 
 import numpy as np
 import pytest
+import safetensors.numpy
 import torch
 from lifelong import cli
 from lifelong.model import LearnerConfig, LifelongClassifier, LifelongRegressor, guidance
@@ -185,6 +186,9 @@ def test_a_file_that_is_not_guidance_is_refused(tmp_path):
     (tmp_path / "x").write_bytes(b"not safetensors")
     with pytest.raises(GuidanceError, match="guidance file"):
         guidance.load(tmp_path / "x")
+    safetensors.numpy.save_file({"W0": np.ones((1, 1))}, str(tmp_path / "y"), {"lifelong": "{}"})
+    with pytest.raises(GuidanceError, match="not a lifelong-guidance-1 file"):
+        guidance.load(tmp_path / "y")
     with pytest.raises(ValueError, match="go together"):
         LearnerConfig(plasticity=["guided"])
 
@@ -230,6 +234,10 @@ def test_guide_command_end_to_end(tmp_path, capsys):
         cli.main(argv)
     assert exit_.value.code == 0
     assert "guidance of 4 scouts from 200 samples" in capsys.readouterr().out
+    first = out.read_bytes()
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    assert out.read_bytes() == first  # the same data, seed and config: the same file
     tensors, meta = guidance.load(out)
     assert sorted(meta["features"]) == ["a", "b", "c"] and sorted(meta["classes"]) == ["no", "yes"]
     assert tensors["W0"].shape == (6, 3) and tensors["W1"].shape == (2, 6)

@@ -18,8 +18,8 @@ step, whose update then goes through each method's `adjust(update, lr)` before i
 >>> net.flat("param")[:3] = [1.0, -1.0, 0.0]  # W = [1, -1], b = 0
 >>> net.flat("grad")[:3] = [-2.0, -2.0, 1.0]  # -g·w: 2, -2, 0
 >>> upgd.prepare()
->>> net.layers("upgd_scale")[0][0]  # 1 - sigmoid(u / max u): 1 - sigmoid(1), 1 - sigmoid(-1)
-array([[0.26894143, 0.7310586 ]], dtype=float32)
+>>> [round(float(s), 4) for s in net.layers("upgd_scale")[0][0][0]]  # û = 2, -2: 1 - sigmoid(±1)
+[0.2689, 0.7311]
 
 """
 
@@ -34,7 +34,8 @@ import numpy as np
 import safetensors.numpy
 from lifelong.model.network import Network
 
-FORMAT = "lifelong-guidance-1"  # the file's "format" metadata
+FORMAT = "lifelong-guidance-1"  # "format" in the file's metadata
+_KEY = "lifelong"  # the safetensors metadata entry holding the JSON
 _TINY = float(np.finfo(np.float32).tiny)  # the utility scale when no utility is positive
 
 
@@ -212,11 +213,12 @@ def save(
 ) -> None:
     """Write a guidance file: float32 `W{i}`, `b{i}` per layer, and the names of the first
     layer's columns (`features`) and the last layer's rows (`classes`; none for regression)."""
+    # One metadata entry: safetensors writes several in no fixed order, and the same guide
+    # should be the same bytes.
     meta = {
-        "format": FORMAT,
-        "task": task,
-        "features": json.dumps(list(features)),
-        "classes": json.dumps(list(classes)),
+        _KEY: json.dumps(
+            {"format": FORMAT, "task": task, "features": list(features), "classes": list(classes)}
+        )
     }
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
     try:
@@ -233,13 +235,17 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except (OSError, safetensors.SafetensorError) as e:
         raise GuidanceError(f"guidance file {path}: {e}") from None
-    if raw.get("format") != FORMAT:
+    try:
+        meta = json.loads(raw[_KEY])
+    except (KeyError, ValueError):
+        meta = {}
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format") != FORMAT
+        or not isinstance(meta.get("features"), list)
+        or not isinstance(meta.get("classes"), list)
+    ):
         raise GuidanceError(f"guidance file {path}: not a {FORMAT} file (`lifelong guide`)")
-    meta = {
-        "task": raw.get("task"),
-        "features": json.loads(raw["features"]),
-        "classes": json.loads(raw["classes"]),
-    }
     return tensors, meta
 
 
