@@ -101,7 +101,7 @@ def test_guided_scales_the_adam_update_not_the_gradient(tmp_path):
     file = guidance.load(write(tmp_path / "g.safetensors", tensors))
     plain, guided = tiny_network(), tiny_network()
     adam_plain, adam_guided = Adam(plain, lr=0.01), Adam(guided, lr=0.01)
-    rule = Guided(guided, file, lambda: (("a", "b"), ("p", "n")))
+    rule = Guided(guided, file, lambda: (("a", "b"), ("p", "n")), "classification")
     updates = {}
 
     def record(name, then=None):
@@ -180,6 +180,15 @@ def test_a_guidance_file_that_does_not_fit_is_refused(tmp_path, tensors, message
     file = write(tmp_path / "g.safetensors", tensors)
     with pytest.raises(GuidanceError, match=message):
         LifelongClassifier(LearnerConfig(hidden=(4,), plasticity=["guided"], guidance_file=file))
+
+
+def test_guidance_for_the_other_task_is_refused(tmp_path):
+    tensors = {"W0": np.ones((4, 2)), "b0": np.ones(4), "W1": np.ones((1, 4)), "b1": np.ones(1)}
+    file = write(tmp_path / "g.safetensors", tensors, "regression", classes=())
+    config = LearnerConfig(hidden=(4,), plasticity=["guided"], guidance_file=file)
+    with pytest.raises(GuidanceError, match="guidance for regression, the learner does class"):
+        LifelongClassifier(config)
+    LifelongRegressor(config)  # fits
 
 
 def test_a_file_that_is_not_guidance_is_refused(tmp_path):

@@ -130,6 +130,8 @@ class Guided:
         `load`'s tensors and metadata.
     layout
         The learner's (feature names, classes), in the order of its input and output layers.
+    task
+        The learner's: the file's must be the same.
 
     """
 
@@ -138,9 +140,12 @@ class Guided:
         network: Network,
         guidance: tuple[dict[str, np.ndarray], dict[str, Any]],
         layout: Callable[[], tuple[Sequence[Hashable], Sequence[Hashable]]],
+        task: str,
     ) -> None:
         self.network = network
         self.tensors, meta = guidance
+        if meta["task"] != task:
+            raise GuidanceError(f"guidance for {meta['task']}, the learner does {task}")
         check(self.tensors, meta, network.sizes[1:-1])
         self._features = {_key(name): j for j, name in enumerate(meta["features"])}
         self._classes = {_key(c): k for k, c in enumerate(meta["classes"])}

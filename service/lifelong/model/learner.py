@@ -138,7 +138,7 @@ class _Lifelong:
             else None
         )
         self._guided = (
-            guidance.Guided(net, guidance.load(cfg.guidance_file), self._layout)
+            guidance.Guided(net, guidance.load(cfg.guidance_file), self._layout, self.task)
             if "guided" in methods
             else None
         )
