@@ -256,11 +256,15 @@ def guide_arguments(parser: argparse.ArgumentParser) -> None:
         "--fraction", type=float, default=0.1, help="of the samples each scout learns"
     )
     parser.add_argument("--count", type=int, help="samples to read (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the scouts' subsets")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the scouts' subsets (default: 0)"
+    )
     parser.add_argument(
         "--config", metavar="FILE", help="TOML settings file, for its `task` and `learner`"
     )
-    parser.add_argument("--task", choices=("classification", "regression"))
+    parser.add_argument(
+        "--task", choices=("classification", "regression"), help="default: the settings' task"
+    )
     parser.add_argument("--learner", metavar="JSON", help='learner overrides: {"hidden": [64]}')
 
 
