@@ -1,6 +1,6 @@
 #!/bin/sh
 # Guided updates (issue 13) against CBP and plain backprop, small: permuted digits 60 tasks x
-# seeds 0-2, bit flipping 1M examples x seeds 0-1. "guided" reads a guidance file per seed that
+# seeds 0-2, bit flipping 1M examples x seeds 0-2. "guided" reads a guidance file per seed that
 # `lifelong guide` made from the first examples of that seed's stream (bootstrap.py): 500 digits
 # (task 0) or 2,000 bit-flipping examples (before the first flip), 8 scouts, each learning a
 # random 25 % / 10 % of them, with the benchmark's architecture, step size and seed.
@@ -25,7 +25,7 @@ rm -r "$BOOT"
 $PY benchmarks/plasticity/permuted_digits.py --tasks 60 --seeds 0 1 2 \
   --methods upgd guided bp cbp --fresh 0 --jobs 2 \
   --set "guided:guidance_file=$R/guidance/pd{seed}.safetensors" --out $R/permuted_digits
-$PY benchmarks/plasticity/bit_flipping.py --examples 1000000 --seeds 0 1 \
-  --methods bp cbp upgd guided linear --jobs 1 \
+$PY benchmarks/plasticity/bit_flipping.py --examples 1000000 --seeds 0 1 2 \
+  --methods bp cbp upgd guided linear --jobs 2 \
   --set "guided:guidance_file=$R/guidance/bf{seed}.safetensors" --out $R/bit_flipping
 $PY benchmarks/plasticity/plot.py --results $R
