@@ -29,6 +29,8 @@ METHODS: dict[str, tuple[str, ...] | None] = {
     "snp": ("shrink_perturb",),
     "l2": ("l2_init",),
     "cbp+l2": ("cbp", "l2_init"),
+    "upgd": ("upgd",),
+    "guided": ("guided",),  # needs --set guided:guidance_file=... ("{seed}" is the run's seed)
     "default": None,
 }
 LABELS = {
@@ -37,6 +39,8 @@ LABELS = {
     "snp": "shrink & perturb",
     "l2": "L2 to init",
     "cbp+l2": "CBP + L2 to init",
+    "upgd": "UPGD",
+    "guided": "guided (GTL scouts)",
     "default": "default config (CBP, lr 0.01, standardised)",
     "default@no-plasticity": "default config without CBP",
     "fresh": "fresh network (last tasks)",
@@ -163,6 +167,8 @@ def learner_config(method: str, base: dict[str, Any], per_method: dict[str, dict
     kwargs.update(per_method.get(name, {}))
     if method != name:
         kwargs.update(per_method.get(method, {}))
+    if "{seed}" in kwargs.get("guidance_file", ""):  # a guidance file per seed's stream
+        kwargs["guidance_file"] = kwargs["guidance_file"].format(seed=base.get("seed", 0))
     return LearnerConfig(**kwargs)
 
 

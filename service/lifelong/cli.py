@@ -9,6 +9,7 @@
     lifelong admin pause|resume|checkpoint|checkpoints|rollback N|reset   operate a running server
     lifelong admin freeze|unfreeze NAME...                        a torch module's submodules
     lifelong produce --topic T --stream drifting --count 20000    feed a Kafka topic
+    lifelong guide --data F.csv --target-column y --scouts 8 --output G   a guidance file
 
 Heavy imports (torch, grpc) happen inside the subcommand that needs them, so `--help` is quick.
 """
@@ -260,6 +261,67 @@ def token(args: argparse.Namespace) -> int:
     return 0
 
 
+def guide_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", required=True, metavar="CSV", help="bootstrap samples: a CSV file with a header"
+    )
+    parser.add_argument("--target-column", required=True, help="the CSV column holding the label")
+    parser.add_argument("--output", required=True, metavar="FILE", help="guidance file to write")
+    parser.add_argument("--scouts", type=int, default=8, help="short trainings")
+    parser.add_argument(
+        "--fraction", type=float, default=0.1, help="of the samples each scout learns"
+    )
+    parser.add_argument("--count", type=int, help="samples to read (default: all)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the scouts' subsets (default: 0)"
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML settings file, for its `task` and `learner`"
+    )
+    parser.add_argument(
+        "--task", choices=("classification", "regression"), help="default: the settings' task"
+    )
+    parser.add_argument("--learner", metavar="JSON", help='learner overrides: {"hidden": [64]}')
+
+
+def guide(args: argparse.Namespace) -> int:
+    """`lifelong guide`: Guided Transfer Learning's scouts on a bootstrap file, their guidance
+    written as a safetensors file for the learner's `guidance_file` (plasticity "guided")."""
+    from pathlib import Path
+
+    from lifelong.model import guidance
+    from lifelong.model.scouts import scout_guidance
+
+    settings = load_settings(
+        flags={"task": args.task, "learner": args.learner}, config_file=args.config
+    )
+    samples = produce.samples_from_csv(Path(args.data), target=args.target_column, count=args.count)
+    try:
+        result = scout_guidance(
+            samples,
+            settings.learner_config(),
+            settings.task,
+            scouts=args.scouts,
+            fraction=args.fraction,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    guidance.save(
+        args.output,
+        result.tensors,
+        task=settings.task,
+        features=result.features,
+        classes=result.classes,
+    )
+    print(
+        f"{args.output}: guidance of {args.scouts} scouts from {result.rows} samples "
+        f"(each learned {min(result.learned)}-{max(result.learned)}); "
+        f"{len(result.features)} features, {len(result.classes)} classes"
+    )
+    return 0
+
+
 # Every subcommand of `lifelong`; add one with an entry here.
 SUBCOMMANDS: dict[str, Subcommand] = {
     "serve": Subcommand("run the service", settings_arguments, serve),
@@ -283,6 +345,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "feed a synthetic stream or a CSV file into a Kafka topic",
         produce.arguments,
         produce.command,
+    ),
+    "guide": Subcommand(
+        'a guidance file for plasticity "guided": scouts trained on a bootstrap CSV file',
+        guide_arguments,
+        guide,
     ),
 }
 

@@ -218,3 +218,41 @@ def test_learned_state_is_bit_for_bit_but_the_effective_rank_lapack_derives():
     W[0, 0] = np.nextafter(W[0, 0], np.float32(np.inf))
     with pytest.raises(AssertionError, match=r"network\.param\.W0"):
         assert_same_learned_state(states[0], model.to_bytes())  # one ulp of one weight
+
+
+@pytest.fixture
+def guidance_file(tmp_path):
+    """Guidance for hidden (16, 8) naming some of `stream`'s features and classes (the others
+    arrive later and are free), with values spread over [0, 1]."""
+    from lifelong.model import guidance
+
+    rng = np.random.default_rng(5)
+    features, classes = [f"f{j}" for j in range(6)], [1, 0, 2]
+    sizes = [len(features), 16, 8, len(classes)]
+    tensors = {}
+    for i in range(3):
+        tensors[f"W{i}"] = rng.random((sizes[i + 1], sizes[i]))
+        tensors[f"b{i}"] = rng.random(sizes[i + 1])
+    path = tmp_path / "guide.safetensors"
+    guidance.save(path, tensors, task="classification", features=features, classes=classes)
+    return str(path)
+
+
+@pytest.mark.parametrize("methods", [("upgd", "cbp"), ("guided", "cbp"), ("upgd", "guided")])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("cut", [0, 1, 230])
+def test_guided_updates_continue_bit_for_bit(methods, optimizer, cut, guidance_file):
+    file = guidance_file if "guided" in methods else ""
+    config = LearnerConfig(
+        hidden=(16, 8), optimizer=optimizer, plasticity=methods, guidance_file=file, **FAST
+    )
+    data = list(stream(500, seed=2))
+    model = LifelongClassifier(config)
+    for x, y in data[:cut]:
+        model.learn_one(x, y)
+    copy = load(model.to_bytes())
+    for x, y in data[cut:]:
+        model.learn_one(x, y)
+        copy.learn_one(x, y)
+    assert model.fast_path_unavailable and len(model.classes) == 8
+    assert_identical(model, copy)

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-PLASTICITY_METHODS = ("cbp", "shrink_perturb", "l2_init", "redo")
+PLASTICITY_METHODS = ("cbp", "shrink_perturb", "l2_init", "redo", "upgd", "guided")
 OPTIMIZERS = ("sgd", "adam")
 ACTIVATIONS = ("relu",)
 CBP_UTILITIES = ("contribution", "adaptable_contribution")
@@ -55,8 +55,10 @@ class LearnerConfig:
         carries the output past its target. Classification: M = `LOGIT_STEP`/κ logits. 0 turns
         the bound off. Adam's steps are bounded by its own normalisation and are left as is.
     plasticity
-        Any subset of "cbp" (continual backprop), "shrink_perturb", "l2_init", "redo"; empty is
-        plain backprop, the control.
+        Any subset of "cbp" (continual backprop), "shrink_perturb", "l2_init", "redo" (dormant
+        unit resets), "upgd" (utility-based perturbed updates) and "guided" (updates scaled by
+        `guidance_file`); empty is plain backprop, the control. "upgd" and "guided" learn on the
+        reference path.
     cbp_replacement_rate, cbp_maturity_threshold, cbp_decay_rate, cbp_utility
         Continual backprop's rho, m and eta (Dohare et al. 2024), and its utility: "contribution"
         (|outgoing weights| x |h - mean h|) or "adaptable_contribution" (also divided by the mean
@@ -71,6 +73,14 @@ class LearnerConfig:
         is the telemetry's, so the units reset are those `tau_dormant_fraction` counts.
     l2_init_strength
         λ of the penalty λ‖θ - θ₀‖² toward the initial weights.
+    upgd_utility_decay, upgd_noise_std, upgd_weight_decay
+        UPGD's β, noise std and λ (Elsayed & Mahmood 2024; their defaults): utility
+        u ← β u + (1-β)(-g·w) per weight, ū = sigmoid(û / max û) per tensor, and each update Δ
+        (SGD: lr·g) becomes (Δ + lr·ξ)(1 - ū) + lr·λ·w with ξ ~ N(0, std²).
+    guidance_file
+        With "guided": a safetensors file of guidance values in [0, 1] per parameter
+        (`lifelong guide` makes one) that multiply each update; features and classes the file
+        does not name get 1.
     standardize
         Standardise inputs by their running mean and variance (the regression target always is).
     clip
@@ -116,6 +126,10 @@ class LearnerConfig:
     redo_every: int = 1000
     redo_threshold: float = 0.1
     l2_init_strength: float = 1e-4
+    upgd_utility_decay: float = 0.999
+    upgd_noise_std: float = 1e-3
+    upgd_weight_decay: float = 1e-3
+    guidance_file: str = ""
     standardize: bool = True
     clip: float = 10.0
     scaler_horizon: int = 10_000
@@ -146,6 +160,13 @@ class LearnerConfig:
         _in_range("step_bound", self.step_bound, 0.0, math.inf)
         for name in ("momentum", "adam_beta1", "adam_beta2", "cbp_decay_rate", "shrink"):
             _in_range(name, getattr(self, name), 0.0, 1.0, high_open=True)
+        _in_range("upgd_utility_decay", self.upgd_utility_decay, 0.0, 1.0, high_open=True)
+        for name in ("upgd_noise_std", "upgd_weight_decay"):
+            _in_range(name, getattr(self, name), 0.0, math.inf)
+        if not isinstance(self.guidance_file, str):
+            raise ValueError(f"guidance_file must be a path, got {self.guidance_file!r}")
+        if ("guided" in self.plasticity) != bool(self.guidance_file):
+            raise ValueError('plasticity "guided" and guidance_file go together')
         for name in ("adam_eps", "perturb_std", "l2_init_strength", "cbp_replacement_rate"):
             _in_range(name, getattr(self, name), 0.0, math.inf)
         _in_range("redo_threshold", self.redo_threshold, 0.0, 1.0)

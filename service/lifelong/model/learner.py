@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from lifelong.model import state
+from lifelong.model import guidance, state
 from lifelong.model.base import LayerStats, LearnerStats, Task
 from lifelong.model.config import LOGIT_STEP, LearnerConfig
 from lifelong.model.fast import FastPath, KernelUnavailable
@@ -136,7 +136,20 @@ class _Lifelong:
         self._redo = (
             ReDo(net, cfg.redo_every, cfg.redo_threshold, self._cbp) if "redo" in methods else None
         )
+        self._upgd = (
+            guidance.UPGD(net, cfg.upgd_utility_decay, cfg.upgd_noise_std, cfg.upgd_weight_decay)
+            if "upgd" in methods
+            else None
+        )
+        self._guided = (
+            guidance.Guided(net, guidance.load(cfg.guidance_file), self._layout, self.task)
+            if "guided" in methods
+            else None
+        )
         self._telemetry = [LayerTelemetry(w, window=cfg.telemetry_window) for w in cfg.hidden]
+
+    def _layout(self) -> tuple[tuple[Hashable, ...], tuple[Any, ...]]:
+        return self._names_tuple, self.classes
 
     @property
     def feature_names(self) -> tuple[Hashable, ...]:
@@ -479,7 +492,10 @@ class _Lifelong:
         self._grad_norm = None
         if self._l2 is not None:
             self._l2.add_gradient()
-        self._optimizer.step(self._step_size())
+        if self._upgd is not None:
+            self._upgd.prepare()
+        guided = self._upgd is not None or self._guided is not None
+        self._optimizer.step(self._step_size(), self._adjust if guided else None)
         if self._sp is not None:
             self._sp.step()
         if self._cbp is not None:
@@ -491,6 +507,13 @@ class _Lifelong:
         self.samples_learned += 1
         if drift:
             self._last_drift = self.samples_learned
+
+    def _adjust(self, update: np.ndarray, lr: float) -> None:
+        """The optimizer's update, guided (UPGD's utility scale and noise, then the file's)."""
+        if self._upgd is not None:
+            self._upgd.adjust(update, lr)
+        if self._guided is not None:
+            self._guided.adjust(update, lr)
 
     # -- features ------------------------------------------------------------------------------
 
@@ -656,6 +679,8 @@ class _Lifelong:
                 tensors[f"redo.{k}"] = torch.from_numpy(v.copy())
         if self._sp is not None:
             meta["shrink_perturb"] = self._sp.state_dict()
+        if self._guided is not None:
+            meta["guided"] = self._guided.known
         for i, telemetry in enumerate(self._telemetry):
             for k, v in telemetry.state_dict().items():
                 tensors[f"telemetry.{i}.{k}"] = v
@@ -696,6 +721,9 @@ class _Lifelong:
         # A state saved before the noise was counter-based has no stream: it keeps the fresh one.
         if self._sp is not None and "shrink_perturb" in meta:
             self._sp.load_state_dict(meta["shrink_perturb"])
+        if self._guided is not None:
+            known = meta["guided"]
+            self._guided.known = tuple(known) if known is not None else None
         for i, telemetry in enumerate(self._telemetry):
             telemetry.load_state_dict(_prefixed(tensors, f"telemetry.{i}."))
         self._monitor.load_state_dict(meta["prequential"])
@@ -766,6 +794,14 @@ class LifelongClassifier(_Lifelong, base.Classifier):
         if k >= 0 and type(self._classes[k]) is not type(y):
             raise TypeError(f"label {y!r} is equal to class {self._classes[k]!r} of another type")
         return y, k
+
+    def add_classes(self, labels: Sequence[Any]) -> None:
+        """Know the classes of `labels` it does not know yet, in this order, as if met in the
+        stream (before the first example, the output layer is drawn at random again)."""
+        for label in labels:
+            y, k = self._label(label)
+            if k < 0:
+                self._add_class(y)
 
     def _add_class(self, y: Any) -> int:
         k = len(self._classes)

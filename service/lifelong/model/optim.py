@@ -22,8 +22,13 @@ array([-0.5, -0.5, -0.5], dtype=float32)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from lifelong.model.network import Network
+
+# Changes an update (flat, in place) before it is subtracted, given the step size: guided updates.
+Adjust = Callable[[np.ndarray, float], None]
 
 
 class SGD:
@@ -37,8 +42,10 @@ class SGD:
         if momentum:
             network.add_slot("momentum")
 
-    def step(self, lr: float | None = None) -> None:
-        """One update from slot "grad"; `lr`: this step's size, if not `self.lr`."""
+    def step(self, lr: float | None = None, adjust: Adjust | None = None) -> None:
+        """One update from slot "grad"; `lr`: this step's size, if not `self.lr`; `adjust`
+        changes the update before it is applied."""
+        lr = self.lr if lr is None else lr
         net = self.network
         param, grad, update = net.flat("param"), net.flat("grad"), net.flat("scratch")
         if self.momentum:
@@ -46,7 +53,9 @@ class SGD:
             buf *= self.momentum
             buf += grad
             grad = buf
-        np.multiply(grad, self.lr if lr is None else lr, out=update)
+        np.multiply(grad, lr, out=update)
+        if adjust is not None:
+            adjust(update, lr)
         param -= update
 
 
@@ -71,8 +80,10 @@ class Adam:
         network.add_slot("scratch", persistent=False)
         network.add_slot("denominator", persistent=False)
 
-    def step(self, lr: float | None = None) -> None:
-        """One update from slot "grad"; `lr`: this step's size, if not `self.lr`."""
+    def step(self, lr: float | None = None, adjust: Adjust | None = None) -> None:
+        """One update from slot "grad"; `lr`: this step's size, if not `self.lr`; `adjust`
+        changes the update before it is applied."""
+        lr = self.lr if lr is None else lr
         net = self.network
         b1, b2 = self.beta1, self.beta2
         param, grad = net.flat("param"), net.flat("grad")
@@ -96,7 +107,9 @@ class Adam:
         np.subtract(1.0, p1, out=tmp)
         np.divide(m, tmp, out=tmp)
         tmp /= den
-        tmp *= self.lr if lr is None else lr
+        tmp *= lr
+        if adjust is not None:
+            adjust(tmp, lr)
         param -= tmp
 
 

@@ -119,6 +119,9 @@ class _Rows(ctypes.Structure):
 
 def unsupported(config: LearnerConfig) -> str | None:
     """Why `config` needs the reference path, or None if the kernel covers it."""
+    if guided := {"upgd", "guided"} & set(config.plasticity):
+        # Their update scaling (and UPGD's noise) is not in the kernel yet.
+        return f"{' and '.join(sorted(guided))} scale updates outside the kernel"
     if len(config.hidden) + 1 > MAX_LAYERS:
         return f"more than {MAX_LAYERS - 1} hidden layers"
     return None
