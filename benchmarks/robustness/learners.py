@@ -133,12 +133,16 @@ def _river(stream: Stream, seed: int) -> Learner:
 LEARNERS: dict[str, Callable[[Stream, int], Learner]] = {
     "default": _lifelong(),
     "no_step_bound": _lifelong(step_bound=0.0),
+    "upgd": _lifelong(plasticity=("upgd",)),  # guided updates instead of CBP (issue 13)
+    "cbp_redo": _lifelong(plasticity=("cbp", "redo")),
     "river": _river,
     "torch_sgd": TorchSGD,
 }
 LABELS = {
     "default": "Lifelong default",
     "no_step_bound": "Lifelong, step_bound=0",
+    "upgd": "Lifelong, plasticity=upgd",
+    "cbp_redo": "Lifelong, plasticity=cbp+redo",
     "river": "river scaler + linear model",
     "torch_sgd": "torch SGD 64-64",
 }
