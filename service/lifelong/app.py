@@ -30,20 +30,36 @@ log = logging.getLogger(__name__)
 def fresh_learner(settings: Settings) -> Learner:
     """A learner that has learned nothing, of the kind `model` names (docs/models.md), with a
     challenger when `challenger` is set."""
-    from lifelong.model import Challenged, ChallengerConfig, LifelongClassifier, LifelongRegressor
+    from lifelong.model import (
+        Challenged,
+        ChallengerConfig,
+        LifelongClassifier,
+        LifelongRegressor,
+        Remediated,
+        Rule,
+    )
     from lifelong.model.factory import make_learner
 
     if not settings.model:
         mlp = LifelongClassifier if settings.task == "classification" else LifelongRegressor
         learner = mlp(settings.learner_config())
-        if not settings.challenger:
+        if settings.challenger:
+            try:
+                config = ChallengerConfig(**settings.challenger_settings)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"challenger_settings: {e}") from None
+            learner = Challenged(learner, settings=config)
+        if not settings.remediations:
             return learner
         try:
-            return Challenged(learner, settings=ChallengerConfig(**settings.challenger_settings))
+            rules = [Rule(symptom, **rule) for symptom, rule in settings.remediations.items()]
+            return Remediated(learner, rules)
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"challenger_settings: {e}") from None
-    if settings.challenger:
-        raise ConfigError("challenger: only the built-in MLP has one yet; unset model or it")
+            raise ConfigError(f"remediations: {e}") from None
+    if settings.challenger or settings.remediations:
+        raise ConfigError(
+            "challenger and remediations: only the built-in MLP has them yet; unset model or them"
+        )
     try:
         return make_learner(
             settings.task, settings.model, settings.model_args, settings.learner,

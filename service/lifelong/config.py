@@ -88,6 +88,17 @@ class Settings:
             "in the environment and flags.",
         ),
     )
+    remediations: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=doc(
+            "Actions on sustained plasticity symptoms (`lifelong.model.remediation`), the "
+            "built-in MLP's: a table per symptom (`dead_fraction`, `tau_dormant_fraction`, "
+            "`rank_fraction`) of `threshold`, `windows` (telemetry windows in a row), `action` "
+            "(`redo`: reset the dormant units; `challenger`: start one, with `challenger`) and "
+            "`redo_threshold`. TOML `[remediations.dead_fraction]`; JSON in the environment and "
+            "flags. Counted in `lifelong_remediations_total{action}`. Empty: none.",
+        ),
+    )
     model: str | None = field(
         default=None,
         metadata=doc(

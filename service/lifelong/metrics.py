@@ -255,6 +255,16 @@ class PlasticityCollector(Collector):
 
         if stats.challenger is not None:  # a learner with a challenger
             yield from _challenger_families(stats.challenger)
+        if stats.remediations is not None:  # a learner with remediation rules
+            remediations = CounterMetricFamily(
+                "lifelong_remediations",
+                "Actions the learner took on a sustained plasticity symptom "
+                "(lifelong.model.remediation), by action.",
+                labels=["action"],
+            )
+            for action, count in stats.remediations.items():
+                remediations.add_metric([action], count)
+            yield remediations
 
         per_layer = {
             "lifelong_dead_units_ratio": (

@@ -1,8 +1,8 @@
 """The dashboard and the alerts against a real Prometheus scraping live, learning services.
 
 Nothing is mocked. Started here:
-  * `lifelong serve --demo --challenger`: classification, the embedded drifting stream, checkpoints,
-    a challenger after its drifts;
+  * `lifelong serve --demo --challenger --remediations ...`: classification, the embedded drifting
+    stream, checkpoints, a challenger after its drifts, a remediation rule (its counter);
   * `lifelong serve --task regression` learning from a topic of the session's real Kafka broker
     (tests/conftest.py), fed by `lifelong produce --stream friedman`: consumer lag, MAE, Kafka
     source;
@@ -60,6 +60,8 @@ DEADLINE = 180.0  # seconds before a wait gives up: a hang, not a slow machine
 SCRAPES = 25  # scrapes of each service before the queries run (1 s apart)
 DASHBOARD_QUERIES = dashboard_queries(load_dashboard())
 ALERT_NAMES = sorted(alert_rules_from_text(ALERTS.read_text()))
+# The demo's remediation rule: its counter is served (and charted) from the start.
+REMEDIATIONS = '{"dead_fraction": {"threshold": 0.9, "windows": 3, "action": "redo"}}'
 
 
 @dataclass
@@ -205,7 +207,8 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     kernels = {CACHE_ENV: str(tmp / "kernel-cache")}
     demo = Process(
         "lifelong serve --demo",
-        [LIFELONG, "serve", "--demo", "--challenger", "--grpc-address", demo_grpc,
+        [LIFELONG, "serve", "--demo", "--challenger", "--remediations", REMEDIATIONS,
+         "--grpc-address", demo_grpc,
          "--metrics-port", str(demo_metrics), "--checkpoint-dir", str(tmp / "demo"), *common],
         tmp / "demo.log",
         kernels,

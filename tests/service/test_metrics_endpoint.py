@@ -50,6 +50,7 @@ def test_every_catalogue_metric_is_served(tmp_path):
         demo_rate=0,  # flat out: a telemetry window completes quickly
         learner={"hidden": [16, 8], "telemetry_window": 100},
         challenger=True,
+        remediations={"dead_fraction": {"threshold": 0.9, "windows": 3, "action": "redo"}},
         checkpoint_dir=tmp_path,
         checkpoint_every_samples=100,
     )
@@ -70,7 +71,7 @@ def test_every_catalogue_metric_is_served(tmp_path):
 
     names, samples = exposed(text)
     expected = catalogue()
-    assert len(expected) == 38
+    assert len(expected) == 39
     # The exposition is classification's: the regression-only MAE is absent, by design; so are
     # the series of a replica following the snapshot topic (tests/integration/
     # test_snapshot_topic.py reads them there), and a challenger's score, there only while one

@@ -24,6 +24,7 @@ from lifelong.model.config import LearnerConfig
 from lifelong.model.learner import LearnerDiverged, LifelongClassifier, LifelongRegressor
 from lifelong.model.network import one_thread
 from lifelong.model.predictor import MLPPredictor
+from lifelong.model.remediation import Remediated, Rule
 from lifelong.model.river_model import RiverClassifier, RiverRegressor, river_learner
 from lifelong.model.state import load
 from lifelong.model.torch_module import (
@@ -46,8 +47,10 @@ __all__ = [
     "LifelongRegressor",
     "MLPPredictor",
     "Predictor",
+    "Remediated",
     "RiverClassifier",
     "RiverRegressor",
+    "Rule",
     "Task",
     "TorchModuleClassifier",
     "TorchModuleConfig",

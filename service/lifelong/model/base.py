@@ -78,6 +78,7 @@ class LearnerStats:
     gradient_norm: float | None = None  # L2 norm of the last step's gradient
     mean_abs_weight: float | None = None  # over all parameters
     challenger: ChallengerStats | None = None  # None: the learner has no challenger mechanism
+    remediations: dict[str, int] | None = None  # by action; None: no remediation rules
 
 
 @runtime_checkable

@@ -211,6 +211,20 @@ class Challenged:
                 challenger.learn_many(X[:done], y[:done])
             self._rows += done
 
+    def reset_dormant_units(self, threshold: float) -> int:
+        """The incumbent's dormant units reset (`LifelongClassifier.reset_dormant_units`)."""
+        return self._incumbent.reset_dormant_units(threshold)
+
+    def challenge(self, reason: str) -> bool:
+        """Start a fresh challenger now for `reason` (one of `REASONS`), unless one learns
+        already; whether it started. Deterministic when called at the same row each run."""
+        if reason not in REASONS:
+            raise ValueError(f"reason must be one of {REASONS}, got {reason!r}")
+        if self._challenge is not None:
+            return False
+        self._start(reason)
+        return True
+
     def snapshot(self) -> Predictor:
         """The incumbent's snapshot; after a swap, the former challenger's."""
         snapshot = self._incumbent.snapshot()

@@ -42,7 +42,14 @@ from lifelong.model.config import LOGIT_STEP, LearnerConfig
 from lifelong.model.fast import FastPath, KernelUnavailable
 from lifelong.model.network import GRADIENT_LIMIT, Network, one_thread
 from lifelong.model.optim import SGD, make_optimizer
-from lifelong.model.plasticity import ContinualBackprop, L2Init, ReDo, ShrinkPerturb
+from lifelong.model.plasticity import (
+    ContinualBackprop,
+    L2Init,
+    ReDo,
+    ShrinkPerturb,
+    dormant_units,
+    reset_units,
+)
 from lifelong.model.predictor import MLPPredictor, probabilities
 from lifelong.model.prequential import PrequentialMonitor
 from lifelong.model.scaler import Standardizer, TargetScaler
@@ -541,6 +548,18 @@ class _Lifelong:
         it): a fresh learner given another's features reads the same rows. Like features that
         come with an example, they start at random before the first example, at zero after."""
         self._add_features([name for name in dict.fromkeys(names) if name not in self._index])
+
+    def reset_dormant_units(self, threshold: float) -> int:
+        """Reset the hidden units that were τ-dormant (score at most `threshold`) over the last
+        completed telemetry window, as a ReDo sweep does; how many (a remediation's action)."""
+        reset, offset = 0, 0
+        for layer, telemetry in enumerate(self._telemetry):
+            if telemetry.window_completed:  # else nothing says which units are dormant
+                units = dormant_units(telemetry.last_abs_mean, threshold)
+                reset_units(self._network, layer, units, self._cbp, offset)
+                reset += len(units)
+            offset += telemetry.width
+        return reset
 
     def _add_features(self, names: list[Hashable]) -> None:
         for name in names:

@@ -420,21 +420,10 @@ class ReDo:
 
     def sweep(self) -> None:
         """Reset the τ-dormant units of every hidden layer, then restart the sums."""
-        net = self.network
-        weights, _ = net.weights()
         mean_abs = self.sums / max(int(self.steps[0]), 1)
         for layer, (start, end) in enumerate(self._bounds):
-            a = mean_abs[start:end]
-            units = np.flatnonzero(a / (a.mean() + 1e-9) <= self.threshold)
-            if not len(units):
-                continue
-            fan_in = weights[layer].shape[1]
-            bound = kaiming_bound(fan_in, hidden=True) if fan_in else 0.0
-            incoming = net.uniform((len(units), fan_in), bound) if fan_in else None
-            for k, unit in enumerate(units.tolist()):
-                net.reset_unit(layer, unit, incoming[k] if incoming is not None else 0.0)
-            if self.cbp is not None:
-                self.cbp.restart(units + start)
+            units = dormant_units(mean_abs[start:end], self.threshold)
+            reset_units(self.network, layer, units, self.cbp, start)
             self.replaced[layer] += len(units)
         self.sums[...] = 0.0
         self.steps[0] = 0
@@ -447,6 +436,38 @@ class ReDo:
         self.sums[...] = arrays["sums"]
         self.steps[0] = int(counters["steps"])
         self.replaced = [int(r) for r in counters["replaced"]]
+
+
+def dormant_units(mean_abs: np.ndarray, threshold: float) -> np.ndarray:
+    """The units of a layer whose τ-dormant score, mean |h| over the layer's average of it, is
+    at most `threshold` (all of them when the layer is silent).
+
+    >>> dormant_units(np.array([1.0, 0.05, 2.0, 0.0]), 0.1).tolist()
+    [1, 3]
+    """
+    return np.flatnonzero(mean_abs / (mean_abs.mean() + 1e-9) <= threshold)
+
+
+def reset_units(
+    network: Network,
+    layer: int,
+    units: np.ndarray,
+    cbp: ContinualBackprop | None = None,
+    offset: int = 0,
+) -> None:
+    """Give hidden `units` of `layer` fresh incoming weights (Kaiming-uniform, one draw from the
+    network's generator), bias and outgoing weights 0 and fresh optimizer state; with continual
+    backprop, its statistics of a fresh unit (`offset`: the layer's first unit among all)."""
+    if not len(units):
+        return
+    weights, _ = network.weights()
+    fan_in = weights[layer].shape[1]
+    bound = kaiming_bound(fan_in, hidden=True) if fan_in else 0.0
+    incoming = network.uniform((len(units), fan_in), bound) if fan_in else None
+    for k, unit in enumerate(units.tolist()):
+        network.reset_unit(layer, unit, incoming[k] if incoming is not None else 0.0)
+    if cbp is not None:
+        cbp.restart(units + offset)
 
 
 class L2Init:

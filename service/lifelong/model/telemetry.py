@@ -167,6 +167,8 @@ class LayerTelemetry:
         self._abs_sum, self._active = self._unit_sums
         self._scratch = torch.zeros(2, width, dtype=torch.float64)
         self._last: dict[str, float] | None = None  # stats of the last completed window
+        # Its per-unit mean |h| (the τ-dormant score's numerator), for a dormant-unit reset.
+        self.last_abs_mean = np.zeros(width)
         # Its second-moment sum, until `stats` computes its effective rank (then None).
         self._last_gram: torch.Tensor | None = None
         self._spare_gram: torch.Tensor | None = None  # reused: no allocation per window
@@ -203,6 +205,11 @@ class LayerTelemetry:
         return self._gram.numpy(), self._unit_sums.numpy()
 
     @property
+    def window_completed(self) -> bool:
+        """Whether a window has completed (`stats` and `last_abs_mean` describe it)."""
+        return self._last is not None
+
+    @property
     def remaining(self) -> int:
         """Examples until the current window closes."""
         return self.window - self._n
@@ -237,6 +244,7 @@ class LayerTelemetry:
 
     def _close_window(self) -> None:
         self._last = self._window_stats(None)
+        np.divide(self._abs_sum.numpy(), self._n, out=self.last_abs_mean)
         buffer = self._last_gram if self._last_gram is not None else self._spare_gram
         if buffer is None:
             buffer = torch.empty_like(self._gram)
@@ -259,6 +267,7 @@ class LayerTelemetry:
             "gram": self._symmetric_gram(),
             "has_last": torch.tensor(self._last is not None, dtype=torch.int64),
             "last": torch.tensor([last.get(k, 0.0) for k in _KEYS], dtype=torch.float64),
+            "last_abs_mean": torch.from_numpy(self.last_abs_mean.copy()),
         }
 
     def _symmetric_gram(self) -> torch.Tensor:
@@ -288,4 +297,6 @@ class LayerTelemetry:
         self._last = (
             dict(zip(_KEYS, d["last"].tolist(), strict=True)) if int(d["has_last"]) else None
         )
+        if "last_abs_mean" in d:  # a state saved before it was kept has none: zeros
+            self.last_abs_mean[...] = d["last_abs_mean"].numpy()
         self._last_gram = None
