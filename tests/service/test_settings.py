@@ -1,5 +1,6 @@
 """Settings: precedence, parsing, validation, and the generated configuration docs."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -117,6 +118,8 @@ def test_kafka_secrets_come_from_the_environment_and_are_never_shown(capsys, mon
     assert settings.kafka_sasl_password == "sasl-secret-1"
     assert settings.kafka_tls_key_password == "key-secret-2"
     assert "secret" not in repr(settings)
+    for name in [n for n in os.environ if n.startswith("LIFELONG_")]:
+        monkeypatch.delenv(name)  # the shell's own settings would change what `config` prints
     for name, value in KAFKA_SECRETS.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit):
