@@ -57,7 +57,7 @@ import numpy as np
 import torch
 from lifelong.model import state
 from lifelong.model.base import ChallengerStats, Learner, LearnerStats, Predictor
-from lifelong.model.values import numbers
+from lifelong.model.values import labelled_rows
 
 __all__ = ["REASONS", "Challenged", "ChallengerConfig"]
 
@@ -180,9 +180,7 @@ class Challenged:
     ) -> list[int]:
         """The incumbent's `learn_many` (its refused rows are returned), then the challenger's
         on the same rows, split where a decision falls due."""
-        X = numbers(X)
-        if X.ndim != 2 or len(X) != len(y):
-            raise ValueError(f"X must be (rows, features) with a label per row, got {X.shape}")
+        X = labelled_rows(X, y)
         if not isinstance(y, list | np.ndarray):
             y = list(y)
         refused = [] if refused is None else refused
@@ -374,11 +372,11 @@ class Challenged:
     def to_bytes(self) -> bytes:
         """Both learners' states (nested as bytes), the template and the trigger's state."""
         tensors = {
-            "incumbent": _tensor(self._incumbent.to_bytes()),
-            "template": _tensor(self._template),
+            "incumbent": state.as_tensor(self._incumbent.to_bytes()),
+            "template": state.as_tensor(self._template),
         }
         if self._challenger is not None:
-            tensors["challenger"] = _tensor(self._challenger.to_bytes())
+            tensors["challenger"] = state.as_tensor(self._challenger.to_bytes())
         meta = {
             "format": STATE_FORMAT,
             "settings": dataclasses.asdict(self.settings),
@@ -399,15 +397,15 @@ class Challenged:
         """The learner `to_bytes` described (what `state.load` calls for this kind)."""
         if meta.get("format") != STATE_FORMAT:
             raise ValueError(f"unsupported state format {meta.get('format')!r}")
-        template = _bytes(tensors["template"])
+        template = state.as_bytes(tensors["template"])
         model = cls(
-            state.load(_bytes(tensors["incumbent"])),
+            state.load(state.as_bytes(tensors["incumbent"])),
             lambda: state.load(template),
             ChallengerConfig(**meta["settings"]),
         )
         model._template = template
         if "challenger" in tensors:
-            model._challenger = state.load(_bytes(tensors["challenger"]))
+            model._challenger = state.load(state.as_bytes(tensors["challenger"]))
         model._challenge = meta["challenge"]
         for key in ("rows", "offset", "best", "best_after", "drifts"):
             setattr(model, f"_{key}", meta[key])
@@ -415,14 +413,6 @@ class Challenged:
         model._swaps.update(meta["swaps"])
         model._dropped.update(meta["dropped"])
         return model
-
-
-def _tensor(data: bytes) -> torch.Tensor:
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
-
-
-def _bytes(tensor: torch.Tensor) -> bytes:
-    return tensor.numpy().tobytes()
 
 
 def _counts(s: LearnerStats) -> dict[str, Any]:

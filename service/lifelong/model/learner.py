@@ -54,7 +54,7 @@ from lifelong.model.predictor import MLPPredictor, probabilities
 from lifelong.model.prequential import PrequentialMonitor
 from lifelong.model.scaler import Standardizer, TargetScaler
 from lifelong.model.telemetry import LayerTelemetry
-from lifelong.model.values import RAW_LIMIT, numbers
+from lifelong.model.values import RAW_LIMIT, labelled_rows, numbers
 from river import base
 
 FEATURE_NAME_TYPES = (str, int)
@@ -256,9 +256,7 @@ class _Lifelong:
         Returns the positions of the rows whose step was refused (usually none), appended to
         `refused` if given: a bad label raises `TypeError` / `ValueError` at its row, the rows
         before it learned or refused, and `refused` still says which."""
-        X = numbers(X)
-        if X.ndim != 2 or len(X) != len(y):
-            raise ValueError(f"X must be (rows, features) with a label per row, got {X.shape}")
+        X = labelled_rows(X, y)
         n = len(self._names)
         if X.shape[1] < n:
             raise ValueError(f"got {X.shape[1]} values per row, the model has {n} features")
@@ -726,16 +724,16 @@ class _Lifelong:
         self._names = []
         self._index = {}
         self._add_features(names)
-        self._network.load_state_dict(_prefixed(tensors, "network."), meta["layout"])
+        self._network.load_state_dict(state.prefixed(tensors, "network."), meta["layout"])
         if self._scaler is not None:
             self._scaler.load_state_dict(
-                {k: v.numpy() for k, v in _prefixed(tensors, "scaler.").items()}
+                {k: v.numpy() for k, v in state.prefixed(tensors, "scaler.").items()}
             )
         if self._cbp is not None:
-            arrays = {k: v.numpy() for k, v in _prefixed(tensors, "cbp.").items()}
+            arrays = {k: v.numpy() for k, v in state.prefixed(tensors, "cbp.").items()}
             self._cbp.load_state_dict(arrays, meta["cbp"])
         if self._redo is not None:
-            arrays = {k: v.numpy() for k, v in _prefixed(tensors, "redo.").items()}
+            arrays = {k: v.numpy() for k, v in state.prefixed(tensors, "redo.").items()}
             self._redo.load_state_dict(arrays, meta["redo"])
         # A state saved before the noise was counter-based has no stream: it keeps the fresh one.
         if self._sp is not None and "shrink_perturb" in meta:
@@ -744,7 +742,7 @@ class _Lifelong:
             known = meta["guided"]
             self._guided.known = tuple(known) if known is not None else None
         for i, telemetry in enumerate(self._telemetry):
-            telemetry.load_state_dict(_prefixed(tensors, f"telemetry.{i}."))
+            telemetry.load_state_dict(state.prefixed(tensors, f"telemetry.{i}."))
         self._monitor.load_state_dict(meta["prequential"])
         self._generator.set_state(tensors["generator"])
         self.samples_learned = int(meta["samples_learned"])
@@ -958,10 +956,6 @@ def _upgrade_from_1(tensors: dict[str, Any], meta: dict[str, Any]) -> None:
         "window_index": 0,
         "window_refusals": 0,
     }
-
-
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 state.register("LifelongClassifier", LifelongClassifier.from_state)

@@ -46,7 +46,7 @@ import torch
 from lifelong.model import state
 from lifelong.model.base import Learner, LearnerStats, Predictor
 from lifelong.model.challenger import Challenged
-from lifelong.model.values import numbers
+from lifelong.model.values import labelled_rows
 
 __all__ = ["ACTIONS", "SYMPTOMS", "Remediated", "Rule"]
 
@@ -138,9 +138,7 @@ class Remediated:
         refused: list[int] | None = None,
     ) -> list[int]:
         """The learner's `learn_many`, split where a reading falls due."""
-        X = numbers(X)
-        if X.ndim != 2 or len(X) != len(y):
-            raise ValueError(f"X must be (rows, features) with a label per row, got {X.shape}")
+        X = labelled_rows(X, y)
         if not isinstance(y, list | np.ndarray):
             y = list(y)
         refused = [] if refused is None else refused
@@ -187,8 +185,7 @@ class Remediated:
 
     def to_bytes(self) -> bytes:
         """The learner's state (nested as bytes), the rules and their streaks."""
-        nested = torch.frombuffer(bytearray(self.learner.to_bytes()), dtype=torch.uint8)
-        tensors = {"learner": nested}
+        tensors = {"learner": state.as_tensor(self.learner.to_bytes())}
         meta = {
             "format": STATE_FORMAT,
             "rules": [dataclasses.asdict(r) for r in self.rules],
@@ -204,7 +201,7 @@ class Remediated:
         """The learner `to_bytes` described (what `state.load` calls for this kind)."""
         if meta.get("format") != STATE_FORMAT:
             raise ValueError(f"unsupported state format {meta.get('format')!r}")
-        learner = state.load(tensors["learner"].numpy().tobytes())
+        learner = state.load(state.as_bytes(tensors["learner"]))
         model = cls(learner, [Rule(**r) for r in meta["rules"]], meta["every"])
         model._rows = meta["rows"]
         model._streaks = list(meta["streaks"])

@@ -57,6 +57,7 @@ from lifelong.model import state
 from lifelong.model.base import LearnerStats, Task
 from lifelong.model.importpath import path_of, resolve
 from lifelong.model.prequential import PrequentialMonitor
+from lifelong.model.values import labelled_rows, numbers
 from river import base, compose
 
 __all__ = [
@@ -114,9 +115,10 @@ def _seal(kind: str, payload: dict[str, Any], key: bytes | None, meta: dict[str,
             "give it a state key (LIFELONG_STATE_KEY or state_key_file in the service)"
         )
     data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-    tensor = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     return state.dumps(
-        kind, {"pickle": tensor}, {"format": FORMAT, "mac": _mac(key, kind, data), **meta}
+        kind,
+        {"pickle": state.as_tensor(data)},
+        {"format": FORMAT, "mac": _mac(key, kind, data), **meta},
     )
 
 
@@ -130,7 +132,7 @@ def _open(tensors: dict[str, torch.Tensor], meta: dict[str, Any], key: bytes | N
         )
     if meta.get("format") != FORMAT or "pickle" not in tensors:
         raise ValueError(f"unsupported river state format {meta.get('format')!r}")
-    data = tensors["pickle"].numpy().tobytes()
+    data = state.as_bytes(tensors["pickle"])
     mac = meta.get("mac")
     if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(key, kind, data)):
         raise ValueError(
@@ -261,9 +263,7 @@ class _RiverLearner:
     ) -> list[int]:
         """Each row (in the order of `feature_names`; columns beyond are new features named by
         position) through `learn_one`, in order. Nothing is refused: returns []."""
-        X = _numbers(X)
-        if X.ndim != 2 or len(X) != len(y):
-            raise ValueError(f"X must be (rows, features) with a label per row, got {X.shape}")
+        X = labelled_rows(X, y)
         if X.shape[1] < len(self._names):
             raise ValueError(
                 f"got {X.shape[1]} values per row, the model has {len(self._names)} features"
@@ -277,7 +277,7 @@ class _RiverLearner:
         for name in x:
             if not isinstance(name, str | int) or isinstance(name, bool):
                 raise TypeError(f"feature names are str or int, got {name!r}")
-        values = _numbers(list(x.values()), list(x))
+        values = numbers(list(x.values()), list(x))
         return dict(zip(x, values.tolist(), strict=True))
 
     def snapshot(self) -> RiverPredictor:
@@ -514,12 +514,6 @@ class _Spec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.spec, "estimator": self.name}
-
-
-def _numbers(values: Any, names: Sequence[Hashable] | None = None) -> np.ndarray:
-    from lifelong.model.values import numbers
-
-    return numbers(values, names)
 
 
 _RESTORE = {

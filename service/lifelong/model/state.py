@@ -56,6 +56,25 @@ def load(data: bytes) -> Any:
     return restore(safetensors.torch.load(data), meta)
 
 
+def as_tensor(data: bytes) -> torch.Tensor:
+    """`data` as a uint8 tensor: bytes nested in a state (another learner's, a pickle).
+
+    >>> as_bytes(as_tensor(b"state")) == b"state"
+    True
+    """
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def as_bytes(tensor: torch.Tensor) -> bytes:
+    """The bytes `as_tensor` nested."""
+    return tensor.numpy().tobytes()
+
+
+def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors whose names start with `prefix`, named without it (a part's state)."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def kind(data: bytes) -> str:
     """The kind of model `data` holds, read from its header only."""
     return metadata(data)["kind"]

@@ -66,7 +66,7 @@ import copy
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
@@ -83,6 +83,7 @@ from lifelong.model.network import GRADIENT_LIMIT, one_thread
 from lifelong.model.prequential import PrequentialMonitor
 from lifelong.model.scaler import Standardizer, TargetScaler
 from lifelong.model.telemetry import LayerTelemetry
+from lifelong.model.values import labelled_rows, numbers
 from river import base
 from torch import nn
 
@@ -364,9 +365,7 @@ class _TorchModuleLearner:
         """Learn the rows of `X` (columns in the order of `feature_names`; more are ignored,
         this module cannot grow) one at a time, in order. Returns the refused rows' positions,
         also appended to `refused`; a bad label raises at its row, the rows before it learned."""
-        X = _numbers(X)
-        if X.ndim != 2 or len(X) != len(y):
-            raise ValueError(f"X must be (rows, features) with a label per row, got {X.shape}")
+        X = labelled_rows(X, y)
         n = len(self._names)
         if X.shape[1] < n:
             raise ValueError(f"got {X.shape[1]} values per row, the model has {n} features")
@@ -578,7 +577,7 @@ class _TorchModuleLearner:
         if len(names) < len(self._numeric):
             present = np.array([i for i, n in enumerate(self._numeric) if n in x], dtype=np.intp)
         if names:
-            values = _numbers([x[n] for n in names], names)
+            values = numbers([x[n] for n in names], names)
             if present is None:
                 raw[:] = values
             else:
@@ -707,7 +706,7 @@ class _TorchModuleLearner:
         return model
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        module_state = _prefixed(tensors, "module.")
+        module_state = state.prefixed(tensors, "module.")
         _check_fit(self.module.state_dict(), module_state, f"the state ({meta['factory']})")
         self.module.load_state_dict(module_state)
         self.unfreeze(self._frozen)
@@ -719,7 +718,7 @@ class _TorchModuleLearner:
             p.requires_grad_(bool(flag))
         saved = meta["optimizer"]
         optim_state: dict[int, dict[str, Any]] = {}
-        for name, value in _prefixed(tensors, "optimizer.").items():
+        for name, value in state.prefixed(tensors, "optimizer.").items():
             i, key = name.split(".", 1)
             optim_state.setdefault(int(i), {})[key] = value
         for i, entries in saved["scalars"].items():
@@ -731,20 +730,20 @@ class _TorchModuleLearner:
         except (ValueError, KeyError) as e:
             raise ValueError(f"the state's optimizer does not fit the module: {e}") from None
         if self._init is not None:
-            init = _prefixed(tensors, "init.")
+            init = state.prefixed(tensors, "init.")
             self._init = [init[str(i)].clone() for i in range(len(self._params))]
         if self._scaler is not None:
             self._scaler.load_state_dict(
-                {k: v.numpy() for k, v in _prefixed(tensors, "scaler.").items()}
+                {k: v.numpy() for k, v in state.prefixed(tensors, "scaler.").items()}
             )
         for j, telemetry in enumerate(self._telemetry):
-            telemetry.load_state_dict(_prefixed(tensors, f"telemetry.{j}."))
+            telemetry.load_state_dict(state.prefixed(tensors, f"telemetry.{j}."))
         self._vocab = [{key: c + 1 for c, key in enumerate(keys)} for keys in meta["vocab"]]
         if len(self._vocab) != len(self._fields):
             raise ValueError("the state's categorical fields do not fit the configuration")
         self._rng = tensors["generator"].clone()
         if self._cbp is not None:
-            self._cbp.load_state_dict(_prefixed(tensors, "cbp."), meta["cbp"])
+            self._cbp.load_state_dict(state.prefixed(tensors, "cbp."), meta["cbp"])
         self._monitor.load_state_dict(meta["prequential"])
         self.samples_learned = int(meta["samples_learned"])
         self._last_drift = int(meta["last_drift"])
@@ -986,7 +985,7 @@ class TorchModulePredictor:
         for r, x in enumerate(rows):
             columns = [self._index[k] for k in x if k in self._index]
             if columns:
-                raw = _numbers([x[self._numeric[c]] for c in columns])
+                raw = numbers([x[self._numeric[c]] for c in columns])
                 scaler = self._scaler
                 Z[r, columns] = scaler.transform(raw, columns) if scaler is not None else raw
             codes.append([self._code(j, x.get(f)) for j, f in enumerate(self._fields)])
@@ -1071,14 +1070,16 @@ class TorchModulePredictor:
         config = TorchModuleConfig.from_dict(meta["config"])
         task = meta["task"]
         module, _ = _build_module(resolve(meta["factory"]), task, meta["model_args"], config.seed)
-        module_state = _prefixed(tensors, "module.")
+        module_state = state.prefixed(tensors, "module.")
         _check_fit(module.state_dict(), module_state, f"the snapshot ({meta['factory']})")
         module.load_state_dict(module_state)
         module.eval().requires_grad_(False)
         scaler = None
         if config.standardize:
             scaler = Standardizer(config.clip, config.scaler_horizon)
-            scaler.load_state_dict({k: v.numpy() for k, v in _prefixed(tensors, "scaler.").items()})
+            scaler.load_state_dict(
+                {k: v.numpy() for k, v in state.prefixed(tensors, "scaler.").items()}
+            )
         target = None
         if meta["target"] is not None:
             target = TargetScaler(config.clip, config.scaler_horizon)
@@ -1330,16 +1331,6 @@ def _check_fit(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.T
             )
     if problems:
         raise ValueError(f"{what} does not fit the module: " + "; ".join(problems))
-
-
-def _numbers(values: Any, names: Sequence[Hashable] | None = None) -> np.ndarray:
-    from lifelong.model.values import numbers
-
-    return numbers(values, names)
-
-
-def _prefixed(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 state.register("TorchModuleClassifier", TorchModuleClassifier.from_state)

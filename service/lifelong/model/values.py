@@ -12,7 +12,7 @@ ValueError: feature values must be finite, got 'b'=nan
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence, Sized
 from numbers import Real
 from typing import Any
 
@@ -43,6 +43,18 @@ def numbers(values: Any, names: Sequence[Hashable] | None = None) -> np.ndarray:
     if raw.size and (raw.max() > RAW_LIMIT or raw.min() < -RAW_LIMIT):
         raw = np.clip(raw, -RAW_LIMIT, RAW_LIMIT)
     return raw
+
+
+def labelled_rows(X: Any, y: Sized) -> np.ndarray:
+    """`X` as `numbers`, checked to be (rows, features) with a label in `y` for each row.
+
+    >>> labelled_rows([[1, 2], [3, 4]], ["a", "b"]).shape
+    (2, 2)
+    """
+    X = numbers(X)
+    if X.ndim != 2 or len(X) != len(y):
+        raise ValueError(f"X must be (rows, features) with a label per row, got {X.shape}")
+    return X
 
 
 def _first(names: Sequence[Hashable] | None, values: Any, bad: Callable[[Any], bool]) -> str:
