@@ -136,9 +136,7 @@ class Transaction:
         with self._lock, self._noting_fencing():
             if self.fenced is not None:
                 return  # a zombie writes nothing more; its loop steps down at its next commit
-            if self._opened is None:
-                self.producer.begin_transaction()
-                self._opened = time.monotonic()
+            self._begin()
             self.producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
 
     def poll(self, timeout: float = 0) -> int:
@@ -178,9 +176,7 @@ class Transaction:
             if self._opened is None and not offsets:
                 return
             try:
-                if self._opened is None:
-                    self.producer.begin_transaction()
-                    self._opened = time.monotonic()
+                self._begin()
                 if offsets:
                     self.producer.send_offsets_to_transaction(
                         offsets, group, TRANSACTION_TIMEOUT_SECONDS
@@ -194,6 +190,12 @@ class Transaction:
                     self._opened = None  # aborted by `_fenced_or`
                 raise error from None
             self._opened = None
+
+    def _begin(self) -> None:
+        """Open a transaction unless one is open (under `_lock`)."""
+        if self._opened is None:
+            self.producer.begin_transaction()
+            self._opened = time.monotonic()
 
     def commit_delivered(self) -> None:
         """Between checkpoints: commit what was sent once it is delivered (or has waited a third
